@@ -1,0 +1,333 @@
+// Module map: the BTT I/O paths.
+//   lanes + read tracking table (RTT)    LaneGuard, wait_rtt
+//   read()                               map -> RTT publish -> fence -> re-check -> copy
+//   write()                              single block, 3 fences (see below)
+//   write_group()                        multi-block redo record, 5 fences
+//   set_zero/set_error/clear_error       map flag updates under the map lock
+//   dax_block()                          physical address for in-place access
+#include <algorithm>
+#include <cstring>
+#include <thread>
+
+#include "btt/internal.h"
+#include "dax/checksum.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace untorn::btt {
+
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__)
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// RTT slot value: valid bit, arena, physical block.
+inline uint64_t rtt_tag(uint32_t arena, uint32_t block) {
+  return (1ull << 63) | (uint64_t{arena} << 32) | block;
+}
+
+uint32_t thread_lane_seed() {
+  static std::atomic<uint32_t> next{0};
+  thread_local const uint32_t seed = next.fetch_add(1);
+  return seed;
+}
+
+}  // namespace
+
+// Holds one lane for the duration of an I/O: the lane's flog slot (for
+// writes) and its RTT slot (for reads).
+class LaneGuard {
+ public:
+  explicit LaneGuard(Btt& b) : b_(b), index_(thread_lane_seed() % b.params_.nlanes) {
+    b_.lanes_[index_].mu.lock();
+  }
+  ~LaneGuard() { b_.lanes_[index_].mu.unlock(); }
+  LaneGuard(const LaneGuard&) = delete;
+  LaneGuard& operator=(const LaneGuard&) = delete;
+  uint32_t index() const { return index_; }
+
+ private:
+  Btt& b_;
+  uint32_t index_;
+};
+
+Btt::Btt(dax::Media& media, uint64_t ns_off, uint64_t ns_size)
+    : media_(media), ns_off_(ns_off), ns_size_(ns_size) {}
+
+Btt::~Btt() = default;
+
+std::vector<ArenaSummary> Btt::arenas() const {
+  std::vector<ArenaSummary> out;
+  for (const auto& a : arenas_)
+    out.push_back({a->base, a->geo.size, a->start_lba, a->geo.external_nlba,
+                   a->geo.internal_nlba, a->geo.nfree, a->error});
+  return out;
+}
+
+Result<Btt::Loc> Btt::locate(uint64_t lba) const {
+  if (lba >= nblocks_)
+    return InvalidArgument("LBA " + std::to_string(lba) + " beyond the " +
+                           std::to_string(nblocks_) + "-block BTT");
+  for (const auto& a : arenas_) {
+    if (lba < a->start_lba + a->geo.external_nlba)
+      return Loc{a->index, static_cast<uint32_t>(lba - a->start_lba)};
+  }
+  UNTORN_ASSERT(false);
+  return InvalidArgument("unreachable");
+}
+
+uint32_t Btt::load_map(const Arena& a, uint32_t premap) const {
+  return media_.load32(a.map + uint64_t{premap} * 4);
+}
+
+uint64_t Btt::data_off(const Arena& a, uint32_t block) const {
+  UNTORN_ASSERT(block < a.geo.internal_nlba);
+  return a.data + uint64_t{block} * a.geo.internal_lbasize;
+}
+
+// One lock per 64-byte cache line of the map (16 entries), hashed, as in
+// Linux btt.c lock_map().
+uint32_t Btt::map_lock_index(const Loc& loc) const {
+  return (loc.arena * 977u + loc.premap / 16) % kMapLocks;
+}
+
+std::mutex& Btt::map_lock(const Loc& loc) { return map_locks_[map_lock_index(loc)].mu; }
+
+// A writer about to overwrite free block `block` waits until no reader has
+// it published. The seq_cst fence pairs with the reader's fence between its
+// RTT store and its map re-read (a compiler barrier is not enough on x86:
+// store->load reordering; see shared/research/btt.md 1.7).
+void Btt::wait_rtt(uint32_t arena, uint32_t block) const {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  const uint64_t tag = rtt_tag(arena, block);
+  for (uint32_t i = 0; i < params_.nlanes; i++) {
+    while (rtt_[i].load(std::memory_order_seq_cst) == tag) cpu_relax();
+  }
+}
+
+Status Btt::read(uint64_t lba, void* buf) {
+  ASSIGN_OR_RETURN(Loc loc, locate(lba));
+  const Arena& a = *arenas_[loc.arena];
+  LaneGuard lane(*this);
+  std::atomic<uint64_t>& rtt = rtt_[lane.index()];
+  for (;;) {
+    const uint32_t e = load_map(a, loc.premap);
+    if (e == 0 || (e & kMapFlags) == kMapZero) {  // initial or zeroed
+      std::memset(buf, 0, params_.lbasize);
+      return Status::ok();
+    }
+    if ((e & kMapFlags) == kMapError)
+      return IOError("LBA " + std::to_string(lba) + " is marked bad (BTT map E flag)");
+    const uint32_t block = e & kMapBlockMask;
+    if (block >= a.geo.internal_nlba)
+      return Corruption("BTT arena " + std::to_string(a.index) + " map entry " +
+                        std::to_string(loc.premap) + " at offset " +
+                        hex(a.map + uint64_t{loc.premap} * 4) + " points outside the arena");
+    rtt.store(rtt_tag(a.index, block), std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (load_map(a, loc.premap) != e) continue;  // remapped meanwhile: retry
+    media_.read(data_off(a, block), buf, params_.lbasize);
+    break;
+  }
+  rtt.store(0, std::memory_order_release);
+  return Status::ok();
+}
+
+void Btt::flog_store_first_half(const FlogUpdate& u) {
+  const FreeSlot& s = u.arena->slots[u.slot];
+  const uint64_t off = u.arena->flog + uint64_t{u.slot} * kFlogGroupSize + kFlogEntryOffset[s.sub];
+  media_.store64(off, uint64_t{u.lba} | (uint64_t{u.old_block} << 32));
+}
+
+void Btt::flog_store_second_half(const FlogUpdate& u) {
+  const FreeSlot& s = u.arena->slots[u.slot];
+  const uint64_t off = u.arena->flog + uint64_t{u.slot} * kFlogGroupSize + kFlogEntryOffset[s.sub];
+  media_.store64(off + 8, uint64_t{u.new_block} | (uint64_t{s.seq} << 32));
+}
+
+void Btt::flog_commit(const FlogUpdate& u) {
+  FreeSlot& s = u.arena->slots[u.slot];
+  s.block = u.old_block;
+  s.sub ^= 1;
+  s.seq = next_seq(s.seq);
+}
+
+// Single-block write. Persistence order (each step durable before the
+// next one can matter):
+//   1. data -> the lane's free block;  flog {lba, old} -> older entry;  fence
+//      (the half-written entry keeps its old seq, so it stays the older one)
+//   2. flog {new, seq} (commit point: recovery now rolls forward);     fence
+//   3. map[lba] = new | normal;                                        fence
+// Linux and PMDK fence after the data too; that fence is not needed
+// because step 1's flog half is invisible to recovery until step 2.
+Status Btt::write(uint64_t lba, const void* buf) {
+  ASSIGN_OR_RETURN(Loc loc, locate(lba));
+  Arena& a = *arenas_[loc.arena];
+  if (a.error) return IOError("BTT arena " + std::to_string(a.index) + " is read-only (error flag)");
+  LaneGuard lane(*this);
+  const uint32_t new_block = a.slots[lane.index()].block;
+  wait_rtt(a.index, new_block);
+  media_.copy(data_off(a, new_block), buf, params_.lbasize);
+  std::lock_guard<std::mutex> ml(map_lock(loc));
+  const uint32_t old_block = entry_block(load_map(a, loc.premap), loc.premap);
+  const FlogUpdate u{&a, lane.index(), loc.premap, old_block, new_block};
+  flog_store_first_half(u);
+  media_.drain();
+  flog_store_second_half(u);
+  media_.drain();
+  media_.store32(a.map + uint64_t{loc.premap} * 4, new_block | kMapNormal);
+  media_.drain();
+  flog_commit(u);
+  return Status::ok();
+}
+
+uint32_t Btt::acquire_group_slot() {
+  std::unique_lock<std::mutex> lk(group_mu_);
+  for (;;) {
+    for (uint32_t g = 0; g < group_free_.size(); g++) {
+      if (group_free_[g]) {
+        group_free_[g] = false;
+        return g;
+      }
+    }
+    group_cv_.wait(lk);
+  }
+}
+
+void Btt::release_group_slot(uint32_t g) {
+  {
+    std::lock_guard<std::mutex> lk(group_mu_);
+    group_free_[g] = true;
+  }
+  group_cv_.notify_one();
+}
+
+Status Btt::write_group(std::span<const BlockWrite> writes) {
+  if (writes.empty()) return Status::ok();
+  if (writes.size() > params_.group_max_blocks)
+    return InvalidArgument("group of " + std::to_string(writes.size()) + " blocks exceeds the " +
+                           std::to_string(params_.group_max_blocks) + "-block limit");
+  std::vector<uint64_t> lbas;
+  lbas.reserve(writes.size());
+  for (const auto& w : writes) {
+    if (w.lba >= nblocks_) return InvalidArgument("LBA " + std::to_string(w.lba) + " out of range");
+    lbas.push_back(w.lba);
+  }
+  std::sort(lbas.begin(), lbas.end());
+  if (std::adjacent_find(lbas.begin(), lbas.end()) != lbas.end())
+    return InvalidArgument("group writes the same LBA twice");
+  for (const auto& a : arenas_)
+    if (a->error) return IOError("BTT arena " + std::to_string(a->index) + " is read-only (error flag)");
+  const uint32_t g = acquire_group_slot();
+  Status st = write_group_locked(g, writes);
+  release_group_slot(g);
+  return st;
+}
+
+// Group commit in group slot g. Persistence order:
+//   1. data of every block -> a free block reserved for slot g;       fence
+//   2. commit record {txid, (arena, slot, lba, old, new) x n, crc};   fence
+//      (COMMIT POINT: from here recovery re-applies the record)
+//   3. flog {lba, old} of every entry;                                 fence
+//   4. flog {new, seq} of every entry;                                 fence
+//   5. map[lba] = new of every entry;                                  fence
+// No data block is written twice; the record is the only extra write.
+Status Btt::write_group_locked(uint32_t g, std::span<const BlockWrite> writes) {
+  GroupSlot& gs = *groups_[g];
+  const uint32_t first_slot = params_.nlanes + g * params_.group_max_blocks;
+  std::vector<uint32_t> used(arenas_.size(), 0);
+  gs.entries.clear();
+  gs.locks.clear();
+  for (const auto& w : writes) {
+    const Loc loc = locate(w.lba).value();
+    Arena& a = *arenas_[loc.arena];
+    const uint32_t slot = first_slot + used[loc.arena]++;
+    const uint32_t new_block = a.slots[slot].block;
+    wait_rtt(a.index, new_block);
+    media_.copy(data_off(a, new_block), w.data, params_.lbasize);
+    gs.entries.push_back({loc.arena, slot, loc.premap, 0, new_block, 0});
+    gs.locks.push_back(map_lock_index(loc));
+  }
+  media_.drain();
+  std::sort(gs.locks.begin(), gs.locks.end());
+  gs.locks.erase(std::unique(gs.locks.begin(), gs.locks.end()), gs.locks.end());
+  for (uint32_t li : gs.locks) map_locks_[li].mu.lock();
+  for (GroupEntry& e : gs.entries)
+    e.old_map = entry_block(load_map(*arenas_[e.arena], e.lba), e.lba);
+  // 2. the commit record.
+  GroupRecordHeader h{};
+  h.magic = kGroupRecordMagic;
+  h.txid = next_txid_.fetch_add(1);
+  h.nentries = static_cast<uint32_t>(gs.entries.size());
+  h.slot = g;
+  std::memcpy(h.uuid, uuid_.data(), 16);
+  const size_t ent_bytes = gs.entries.size() * sizeof(GroupEntry);
+  uint32_t crc = crc32c(&h, sizeof h);
+  h.crc = crc32c(gs.entries.data(), ent_bytes, crc);
+  std::memcpy(gs.record.data(), &h, sizeof h);
+  std::memcpy(gs.record.data() + sizeof h, gs.entries.data(), ent_bytes);
+  media_.copy(glog_off_ + kAlign + g * glog_slot_size_, gs.record.data(), sizeof h + ent_bytes);
+  media_.drain();
+  // 3-5. apply: flog halves, then the map.
+  for (const GroupEntry& e : gs.entries)
+    flog_store_first_half({arenas_[e.arena].get(), e.flog_slot, e.lba, e.old_map, e.new_map});
+  media_.drain();
+  for (const GroupEntry& e : gs.entries)
+    flog_store_second_half({arenas_[e.arena].get(), e.flog_slot, e.lba, e.old_map, e.new_map});
+  media_.drain();
+  for (const GroupEntry& e : gs.entries)
+    media_.store32(arenas_[e.arena]->map + uint64_t{e.lba} * 4, e.new_map | kMapNormal);
+  media_.drain();
+  for (const GroupEntry& e : gs.entries)
+    flog_commit({arenas_[e.arena].get(), e.flog_slot, e.lba, e.old_map, e.new_map});
+  for (auto it = gs.locks.rbegin(); it != gs.locks.rend(); ++it) map_locks_[*it].mu.unlock();
+  return Status::ok();
+}
+
+// Flag update: keeps the post-map block, replaces the Z/E bits.
+Status Btt::set_flags(uint64_t lba, uint32_t flags, const char* what) {
+  ASSIGN_OR_RETURN(Loc loc, locate(lba));
+  Arena& a = *arenas_[loc.arena];
+  if (a.error) return IOError("BTT arena " + std::to_string(a.index) + " is read-only; cannot " + what);
+  std::lock_guard<std::mutex> ml(map_lock(loc));
+  const uint32_t block = entry_block(load_map(a, loc.premap), loc.premap);
+  media_.store32(a.map + uint64_t{loc.premap} * 4, block | flags);
+  media_.drain();
+  return Status::ok();
+}
+
+Status Btt::set_zero(uint64_t lba) { return set_flags(lba, kMapZero, "set zero"); }
+Status Btt::set_error(uint64_t lba) { return set_flags(lba, kMapError, "set error"); }
+Status Btt::clear_error(uint64_t lba) { return set_flags(lba, kMapNormal, "clear error"); }
+
+Result<DaxBlock> Btt::dax_block(uint64_t lba, DaxIntent intent) {
+  ASSIGN_OR_RETURN(Loc loc, locate(lba));
+  Arena& a = *arenas_[loc.arena];
+  uint32_t e = load_map(a, loc.premap);
+  if ((e & kMapFlags) == kMapNormal) return DaxBlock{data_off(a, e & kMapBlockMask), false};
+  if ((e & kMapFlags) == kMapError && intent != DaxIntent::kOverwrite)
+    return IOError("LBA " + std::to_string(lba) + " is marked bad (BTT map E flag)");
+  if (intent == DaxIntent::kRead) return DaxBlock{0, true};
+  if (a.error) return IOError("BTT arena " + std::to_string(a.index) + " is read-only (error flag)");
+  // Make the mapping normal: zero-fill first unless the caller overwrites
+  // the whole block, so no stale contents become readable.
+  std::lock_guard<std::mutex> ml(map_lock(loc));
+  e = load_map(a, loc.premap);
+  const uint32_t block = entry_block(e, loc.premap);
+  if ((e & kMapFlags) != kMapNormal) {
+    if (intent == DaxIntent::kModify) media_.fill(data_off(a, block), 0, params_.lbasize);
+    media_.drain();
+    media_.store32(a.map + uint64_t{loc.premap} * 4, block | kMapNormal);
+    media_.drain();
+  }
+  return DaxBlock{data_off(a, block), false};
+}
+
+}  // namespace untorn::btt

@@ -1,0 +1,213 @@
+// Btt: a Block Translation Table over a region ("namespace") of a Media.
+//
+// Gives power-fail atomic block writes: after a crash every LBA reads its
+// old or its new content, never a mix. write_group() extends this to up to
+// group_max_blocks LBAs at once: all of them old or all of them new.
+//
+// Durability: every write/write_group/set_* call is durable when it returns.
+// Threading: all methods are thread-safe. Concurrent writers to different
+// LBAs proceed in parallel (lanes + per-map-cache-line locks); a reader
+// never sees a block that a writer is reusing (read tracking table).
+// Lock order: lane -> map lock; group slot -> map locks (ascending index).
+// Errors: a damaged or foreign namespace is Code::kCorruption naming the
+// structure and its media offset; an E-flagged LBA reads as kIOError.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "btt/layout.h"
+#include "dax/media.h"
+#include "dax/status.h"
+
+namespace untorn::btt {
+
+struct NamespaceLayout;
+
+// Geometry parameters chosen at format time (recorded in every info block).
+struct Params {
+  uint32_t lbasize = 4096;            // external block size: 512 or 4096
+  uint32_t nlanes = 32;               // single-write lanes (flog slots)
+  uint32_t group_slots = 4;           // concurrent group commits
+  uint32_t group_max_blocks = 288;    // blocks per group: 1 MiB of data + metadata
+  uint64_t max_arena_bytes = 512ull << 30;  // UEFI/Linux arena limit
+  uint32_t nfree() const { return nlanes + group_slots * group_max_blocks; }
+};
+
+struct FormatOptions {
+  Params params;
+  std::array<uint8_t, 16> uuid{};         // this BTT
+  std::array<uint8_t, 16> parent_uuid{};  // containing pool
+};
+
+struct OpenOptions {
+  // Restore damaged info blocks from their intact copy (fsck --repair).
+  bool repair = false;
+  // Parameters to locate backups when arena 0's primary info is unreadable.
+  const Params* hint = nullptr;
+};
+
+struct BlockWrite {
+  uint64_t lba;
+  const void* data;  // block_size() bytes
+};
+
+// What a direct (dax) access intends to do with the block.
+enum class DaxIntent {
+  kRead,       // only read; a zero/initial block is reported as zero
+  kOverwrite,  // caller rewrites the whole block before relying on it
+  kModify,     // caller updates part of it: the block is zero-filled first
+               // when it is not backed by written data yet
+};
+
+struct DaxBlock {
+  uint64_t media_off = 0;  // offset of the physical block in the Media
+  bool zero = false;       // kRead only: the block reads as zeros
+};
+
+struct ArenaSummary {
+  uint64_t media_off;
+  uint64_t size_bytes;
+  uint64_t start_lba;
+  uint32_t external_nlba;
+  uint32_t internal_nlba;
+  uint32_t nfree;
+  bool error_flag;
+};
+
+struct RecoveryReport {
+  uint32_t lanes_rolled_forward = 0;  // flog entries whose map write was redone
+  uint32_t groups_replayed = 0;       // committed group records re-applied
+  uint32_t info_blocks_repaired = 0;  // with OpenOptions::repair
+  std::vector<std::string> warnings;  // e.g. a bad backup info block
+};
+
+struct CheckReport {
+  std::vector<std::string> errors;    // inconsistencies left
+  std::vector<std::string> repaired;  // inconsistencies fixed
+  uint64_t blocks_checked = 0;
+  bool clean() const { return errors.empty(); }
+};
+
+class Btt {
+ public:
+  // Smallest namespace that holds one arena with at least one LBA.
+  static uint64_t min_namespace_size(const Params& p);
+  // Number of external LBAs a namespace of ns_size would export.
+  static Result<uint64_t> capacity(uint64_t ns_size, const Params& p);
+
+  // Writes a fresh BTT over [ns_off, ns_off + ns_size). Not crash-atomic:
+  // callers make the result live by writing their own superblock last.
+  [[nodiscard]] static Status format(dax::Media& media, uint64_t ns_off, uint64_t ns_size,
+                                     const FormatOptions& opts);
+  // Validates the metadata and runs recovery (roll-forward of lanes,
+  // replay of committed groups).
+  static Result<std::unique_ptr<Btt>> open(dax::Media& media, uint64_t ns_off,
+                                           uint64_t ns_size, const OpenOptions& opts = {},
+                                           RecoveryReport* report = nullptr);
+  ~Btt();
+
+  uint64_t nblocks() const { return nblocks_; }
+  uint32_t block_size() const { return params_.lbasize; }
+  const Params& params() const { return params_; }
+  const std::array<uint8_t, 16>& uuid() const { return uuid_; }
+  std::vector<ArenaSummary> arenas() const;
+  dax::Media& media() const { return media_; }
+
+  [[nodiscard]] Status read(uint64_t lba, void* buf);
+  [[nodiscard]] Status write(uint64_t lba, const void* buf);
+  // All-or-nothing write of up to params().group_max_blocks distinct LBAs.
+  [[nodiscard]] Status write_group(std::span<const BlockWrite> writes);
+
+  [[nodiscard]] Status set_zero(uint64_t lba);   // reads return zeros
+  [[nodiscard]] Status set_error(uint64_t lba);  // reads fail with kIOError
+  [[nodiscard]] Status clear_error(uint64_t lba);
+
+  // Physical location of an LBA for in-place (dax) access. The BTT never
+  // remaps an LBA unless it is written through write()/write_group().
+  Result<DaxBlock> dax_block(uint64_t lba, DaxIntent intent);
+
+  // Full consistency check: info blocks and backups, every physical block
+  // referenced exactly once by the map or a free slot, flog pairs, group
+  // log. repair: rewrite damaged backup info blocks. Callers quiesce I/O.
+  CheckReport check(bool repair = false);
+
+  struct Arena;
+  struct Lane;
+  struct GroupSlot;
+
+ private:
+  Btt(dax::Media& media, uint64_t ns_off, uint64_t ns_size);
+
+  struct Loc {
+    uint32_t arena;
+    uint32_t premap;
+  };
+  Result<Loc> locate(uint64_t lba) const;
+  uint32_t load_map(const Arena& a, uint32_t premap) const;
+  uint64_t data_off(const Arena& a, uint32_t block) const;
+  std::mutex& map_lock(const Loc& loc);
+  uint32_t map_lock_index(const Loc& loc) const;
+  void wait_rtt(uint32_t arena, uint32_t block) const;
+  Status set_flags(uint64_t lba, uint32_t flags, const char* what);
+
+  // recovery.cc
+  Status load(const OpenOptions& opts, RecoveryReport* report);
+  Status load_arena_info(const NamespaceLayout& l, uint32_t index, const OpenOptions& opts,
+                         RecoveryReport* report);
+  Status load_flog(Arena& a);
+  Status load_group_log();
+  Status check_group_log_header() const;
+  Status replay_groups(RecoveryReport* report);
+  Status replay_group_record(uint32_t g, RecoveryReport* report);
+  Status roll_forward(Arena& a, RecoveryReport* report);
+
+  // Flog updates (the slot's free-block state is updated by flog_commit).
+  struct FlogUpdate {
+    Arena* arena;
+    uint32_t slot;
+    uint32_t lba;
+    uint32_t old_block;
+    uint32_t new_block;
+  };
+  void flog_store_first_half(const FlogUpdate& u);
+  void flog_store_second_half(const FlogUpdate& u);
+  void flog_commit(const FlogUpdate& u);
+
+  uint32_t acquire_group_slot();
+  void release_group_slot(uint32_t g);
+  Status write_group_locked(uint32_t g, std::span<const BlockWrite> writes);
+
+  dax::Media& media_;
+  const uint64_t ns_off_;
+  const uint64_t ns_size_;
+  Params params_;
+  std::array<uint8_t, 16> uuid_{};
+  uint64_t nblocks_ = 0;
+  uint64_t glog_off_ = 0;  // absolute media offset
+  uint64_t glog_slot_size_ = 0;
+  std::vector<std::unique_ptr<Arena>> arenas_;
+  std::unique_ptr<Lane[]> lanes_;
+  std::unique_ptr<std::atomic<uint64_t>[]> rtt_;  // one slot per lane
+  static constexpr uint32_t kMapLocks = 256;
+  struct alignas(64) PaddedMutex {
+    std::mutex mu;
+  };
+  std::unique_ptr<PaddedMutex[]> map_locks_;
+  std::vector<std::unique_ptr<GroupSlot>> groups_;
+  std::mutex group_mu_;  // protects group_free_
+  std::condition_variable group_cv_;
+  std::vector<bool> group_free_;
+  std::atomic<uint64_t> next_txid_{1};
+
+  friend class LaneGuard;
+};
+
+}  // namespace untorn::btt

@@ -1,0 +1,98 @@
+// Runtime structures and geometry helpers shared by the btt/*.cc files.
+// Not part of the public interface.
+#pragma once
+
+#include <mutex>
+#include <vector>
+
+#include "btt/btt.h"
+#include "btt/layout.h"
+
+namespace untorn::btt {
+
+// Where one arena sits and how it is divided (namespace-relative offsets).
+struct ArenaGeometry {
+  uint64_t off = 0;   // arena start, relative to the namespace
+  uint64_t size = 0;  // bytes reserved for the arena (nextoff)
+  uint32_t external_nlba = 0;
+  uint32_t internal_nlba = 0;
+  uint32_t internal_lbasize = 0;
+  uint32_t nfree = 0;
+  uint64_t dataoff = 0;  // relative to the arena
+  uint64_t mapoff = 0;
+  uint64_t flogoff = 0;
+  uint64_t info2off = 0;
+};
+
+struct NamespaceLayout {
+  std::vector<ArenaGeometry> arenas;
+  uint64_t glog_off = 0;  // relative to the namespace
+  uint64_t glog_size = 0;
+  uint64_t slot_size = 0;  // bytes per group record slot
+  uint64_t nblocks = 0;    // external LBAs in all arenas
+};
+
+Status validate_params(const Params& p);
+Result<NamespaceLayout> compute_layout(uint64_t ns_size, const Params& p);
+
+// Fills an info block for arena `index` of `layout` (checksum included).
+void encode_info(const NamespaceLayout& layout, uint32_t index, const Params& p,
+                 uint64_t ns_size, const std::array<uint8_t, 16>& uuid,
+                 const std::array<uint8_t, 16>& parent_uuid, InfoBlock* out);
+// Checks signature, version, features and checksum of an info block read
+// from `media_off`; does not compare geometry.
+Status check_info_header(const InfoBlock& ib, uint64_t media_off);
+uint64_t info_checksum(const InfoBlock& ib);
+Params params_from_info(const InfoBlock& ib);
+
+void encode_group_log_header(const Params& p, uint64_t slot_size,
+                             const std::array<uint8_t, 16>& uuid, GroupLogHeader* out);
+
+// Per flog slot runtime state: the slot's free block, which entry of the
+// pair to overwrite next and with which sequence number.
+struct FreeSlot {
+  uint32_t block = 0;
+  uint32_t sub = 0;
+  uint32_t seq = 1;
+};
+
+struct Btt::Arena {
+  uint32_t index = 0;
+  ArenaGeometry geo;
+  uint64_t base = 0;  // absolute media offset of the arena
+  uint64_t start_lba = 0;
+  uint64_t data = 0;  // absolute media offsets
+  uint64_t map = 0;
+  uint64_t flog = 0;
+  uint64_t info2 = 0;
+  bool error = false;  // kInfoFlagError: read-only
+  // Slot i < nlanes is guarded by lane i; the others by their group slot.
+  std::vector<FreeSlot> slots;
+};
+
+struct alignas(64) Btt::Lane {
+  std::mutex mu;
+};
+
+struct Btt::GroupSlot {
+  std::vector<std::byte> record;  // staging buffer for the commit record
+  std::vector<GroupEntry> entries;
+  std::vector<uint32_t> locks;
+};
+
+// Decoded flog pair of one slot.
+struct FlogPair {
+  FlogEntry ent[2];
+  int newest = -1;  // index of the newer valid entry
+};
+// Reads and validates the pair at media offset `off`.
+Status read_flog_pair(const dax::Media& m, uint64_t off, const Btt::Arena& a, uint32_t slot,
+                      FlogPair* out);
+
+inline uint32_t entry_block(uint32_t entry, uint32_t premap) {
+  return entry == 0 ? premap : (entry & kMapBlockMask);
+}
+
+std::string hex(uint64_t v);
+
+}  // namespace untorn::btt

@@ -1,0 +1,91 @@
+// Module map: fletcher64 (BTT info blocks), crc32c software table and the
+// SSE4.2 hardware path chosen once at first use.
+#include "dax/checksum.h"
+
+#include <array>
+#include <cstring>
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <nmmintrin.h>
+#endif
+
+namespace untorn {
+
+uint64_t fletcher64(const void* data, size_t len_bytes) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  uint32_t lo = 0;
+  uint32_t hi = 0;
+  for (size_t i = 0; i + 4 <= len_bytes; i += 4) {
+    uint32_t w;
+    std::memcpy(&w, p + i, 4);  // little-endian host (static_assert in layouts)
+    lo += w;
+    hi += lo;
+  }
+  return (uint64_t{hi} << 32) | lo;
+}
+
+namespace {
+
+constexpr uint32_t kCrc32cPoly = 0x82F63B78u;  // reflected Castagnoli
+
+constexpr std::array<uint32_t, 256> make_table() {
+  std::array<uint32_t, 256> t{};
+  for (uint32_t i = 0; i < 256; i++) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ kCrc32cPoly : c >> 1;
+    t[i] = c;
+  }
+  return t;
+}
+constexpr auto kTable = make_table();
+
+uint32_t crc32c_sw(uint32_t crc, const unsigned char* p, size_t n) {
+  for (size_t i = 0; i < n; i++) crc = kTable[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+  return crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) uint32_t crc32c_hw(uint32_t crc, const unsigned char* p,
+                                                     size_t n) {
+  uint64_t c = crc;
+  while (n >= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    c = _mm_crc32_u64(c, w);
+    p += 8;
+    n -= 8;
+  }
+  auto c32 = static_cast<uint32_t>(c);
+  while (n--) c32 = _mm_crc32_u8(c32, *p++);
+  return c32;
+}
+
+bool detect_sse42() {
+  unsigned eax, ebx, ecx, edx;
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
+  return (ecx & bit_SSE4_2) != 0;
+}
+#endif
+
+}  // namespace
+
+bool crc32c_is_hardware() {
+#if defined(__x86_64__)
+  static const bool hw = detect_sse42();
+  return hw;
+#else
+  return false;
+#endif
+}
+
+uint32_t crc32c(const void* data, size_t len_bytes, uint32_t seed) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  uint32_t crc = ~seed;
+#if defined(__x86_64__)
+  if (crc32c_is_hardware()) return ~crc32c_hw(crc, p, len_bytes);
+#endif
+  return ~crc32c_sw(crc, p, len_bytes);
+}
+
+}  // namespace untorn

@@ -1,0 +1,80 @@
+// Media: the one interface through which every byte reaches the pool.
+//
+// Durability contract (libpmem2 "NODRAIN" semantics, chosen once per
+// mapping, see PMDK src/libpmem2/persist.c pmem2_set_flush_fns):
+//   - copy(), fill(), store64() and store32() write bytes and start writing
+//     them back (non-temporal stores or store + cache-line flush). They are
+//     durable once a later drain() returns.
+//   - Until then a power failure may keep any subset of the 8-byte aligned
+//     pieces written since the last drain(); a piece is never torn inside.
+//   - store64()/store32() at an aligned offset are single atomic stores:
+//     concurrent readers using load64()/load32() see the old or new value.
+//   - Reads (ptr/read/load*) see the latest stores (the CPU cache view).
+// Threading: all methods may be called concurrently; callers serialize
+// conflicting writes to the same bytes themselves.
+// Nobody outside dax/ (and tests/support) calls clflush, sfence or msync.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "dax/status.h"
+
+namespace untorn::dax {
+
+// The smallest unit a store is guaranteed durable in after a flush.
+enum class Granularity : unsigned char {
+  kByte,       // eADR: caches are persistent; fences still order stores
+  kCacheLine,  // ADR: flush cache lines (clwb/clflushopt) + fence
+  kPage,       // no pmem: every flush is an msync of the page
+};
+const char* granularity_name(Granularity g);
+
+class Media {
+ public:
+  Media(std::byte* base, uint64_t size_bytes) : base_(base), size_(size_bytes) {}
+  virtual ~Media() = default;
+  Media(const Media&) = delete;
+  Media& operator=(const Media&) = delete;
+
+  uint64_t size() const { return size_; }
+
+  // Read view of the pool (zero-copy reads point into it).
+  const std::byte* ptr(uint64_t off) const { return base_ + off; }
+  void read(uint64_t off, void* dst, size_t n) const { std::memcpy(dst, base_ + off, n); }
+  uint64_t load64(uint64_t off) const {
+    return std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(base_ + off))
+        .load(std::memory_order_acquire);
+  }
+  uint32_t load32(uint64_t off) const {
+    return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(base_ + off))
+        .load(std::memory_order_acquire);
+  }
+
+  // Stores; durable after the next drain().
+  virtual void copy(uint64_t off, const void* src, size_t n) = 0;
+  virtual void fill(uint64_t off, int byte, size_t n) = 0;
+  virtual void store64(uint64_t off, uint64_t v) = 0;
+  virtual void store32(uint64_t off, uint32_t v) = 0;
+  // Fence: every store issued before (by this thread) is durable on return.
+  virtual void drain() = 0;
+
+  virtual Granularity granularity() const = 0;
+
+  // Convenience: copy + drain.
+  void persist_copy(uint64_t off, const void* src, size_t n) {
+    copy(off, src, n);
+    drain();
+  }
+
+ protected:
+  std::byte* base() const { return base_; }
+
+ private:
+  std::byte* base_;
+  uint64_t size_;
+};
+
+}  // namespace untorn::dax

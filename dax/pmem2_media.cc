@@ -1,0 +1,188 @@
+// Module map: open/create of pool files and devices, libpmem2 mapping,
+// the NODRAIN store primitives, prefault.
+#include "dax/pmem2_media.h"
+
+#include <fcntl.h>
+#include <libpmem2.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace untorn::dax {
+
+const char* granularity_name(Granularity g) {
+  switch (g) {
+    case Granularity::kByte: return "byte";
+    case Granularity::kCacheLine: return "cache-line";
+    case Granularity::kPage: return "page";
+  }
+  return "unknown";
+}
+
+namespace {
+
+Status errno_status(const std::string& what, const std::string& path, int err) {
+  std::string msg = what + " '" + path + "': " + std::strerror(err);
+  switch (err) {
+    case ENOENT: return {Code::kNotFound, msg};
+    case EACCES:
+    case EPERM:
+    case EROFS: return {Code::kPermission, msg};
+    case ENOSPC: return {Code::kNoSpace, msg};
+    case EISDIR: return {Code::kInvalidArgument, msg};
+    default: return {Code::kIOError, msg};
+  }
+}
+
+Status pmem2_status(const std::string& what, const std::string& path) {
+  return {Code::kIOError, what + " '" + path + "': " + pmem2_errormsg()};
+}
+
+}  // namespace
+
+Pmem2Media::Pmem2Media(std::byte* base, uint64_t size, int fd, pmem2_map* map,
+                       std::string path, bool is_device)
+    : Media(base, size), fd_(fd), map_(map), path_(std::move(path)), is_device_(is_device) {
+  switch (pmem2_map_get_store_granularity(map_)) {
+    case PMEM2_GRANULARITY_BYTE: gran_ = Granularity::kByte; break;
+    case PMEM2_GRANULARITY_CACHE_LINE: gran_ = Granularity::kCacheLine; break;
+    default: gran_ = Granularity::kPage; break;
+  }
+  memcpy_fn_ = pmem2_get_memcpy_fn(map_);
+  memset_fn_ = pmem2_get_memset_fn(map_);
+  flush_fn_ = pmem2_get_flush_fn(map_);
+  drain_fn_ = pmem2_get_drain_fn(map_);
+}
+
+Pmem2Media::~Pmem2Media() {
+  if (map_ != nullptr) {
+    if (pmem2_map_delete(&map_) != 0) spdlog::warn("pmem2_map_delete: {}", pmem2_errormsg());
+  }
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Result<std::unique_ptr<Pmem2Media>> Pmem2Media::map_fd(int fd, const std::string& path,
+                                                      bool is_device) {
+  pmem2_source* src = nullptr;
+  if (pmem2_source_from_fd(&src, fd) != 0) {
+    ::close(fd);
+    return pmem2_status("cannot use pool", path);
+  }
+  size_t len = 0;
+  if (pmem2_source_size(src, &len) != 0 || len == 0) {
+    pmem2_source_delete(&src);
+    ::close(fd);
+    return Status(Code::kInvalidArgument, "pool '" + path + "' is empty");
+  }
+  pmem2_config* cfg = nullptr;
+  if (pmem2_config_new(&cfg) != 0) {
+    pmem2_source_delete(&src);
+    ::close(fd);
+    return pmem2_status("cannot configure mapping of", path);
+  }
+  // Accept any granularity and report it; PMEM2_FORCE_GRANULARITY overrides.
+  (void)pmem2_config_set_required_store_granularity(cfg, PMEM2_GRANULARITY_PAGE);
+  pmem2_map* map = nullptr;
+  int rc = pmem2_map_new(&map, cfg, src);
+  pmem2_config_delete(&cfg);
+  pmem2_source_delete(&src);
+  if (rc != 0) {
+    ::close(fd);
+    return pmem2_status("cannot map pool", path);
+  }
+  auto* base = static_cast<std::byte*>(pmem2_map_get_address(map));
+  uint64_t size = pmem2_map_get_size(map);
+  auto media =
+      std::unique_ptr<Pmem2Media>(new Pmem2Media(base, size, fd, map, path, is_device));
+  spdlog::debug("mapped '{}': {} bytes, {} granularity", path, size,
+                granularity_name(media->granularity()));
+  return media;
+}
+
+Result<std::unique_ptr<Pmem2Media>> Pmem2Media::open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return errno_status("cannot open pool", path, errno);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    return errno_status("cannot stat pool", path, e);
+  }
+  if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) {
+    ::close(fd);
+    return Status(Code::kInvalidArgument,
+                  "'" + path + "' is neither a regular file nor a DAX device");
+  }
+  return map_fd(fd, path, S_ISCHR(st.st_mode));
+}
+
+Result<std::unique_ptr<Pmem2Media>> Pmem2Media::create(const std::string& path,
+                                                      uint64_t size_bytes) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return errno_status("cannot create pool", path, errno);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    return errno_status("cannot stat pool", path, e);
+  }
+  if (S_ISREG(st.st_mode)) {
+    if (::ftruncate(fd, static_cast<off_t>(size_bytes)) != 0) {
+      int e = errno;
+      ::close(fd);
+      return errno_status("cannot size pool", path, e);
+    }
+    // Reserve the space now, so a full tmpfs is an error here and not a
+    // SIGBUS on a later store.
+    int e = ::posix_fallocate(fd, 0, static_cast<off_t>(size_bytes));
+    if (e != 0 && e != EOPNOTSUPP) {
+      ::close(fd);
+      return errno_status("cannot allocate pool space for", path, e);
+    }
+  } else if (!S_ISCHR(st.st_mode)) {
+    ::close(fd);
+    return Status(Code::kInvalidArgument,
+                  "'" + path + "' is neither a regular file nor a DAX device");
+  }
+  return map_fd(fd, path, S_ISCHR(st.st_mode));
+}
+
+void Pmem2Media::copy(uint64_t off, const void* src, size_t n) {
+  unsigned flags = PMEM2_F_MEM_NODRAIN;
+  if (n >= 256) flags |= PMEM2_F_MEM_NONTEMPORAL;
+  memcpy_fn_(base() + off, src, n, flags);
+}
+
+void Pmem2Media::fill(uint64_t off, int byte, size_t n) {
+  unsigned flags = PMEM2_F_MEM_NODRAIN;
+  if (n >= 256) flags |= PMEM2_F_MEM_NONTEMPORAL;
+  memset_fn_(base() + off, byte, n, flags);
+}
+
+void Pmem2Media::store64(uint64_t off, uint64_t v) {
+  auto* p = reinterpret_cast<uint64_t*>(base() + off);
+  std::atomic_ref<uint64_t>(*p).store(v, std::memory_order_release);
+  flush_fn_(p, sizeof v);
+}
+
+void Pmem2Media::store32(uint64_t off, uint32_t v) {
+  auto* p = reinterpret_cast<uint32_t*>(base() + off);
+  std::atomic_ref<uint32_t>(*p).store(v, std::memory_order_release);
+  flush_fn_(p, sizeof v);
+}
+
+void Pmem2Media::drain() { drain_fn_(); }
+
+void Pmem2Media::prefault() {
+  volatile std::byte* p = base();
+  const long page = ::sysconf(_SC_PAGESIZE);
+  for (uint64_t off = 0; off < size(); off += static_cast<uint64_t>(page)) {
+    std::byte v = p[off];
+    p[off] = v;
+  }
+}
+
+}  // namespace untorn::dax
