@@ -8,12 +8,6 @@
 
 namespace untorn::btt {
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 Status validate_params(const Params& p) {
   if (p.lbasize != 512 && p.lbasize != 4096)
     return InvalidArgument("BTT block size must be 512 or 4096, not " + std::to_string(p.lbasize));

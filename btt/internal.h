@@ -93,6 +93,6 @@ inline uint32_t entry_block(uint32_t entry, uint32_t premap) {
   return entry == 0 ? premap : (entry & kMapBlockMask);
 }
 
-std::string hex(uint64_t v);
+using untorn::hex;
 
 }  // namespace untorn::btt

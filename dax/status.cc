@@ -27,6 +27,12 @@ const char* code_name(Code c) {
   return "Unknown";
 }
 
+std::string hex(unsigned long long v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", v);
+  return buf;
+}
+
 std::string Status::to_string() const {
   if (is_ok()) return "OK";
   return std::string(code_name(code_)) + ": " + msg_;

@@ -39,6 +39,9 @@ enum class Code : unsigned char {
 
 const char* code_name(Code c);
 
+// "0x1f00": offsets in messages about damaged structures.
+std::string hex(unsigned long long v);
+
 class [[nodiscard]] Status {
  public:
   Status() = default;
@@ -87,9 +90,11 @@ class [[nodiscard]] Result {
   T&& value() && { return std::get<T>(std::move(v_)); }
   const T& value() const& { return std::get<T>(v_); }
   T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
   T* operator->() { return &std::get<T>(v_); }
   const T* operator->() const { return &std::get<T>(v_); }
   Status status() const { return is_ok() ? Status() : std::get<Status>(v_); }
+  Code code() const { return is_ok() ? Code::kOk : std::get<Status>(v_).code(); }
 
  private:
   std::variant<T, Status> v_;

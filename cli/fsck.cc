@@ -1,0 +1,57 @@
+// untorn fsck: check (and repair) a pool. Exit codes as fsck(8):
+// 0 clean, 1 errors corrected, 4 errors left uncorrected, 8 operational error.
+#include <unistd.h>
+
+#include "cli/common.h"
+#include "fs/filesystem.h"
+
+namespace untorn::cli {
+
+namespace {
+
+int run_fsck(const std::string& pool, bool repair) {
+  auto media = open_locked(pool);
+  if (!media.is_ok()) return print_error("fsck", media.status()), 8;
+  fs::MountOptions o;
+  o.repair = repair;
+  o.inspect = !repair;
+  fs::MountReport report;
+  auto fsr = fs::FileSystem::mount(**media, o, &report);
+  if (!fsr.is_ok()) {
+    std::printf("%s: cannot open the file system: %s\n", pool.c_str(), fsr.status().message().c_str());
+    if (!repair) std::printf("run 'untorn fsck --repair %s' to try to repair it\n", pool.c_str());
+    return 4;
+  }
+  const bool tty = ::isatty(2);
+  auto progress = [tty](uint64_t done, uint64_t total) {
+    if (tty) std::fprintf(stderr, "\rchecking: %llu/%llu inodes", (unsigned long long)done, (unsigned long long)total);
+  };
+  fs::FsckReport r = (*fsr)->fsck(repair, progress);
+  if (tty) std::fprintf(stderr, "\n");
+  for (const auto& w : report.btt.warnings) std::printf("warning: %s\n", w.c_str());
+  const uint64_t recovered = report.btt.info_blocks_repaired;
+  for (const auto& x : r.repaired) std::printf("repaired: %s\n", x.c_str());
+  for (const auto& x : r.errors) std::printf("error: %s\n", x.c_str());
+  std::printf("%s: %llu inodes, %llu blocks checked: %s\n", pool.c_str(), (unsigned long long)r.inodes_checked,
+              (unsigned long long)r.blocks_checked,
+              !r.errors.empty() ? "ERRORS LEFT" : (!r.repaired.empty() || recovered) ? "errors corrected" : "clean");
+  if (!r.errors.empty()) {
+    if (!repair) std::printf("run 'untorn fsck --repair %s' to repair what can be repaired\n", pool.c_str());
+    return 4;
+  }
+  return r.repaired.empty() && !recovered ? 0 : 1;
+}
+
+}  // namespace
+
+void add_fsck(CLI::App& app, int* rc) {
+  auto pool = std::make_shared<std::string>();
+  auto repair = std::make_shared<bool>(false);
+  CLI::App* c = app.add_subcommand("fsck", "Check a pool (not mounted): BTT, reachability, link counts, block ownership");
+  c->add_option("pool", *pool, "Pool file or DAX device")->required();
+  c->add_flag("-r,--repair", *repair, "Repair what can be repaired (damaged copies, counts, bitmaps)");
+  c->footer("Exit codes: 0 clean, 1 errors corrected, 4 errors left, 8 operational error");
+  c->callback([pool, repair, rc] { *rc = run_fsck(*pool, *repair); });
+}
+
+}  // namespace untorn::cli

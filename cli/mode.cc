@@ -1,0 +1,91 @@
+// untorn mode: print or set the data mode (dax | atomic) of files, and the
+// default mode of directories, through the user.untorn.mode xattr.
+#include <dirent.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "cli/common.h"
+
+namespace untorn::cli {
+
+namespace {
+
+constexpr const char* kAttr = "user.untorn.mode";
+
+struct ModeArgs {
+  std::vector<std::string> args;  // paths, optionally followed by a mode
+  bool recursive = false;
+};
+
+int show(const std::string& path) {
+  char buf[16] = {};
+  const ssize_t n = ::getxattr(path.c_str(), kAttr, buf, sizeof buf - 1);
+  if (n < 0) {
+    const int e = errno;
+    std::fprintf(stderr, "untorn mode: %s: %s\n", path.c_str(),
+                 e == ENODATA || e == EOPNOTSUPP ? "not on an untorn file system, or not a file/directory" : std::strerror(e));
+    return 1;
+  }
+  struct stat st {};
+  ::lstat(path.c_str(), &st);
+  std::printf("%-6s %s%s\n", buf, path.c_str(), S_ISDIR(st.st_mode) ? "/ (default for new files)" : "");
+  return 0;
+}
+
+int set(const std::string& path, const std::string& mode, bool recursive) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    std::fprintf(stderr, "untorn mode: %s: %s\n", path.c_str(), std::strerror(errno));
+    return 1;
+  }
+  int rc = 0;
+  if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
+    if (::setxattr(path.c_str(), kAttr, mode.data(), mode.size(), 0) != 0) {
+      std::fprintf(stderr, "untorn mode: %s: %s\n", path.c_str(), std::strerror(errno));
+      rc = 1;
+    }
+  } else if (!recursive) {
+    std::fprintf(stderr, "untorn mode: %s: only regular files and directories have a data mode\n", path.c_str());
+    return 1;
+  }
+  if (recursive && S_ISDIR(st.st_mode)) {
+    DIR* d = ::opendir(path.c_str());
+    if (d == nullptr) return 1;
+    while (dirent* e = ::readdir(d)) {
+      if (!std::strcmp(e->d_name, ".") || !std::strcmp(e->d_name, "..")) continue;
+      rc |= set(path + "/" + e->d_name, mode, true);
+    }
+    ::closedir(d);
+  }
+  return rc;
+}
+
+int run_mode(const ModeArgs& a) {
+  std::vector<std::string> paths = a.args;
+  std::string mode;
+  if (paths.size() >= 2 && (paths.back() == "dax" || paths.back() == "atomic")) {
+    mode = paths.back();
+    paths.pop_back();
+  }
+  int rc = 0;
+  for (const auto& p : paths) rc |= mode.empty() ? show(p) : set(p, mode, a.recursive);
+  return rc;
+}
+
+}  // namespace
+
+void add_mode(CLI::App& app, int* rc) {
+  auto a = std::make_shared<ModeArgs>();
+  CLI::App* c = app.add_subcommand("mode", "Print or set the data mode of files: dax (in place) or atomic (never torn)");
+  c->add_option("args", a->args, "PATH... [dax|atomic]")->required();
+  c->add_flag("-R,--recursive", a->recursive, "Set the mode of everything below the given directories");
+  c->footer("Examples:\n  untorn mode /mnt/untorn/db.log            # print\n"
+            "  untorn mode /mnt/untorn/db.log atomic     # switch one file (no data is copied)\n"
+            "  untorn mode -R /mnt/untorn/journal atomic # a tree, and the default for new files");
+  c->callback([a, rc] { *rc = run_mode(*a); });
+}
+
+}  // namespace untorn::cli

@@ -1,0 +1,237 @@
+// FileSystem: the untorn file-system core, independent of FUSE.
+//
+// Every operation that changes metadata commits all the blocks it touched
+// as one atomic group through the MetaStore before it returns (durable and
+// all-or-nothing). Data of dax files is written in place in the pool with
+// non-temporal stores and fenced before the metadata that links it;
+// data of atomic files goes into the same atomic group as the metadata.
+//
+// Threading and locks (lock order top to bottom):
+//   InodeRef::io      per inode; data reads shared, data writes/truncate exclusive
+//   meta_mu_          shared for read-only metadata access, exclusive for commits
+//   refs_mu_          the in-memory inode reference table
+// Errors: Status codes map to errno in fs/fuse only. A damaged pool is
+// kCorruption naming the structure; the pool is never silently changed.
+#pragma once
+
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "btt/btt.h"
+#include "dax/media.h"
+#include "dax/status.h"
+#include "fs/allocator.h"
+#include "fs/layout.h"
+#include "fs/meta_store.h"
+
+namespace untorn::fs {
+
+struct Cred {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+};
+
+struct Attr {
+  uint64_t ino = 0;
+  uint64_t generation = 0;
+  uint32_t mode = 0;
+  uint32_t nlink = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint64_t rdev = 0;
+  uint64_t size = 0;
+  uint64_t blocks = 0;  // 512-byte units, as in struct stat
+  struct timespec atime {};
+  struct timespec mtime {};
+  struct timespec ctime {};
+  DataMode data_mode = DataMode::kDax;
+};
+
+// Which fields of SetAttr apply.
+enum SetAttrMask : uint32_t {
+  kSetMode = 1u << 0,
+  kSetUid = 1u << 1,
+  kSetGid = 1u << 2,
+  kSetSize = 1u << 3,
+  kSetAtime = 1u << 4,
+  kSetAtimeNow = 1u << 5,
+  kSetMtime = 1u << 6,
+  kSetMtimeNow = 1u << 7,
+  kSetCtime = 1u << 8,
+};
+struct SetAttr {
+  uint32_t mask = 0;
+  uint32_t mode = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint64_t size = 0;
+  struct timespec atime {};
+  struct timespec mtime {};
+  struct timespec ctime {};
+};
+
+struct StatFs {
+  uint64_t block_size = kBlockSize;
+  uint64_t blocks = 0;
+  uint64_t blocks_free = 0;
+  uint64_t files = 0;
+  uint64_t files_free = 0;
+  uint32_t name_max = kMaxNameLen;
+};
+
+struct MkfsOptions {
+  uint64_t inodes = 0;  // 0: one per 16 KiB of pool
+  MetaMode meta = MetaMode::kBtt;
+  DataMode default_mode = DataMode::kDax;
+  std::string label;
+  btt::Params btt;
+};
+
+struct MountOptions {
+  bool repair = false;     // restore damaged redundant copies (fsck --repair)
+  bool inspect = false;    // info/fsck: no mount count update, orphans left alone
+};
+
+struct MountReport {
+  btt::RecoveryReport btt;
+  uint64_t orphans_freed = 0;
+};
+
+struct FsckReport {
+  std::vector<std::string> errors;
+  std::vector<std::string> repaired;
+  uint64_t inodes_checked = 0;
+  uint64_t blocks_checked = 0;
+  bool clean() const { return errors.empty(); }
+};
+
+struct FsInfo {
+  Superblock sb;
+  uint64_t blocks_free = 0;
+  uint64_t inodes_free = 0;
+  std::vector<btt::ArenaSummary> arenas;
+  btt::Params btt;
+  dax::Granularity granularity = dax::Granularity::kPage;
+};
+
+// Pieces of a read reply: pointers into the pool (or a shared zero page).
+using ReadFn = std::function<void(const struct iovec* iov, int count, size_t total)>;
+// One directory entry for readdir; return false when the reply is full.
+using DirFn = std::function<bool(std::string_view name, const Attr& attr, uint64_t next_off)>;
+
+class FileSystem {
+ public:
+  // Smallest pool mkfs accepts for these options.
+  static uint64_t min_pool_size(const MkfsOptions& o);
+  // Formats the whole media. Fails (kNoSpace) below min_pool_size.
+  [[nodiscard]] static Status mkfs(dax::Media& media, const MkfsOptions& o);
+  // Reads and checks the superblock only (info, foreign-pool detection).
+  static Result<Superblock> read_superblock(const dax::Media& media);
+  static Result<std::unique_ptr<FileSystem>> mount(dax::Media& media, const MountOptions& o,
+                                                   MountReport* report = nullptr);
+  ~FileSystem();
+
+  // ---- namespace. lookup, mknod, mkdir, symlink and link count one kernel
+  // lookup reference of the inode they return (see add_lookup/forget).
+  Result<Attr> lookup(uint64_t parent, std::string_view name);
+  Result<Attr> getattr(uint64_t ino);
+  Result<Attr> setattr(uint64_t ino, const SetAttr& sa);
+  Result<Attr> mknod(uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
+                     const Cred& c);
+  Result<Attr> mkdir(uint64_t parent, std::string_view name, uint32_t mode, const Cred& c);
+  Result<Attr> symlink(uint64_t parent, std::string_view name, std::string_view target,
+                       const Cred& c);
+  Result<std::string> readlink(uint64_t ino);
+  [[nodiscard]] Status unlink(uint64_t parent, std::string_view name);
+  [[nodiscard]] Status rmdir(uint64_t parent, std::string_view name);
+  // flags: RENAME_NOREPLACE, RENAME_EXCHANGE
+  [[nodiscard]] Status rename(uint64_t parent, std::string_view name, uint64_t newparent,
+                              std::string_view newname, unsigned flags);
+  Result<Attr> link(uint64_t ino, uint64_t newparent, std::string_view newname);
+  // Iterates entries after offset `off` ("." and ".." first). With plus,
+  // attrs are complete (readdirplus); otherwise only ino and mode type.
+  [[nodiscard]] Status readdir(uint64_t ino, uint64_t off, bool plus, const DirFn& fn);
+
+  // ---- data
+  // Truncates when o_trunc; counts the open handle.
+  [[nodiscard]] Status open(uint64_t ino, bool o_trunc);
+  void release(uint64_t ino);
+  Result<size_t> write(uint64_t ino, uint64_t off, const void* buf, size_t n, bool append);
+  // Calls fn with pool pointers while the data cannot change underneath.
+  [[nodiscard]] Status read(uint64_t ino, uint64_t off, size_t n, const ReadFn& fn);
+  [[nodiscard]] Status fsync(uint64_t ino);
+  [[nodiscard]] Status fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len);
+  Result<uint64_t> lseek(uint64_t ino, uint64_t off, int whence);
+  Result<size_t> copy_file_range(uint64_t ino_in, uint64_t off_in, uint64_t ino_out,
+                                 uint64_t off_out, size_t len);
+
+  // ---- xattrs (flags: XATTR_CREATE / XATTR_REPLACE)
+  [[nodiscard]] Status setxattr(uint64_t ino, std::string_view name, std::string_view value,
+                                int flags);
+  Result<std::string> getxattr(uint64_t ino, std::string_view name);
+  Result<std::vector<std::string>> listxattr(uint64_t ino);
+  [[nodiscard]] Status removexattr(uint64_t ino, std::string_view name);
+
+  StatFs statfs();
+
+  // ---- kernel references: an unlinked inode is freed when both drop to 0
+  void add_lookup(uint64_t ino, uint64_t n = 1);
+  void forget(uint64_t ino, uint64_t n);
+
+  // Full check of BTT and file-system structures: reachability, link
+  // counts, block ownership (no block owned twice or leaked), bitmaps.
+  // repair fixes what is safe to fix. progress(done, total) is called now
+  // and then. Callers quiesce all other operations.
+  FsckReport fsck(bool repair, const std::function<void(uint64_t, uint64_t)>& progress = nullptr);
+  FsInfo info();
+  const Superblock& superblock() const { return sb_; }
+  btt::Btt& btt() { return *btt_; }
+
+  struct InodeRef;
+  class Op;
+
+ private:
+  FileSystem(dax::Media& media, const Superblock& sb);
+  Status load(const MountOptions& o, MountReport* report);
+  Status free_orphans(MountReport* report);
+
+  std::shared_ptr<InodeRef> ref(uint64_t ino);
+  Status release_inode_if_unused(uint64_t ino);
+  Status destroy_inode(uint64_t ino);
+
+  // helpers implemented in fs_namespace.cc / fs_data.cc
+  Result<Attr> make_node(uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
+                         std::string_view symlink_target, const Cred& c);
+  Status remove_entry(uint64_t parent, std::string_view name, bool dir);
+  Status truncate_locked(uint64_t ino, uint64_t size);
+  Status punch_locked(uint64_t ino, uint64_t first_block, uint64_t nblocks);
+  Result<size_t> write_locked(uint64_t ino, uint64_t off, const void* buf, size_t n, bool append);
+  Status set_data_mode(uint64_t ino, bool atomic);
+
+  dax::Media& media_;
+  Superblock sb_;
+  std::unique_ptr<btt::Btt> btt_;
+  std::unique_ptr<MetaStore> store_;
+  std::unique_ptr<Allocator> blocks_;
+  std::unique_ptr<Allocator> inodes_;
+  std::shared_mutex meta_mu_;
+  std::mutex refs_mu_;
+  std::unordered_map<uint64_t, std::shared_ptr<InodeRef>> refs_;
+  uint64_t data_goal_ = 0;  // next-fit cursor for new files' data
+  uint64_t meta_goal_ = 0;  // cursor for metadata blocks
+
+  friend class Op;
+};
+
+}  // namespace untorn::fs

@@ -1,0 +1,464 @@
+// Module map: file data. The one place where the per-file mode is
+// dispatched (ext2's IS_DAX branch, here `atomic`):
+//   dax     bytes are copied in place into the LBAs' physical blocks with
+//           non-temporal stores, fenced, then the metadata (size, extents,
+//           times) commits; newly allocated blocks are filled or zeroed
+//           before they are linked, so no stale data becomes readable.
+//   atomic  every touched block is written whole (read-modify-write for
+//           partial blocks) in the same BTT group as the metadata: the
+//           request is all-or-nothing after a crash, size change included.
+// Reads of both modes are zero-copy: iovecs point into the pool, valid
+// while the inode's io lock and the metadata lock are held.
+// Bytes past EOF inside the last block are zeroed whenever the file grows,
+// so data a crash left past EOF never reappears.
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "fs/internal.h"
+
+namespace untorn::fs {
+
+namespace {
+
+constexpr uint32_t kMaxRequestBlocks = 256;  // blocks per atomic commit of file data
+
+alignas(4096) const std::byte kZeroPage[65536] = {};
+
+uint64_t block_of(uint64_t off) { return off / kBlockSize; }
+uint64_t blocks_spanning(uint64_t size) { return (size + kBlockSize - 1) / kBlockSize; }
+
+}  // namespace
+
+// ------------------------------------------------------------------- open
+
+Status FileSystem::open(uint64_t ino, bool o_trunc) {
+  std::shared_ptr<InodeRef> r = ref(ino);
+  {
+    std::lock_guard<std::mutex> lk(refs_mu_);
+    r->opens++;
+  }
+  if (!o_trunc) return Status::ok();
+  std::unique_lock<std::shared_mutex> io(r->io);
+  Status st = truncate_locked(ino, 0);
+  if (!st.is_ok()) {
+    io.unlock();
+    release(ino);
+  }
+  return st;
+}
+
+Status FileSystem::fsync(uint64_t ino) {
+  // Every operation is durable when it returns; fsync is only a fence.
+  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  Op op(*this);
+  ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
+  (void)in;
+  media_.drain();
+  return Status::ok();
+}
+
+// ------------------------------------------------------------------ write
+
+namespace {
+
+struct WriteCtx {
+  FileSystem::Op& op;
+  dax::Media& media;
+  btt::Btt& btt;
+  uint64_t ino;
+  Inode* in;
+  uint64_t old_size;
+  bool atomic;
+  std::vector<std::unique_ptr<BlockBuf>> bufs;  // atomic: merged partial blocks
+};
+
+// Zeroes [from, block end) of block fb in place (dax) or through a merged
+// buffer in the commit (atomic). Used for the old EOF block when a file grows.
+Status zero_tail(WriteCtx& c, BTree& t, uint64_t fb, uint32_t from) {
+  ASSIGN_OR_RETURN(Mapping m, ext_map(t, fb, 1));
+  if (m.lba == 0 || from >= kBlockSize) return Status::ok();
+  if (!c.atomic) {
+    ASSIGN_OR_RETURN(btt::DaxBlock d, c.btt.dax_block(m.lba, btt::DaxIntent::kModify));
+    c.media.fill(d.media_off + from, 0, kBlockSize - from);
+    return Status::ok();
+  }
+  auto buf = std::make_unique<BlockBuf>();
+  RETURN_IF_ERROR(c.btt.read(m.lba, buf->data));
+  std::memset(buf->data + from, 0, kBlockSize - from);
+  c.op.txn.add_data(m.lba, buf->data);
+  c.bufs.push_back(std::move(buf));
+  return Status::ok();
+}
+
+// Makes sure [0, fb_end) has no stale blocks beyond the old EOF and the
+// old EOF block's tail is zero, before the file grows to new_end bytes.
+Status prepare_growth(WriteCtx& c, BTree& t, uint64_t first_written_fb, uint64_t new_end,
+                      Allocator& blocks) {
+  if (new_end <= c.old_size) return Status::ok();
+  const uint64_t eof_blocks = blocks_spanning(c.old_size);
+  uint64_t freed = 0;
+  ASSIGN_OR_RETURN(uint64_t stop, ext_punch(t, c.op.txn, blocks, eof_blocks, blocks_spanning(new_end), ~size_t{0}, &freed));
+  (void)stop;
+  c.in->blocks -= freed;
+  if (c.old_size % kBlockSize != 0 && block_of(c.old_size) != first_written_fb)
+    RETURN_IF_ERROR(zero_tail(c, t, block_of(c.old_size), c.old_size % kBlockSize));
+  return Status::ok();
+}
+
+// dax: copies the bytes of block fb into place. `fresh` blocks get their
+// uncovered parts zeroed; existing blocks get bytes past the old EOF zeroed.
+Status dax_block_write(WriteCtx& c, uint64_t fb, uint64_t lba, bool fresh, uint32_t lo,
+                       uint32_t hi, const std::byte* src) {
+  const btt::DaxIntent intent = fresh ? btt::DaxIntent::kOverwrite : btt::DaxIntent::kModify;
+  ASSIGN_OR_RETURN(btt::DaxBlock d, c.btt.dax_block(lba, intent));
+  const uint64_t block_start = fb * kBlockSize;
+  uint32_t zero_from = kBlockSize;  // first byte to zero before lo
+  if (fresh) zero_from = 0;
+  else if (c.old_size < block_start + lo) zero_from = c.old_size > block_start ? static_cast<uint32_t>(c.old_size - block_start) : 0;
+  if (zero_from < lo) c.media.fill(d.media_off + zero_from, 0, lo - zero_from);
+  c.media.copy(d.media_off + lo, src, hi - lo);
+  if (fresh && hi < kBlockSize) c.media.fill(d.media_off + hi, 0, kBlockSize - hi);
+  return Status::ok();
+}
+
+// atomic: stages block fb for the commit, merging partial writes with the
+// old contents (zeros for fresh blocks and bytes past the old EOF).
+Status atomic_block_write(WriteCtx& c, uint64_t fb, uint64_t lba, bool fresh, uint32_t lo,
+                          uint32_t hi, const std::byte* src) {
+  if (lo == 0 && hi == kBlockSize) {
+    c.op.txn.add_data(lba, src);
+    return Status::ok();
+  }
+  auto buf = std::make_unique<BlockBuf>();
+  if (fresh) {
+    std::memset(buf->data, 0, kBlockSize);
+  } else {
+    RETURN_IF_ERROR(c.btt.read(lba, buf->data));
+    const uint64_t block_start = fb * kBlockSize;
+    if (c.old_size < block_start + kBlockSize) {
+      const uint64_t z = c.old_size > block_start ? c.old_size - block_start : 0;
+      std::memset(buf->data + z, 0, kBlockSize - z);
+    }
+  }
+  std::memcpy(buf->data + lo, src, hi - lo);
+  c.op.txn.add_data(lba, buf->data);
+  c.bufs.push_back(std::move(buf));
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<size_t> FileSystem::write(uint64_t ino, uint64_t off, const void* buf, size_t n,
+                                 bool append) {
+  std::shared_ptr<InodeRef> r = ref(ino);
+  std::unique_lock<std::shared_mutex> io(r->io);
+  // Requests larger than one atomic commit go in consecutive commits.
+  size_t done = 0;
+  const auto* p = static_cast<const std::byte*>(buf);
+  const size_t chunk = kMaxRequestBlocks * kBlockSize;
+  while (done < n || n == 0) {
+    size_t len = std::min(n - done, chunk);
+    // Keep chunk boundaries block aligned after the first one.
+    if (!append && len == chunk && (off + done) % kBlockSize) len -= (off + done) % kBlockSize;
+    ASSIGN_OR_RETURN(size_t w, write_locked(ino, append ? 0 : off + done, p + done, len, append));
+    done += w;
+    if (n == 0 || w == 0) break;
+  }
+  return done;
+}
+
+Result<size_t> FileSystem::write_locked(uint64_t ino, uint64_t off, const void* buf, size_t n,
+                                        bool append) {
+  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  Op op(*this);
+  ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
+  if (is_dir(in->mode)) return Status(Code::kIsDir, "write to a directory");
+  if (!is_reg(in->mode)) return InvalidArgument("write to a special file");
+  if (append) off = in->size;
+  if (n == 0) return size_t{0};
+  if (off + n > kMaxFileSize || off + n < off) return Status(Code::kTooLarge, "write beyond the maximum file size");
+  WriteCtx c{op, media_, *btt_, ino, in, in->size, (in->flags & kInodeAtomic) != 0, {}};
+  if (in->root == 0) {
+    ASSIGN_OR_RETURN(in->root, BTree::create(op.txn, *blocks_, NodeKind::kExtent, ino, meta_goal_));
+    in->blocks++;
+  }
+  BTree t = op.tree(ino, *in, NodeKind::kExtent);
+  const uint64_t first = block_of(off);
+  const uint64_t last = block_of(off + n - 1);
+  RETURN_IF_ERROR(prepare_growth(c, t, first, off + n, *blocks_));
+  const auto* src = static_cast<const std::byte*>(buf);
+  uint64_t goal = data_goal_;
+  for (uint64_t fb = first; fb <= last;) {
+    ASSIGN_OR_RETURN(Mapping m, ext_map(t, fb, last - fb + 1));
+    bool fresh = false;
+    if (m.lba == 0) {
+      ASSIGN_OR_RETURN(auto run, blocks_->alloc_run(op.txn, goal, static_cast<uint32_t>(std::min<uint64_t>(m.len, kMaxExtentLen))));
+      RETURN_IF_ERROR(ext_insert(t, fb, run.first, run.second));
+      m = Mapping{run.first, run.second};
+      in->blocks += run.second;
+      fresh = true;
+    }
+    goal = m.lba + m.len;
+    for (uint64_t i = 0; i < m.len; i++, fb++) {
+      const uint64_t bstart = fb * kBlockSize;
+      const auto lo = static_cast<uint32_t>(std::max(off, bstart) - bstart);
+      const auto hi = static_cast<uint32_t>(std::min(off + n, bstart + kBlockSize) - bstart);
+      const std::byte* s = src + (bstart + lo - off);
+      if (c.atomic) RETURN_IF_ERROR(atomic_block_write(c, fb, m.lba + i, fresh, lo, hi, s));
+      else RETURN_IF_ERROR(dax_block_write(c, fb, m.lba + i, fresh, lo, hi, s));
+    }
+  }
+  data_goal_ = goal;
+  if (!c.atomic) media_.drain();  // dax data durable before it is linked
+  in->size = std::max(in->size, off + n);
+  in->mtime = in->ctime = now_ts();
+  in->blocks += t.blocks_delta();
+  if (in->mode & (S_ISUID | S_ISGID)) in->mode &= ~(S_ISUID | ((in->mode & S_IXGRP) ? S_ISGID : 0));
+  op.dirty(ino);
+  RETURN_IF_ERROR(op.commit());
+  return n;
+}
+
+// ------------------------------------------------------------------- read
+
+Status FileSystem::read(uint64_t ino, uint64_t off, size_t n, const ReadFn& fn) {
+  std::shared_ptr<InodeRef> r = ref(ino);
+  std::shared_lock<std::shared_mutex> io(r->io);
+  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  Op op(*this);
+  ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
+  if (is_dir(in->mode)) return Status(Code::kIsDir, "read of a directory");
+  if (off >= in->size || n == 0) {
+    fn(nullptr, 0, 0);
+    return Status::ok();
+  }
+  n = static_cast<size_t>(std::min<uint64_t>(n, in->size - off));
+  std::vector<struct iovec> iov;
+  auto add = [&](const std::byte* p, size_t len) {
+    if (!iov.empty() && static_cast<const std::byte*>(iov.back().iov_base) + iov.back().iov_len == p && p != kZeroPage)
+      iov.back().iov_len += len;
+    else
+      iov.push_back({const_cast<std::byte*>(p), len});
+  };
+  const uint64_t first = block_of(off), last = block_of(off + n - 1);
+  BTree t = op.tree(ino, *in, NodeKind::kExtent);
+  for (uint64_t fb = first; fb <= last;) {
+    Mapping m{0, last - fb + 1};
+    if (in->root != 0) {
+      ASSIGN_OR_RETURN(m, ext_map(t, fb, last - fb + 1));
+    }
+    for (uint64_t i = 0; i < m.len; i++, fb++) {
+      const uint64_t bstart = fb * kBlockSize;
+      const uint64_t lo = std::max<uint64_t>(off, bstart) - bstart;
+      const uint64_t hi = std::min<uint64_t>(off + n, bstart + kBlockSize) - bstart;
+      const std::byte* p = kZeroPage;
+      if (m.lba != 0) {
+        ASSIGN_OR_RETURN(btt::DaxBlock d, btt_->dax_block(m.lba + i, btt::DaxIntent::kRead));
+        if (!d.zero) p = media_.ptr(d.media_off) + lo;
+      }
+      add(p, hi - lo);
+    }
+  }
+  fn(iov.data(), static_cast<int>(iov.size()), n);
+  return Status::ok();
+}
+
+// --------------------------------------------------------------- truncate
+
+// Shrinks or grows a file. Growth zeroes the old EOF block's tail and drops
+// stale blocks past it; shrinking frees blocks in commits that each fit one
+// atomic group (the new size is committed by the first).
+Status FileSystem::truncate_locked(uint64_t ino, uint64_t size) {
+  if (size > kMaxFileSize) return Status(Code::kTooLarge, "size beyond the maximum file size");
+  const size_t budget = store_->max_commit_blocks() - 32;
+  bool first_round = true;
+  for (;;) {
+    std::unique_lock<std::shared_mutex> lk(meta_mu_);
+    Op op(*this);
+    ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
+    if (is_dir(in->mode)) return Status(Code::kIsDir, "truncate of a directory");
+    if (!is_reg(in->mode)) return InvalidArgument("truncate of a special file");
+    const Timespec now = now_ts();
+    if (first_round) {
+      in->mtime = in->ctime = now;
+      op.dirty(ino);
+    }
+    if (in->root == 0) {
+      in->size = size;
+      op.dirty(ino);
+      return op.commit();
+    }
+    BTree t = op.tree(ino, *in, NodeKind::kExtent);
+    WriteCtx c{op, media_, *btt_, ino, in, in->size, (in->flags & kInodeAtomic) != 0, {}};
+    if (size >= in->size) {
+      RETURN_IF_ERROR(prepare_growth(c, t, ~uint64_t{0}, size, *blocks_));
+      in->size = size;
+      in->blocks += t.blocks_delta();
+      op.dirty(ino);
+      if (!c.atomic) media_.drain();
+      return op.commit();
+    }
+    in->size = size;
+    uint64_t freed = 0;
+    const uint64_t end = blocks_spanning(c.old_size);
+    ASSIGN_OR_RETURN(uint64_t stop, ext_punch(t, op.txn, *blocks_, blocks_spanning(size), end, budget, &freed));
+    in->blocks -= freed;
+    in->blocks += t.blocks_delta();
+    op.dirty(ino);
+    RETURN_IF_ERROR(op.commit());
+    if (stop >= end) return Status::ok();
+    first_round = false;
+  }
+}
+
+// -------------------------------------------------------------- fallocate
+
+Status FileSystem::punch_locked(uint64_t ino, uint64_t first_block, uint64_t nblocks) {
+  const size_t budget = store_->max_commit_blocks() - 32;
+  uint64_t fb = first_block;
+  const uint64_t end = first_block + nblocks;
+  while (fb < end) {
+    std::unique_lock<std::shared_mutex> lk(meta_mu_);
+    Op op(*this);
+    ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
+    if (in->root == 0) return Status::ok();
+    BTree t = op.tree(ino, *in, NodeKind::kExtent);
+    uint64_t freed = 0;
+    ASSIGN_OR_RETURN(fb, ext_punch(t, op.txn, *blocks_, fb, end, budget, &freed));
+    in->blocks = in->blocks - freed + t.blocks_delta();
+    in->mtime = in->ctime = now_ts();
+    op.dirty(ino);
+    RETURN_IF_ERROR(op.commit());
+  }
+  return Status::ok();
+}
+
+Status FileSystem::fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len) {
+  if (len == 0) return InvalidArgument("fallocate of zero bytes");
+  if (off + len > kMaxFileSize || off + len < off) return Status(Code::kTooLarge, "beyond the maximum file size");
+  std::shared_ptr<InodeRef> r = ref(ino);
+  std::unique_lock<std::shared_mutex> io(r->io);
+  if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
+    uint64_t size;
+    {
+      std::shared_lock<std::shared_mutex> lk(meta_mu_);
+      Op op(*this);
+      ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
+      if (!is_reg(in->mode)) return Status(is_dir(in->mode) ? Code::kIsDir : Code::kInvalidArgument, "fallocate");
+      size = in->size;
+    }
+    const uint64_t end = std::min(off + len, size);
+    if (off >= end) return Status::ok();
+    // Partial blocks at the edges are zeroed through the write path.
+    const uint64_t first_full = blocks_spanning(off), end_full = block_of(end);
+    std::vector<std::byte> zeros(kBlockSize, std::byte{0});
+    auto zero_range = [&](uint64_t a, uint64_t b) -> Status {
+      if (a >= b) return Status::ok();
+      Result<size_t> w = write_locked(ino, a, zeros.data(), b - a, false);
+      return w.status();
+    };
+    if (first_full > end_full) return zero_range(off, end);
+    RETURN_IF_ERROR(zero_range(off, first_full * kBlockSize));
+    RETURN_IF_ERROR(zero_range(end_full * kBlockSize, end));
+    return punch_locked(ino, first_full, end_full - first_full);
+  }
+  if (mode != 0 && mode != FALLOC_FL_KEEP_SIZE) return NotSupported("fallocate mode " + std::to_string(mode));
+  // Preallocation: zero-filled blocks for the holes, in bounded commits.
+  uint64_t fb = block_of(off);
+  const uint64_t last = block_of(off + len - 1);
+  while (fb <= last) {
+    std::unique_lock<std::shared_mutex> lk(meta_mu_);
+    Op op(*this);
+    ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
+    if (!is_reg(in->mode)) return Status(is_dir(in->mode) ? Code::kIsDir : Code::kInvalidArgument, "fallocate");
+    if (in->root == 0) {
+      ASSIGN_OR_RETURN(in->root, BTree::create(op.txn, *blocks_, NodeKind::kExtent, ino, meta_goal_));
+      in->blocks++;
+    }
+    BTree t = op.tree(ino, *in, NodeKind::kExtent);
+    WriteCtx c{op, media_, *btt_, ino, in, in->size, false, {}};
+    if (!(mode & FALLOC_FL_KEEP_SIZE)) RETURN_IF_ERROR(prepare_growth(c, t, ~uint64_t{0}, off + len, *blocks_));
+    uint64_t allocated = 0;
+    while (fb <= last && allocated < 64 * 1024 && op.txn.pending_blocks() < store_->max_commit_blocks() - 32) {
+      ASSIGN_OR_RETURN(Mapping m, ext_map(t, fb, last - fb + 1));
+      if (m.lba != 0) {
+        fb += m.len;
+        continue;
+      }
+      ASSIGN_OR_RETURN(auto run, blocks_->alloc_run(op.txn, data_goal_, static_cast<uint32_t>(std::min<uint64_t>(m.len, kMaxExtentLen))));
+      for (uint64_t i = 0; i < run.second; i++) {
+        ASSIGN_OR_RETURN(btt::DaxBlock d, btt_->dax_block(run.first + i, btt::DaxIntent::kOverwrite));
+        media_.fill(d.media_off, 0, kBlockSize);
+      }
+      RETURN_IF_ERROR(ext_insert(t, fb, run.first, run.second));
+      in->blocks += run.second;
+      data_goal_ = run.first + run.second;
+      fb += run.second;
+      allocated += run.second;
+    }
+    media_.drain();
+    if (!(mode & FALLOC_FL_KEEP_SIZE) && fb > last) in->size = std::max(in->size, off + len);
+    in->blocks += t.blocks_delta();
+    in->ctime = now_ts();
+    op.dirty(ino);
+    RETURN_IF_ERROR(op.commit());
+  }
+  return Status::ok();
+}
+
+// ------------------------------------------------------------------ lseek
+
+Result<uint64_t> FileSystem::lseek(uint64_t ino, uint64_t off, int whence) {
+  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  Op op(*this);
+  ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
+  if (off >= in->size) return Status(Code::kNoData, "offset at or beyond EOF");  // ENXIO
+  if (whence != SEEK_DATA && whence != SEEK_HOLE) return InvalidArgument("whence");
+  if (in->root == 0) return whence == SEEK_DATA ? Result<uint64_t>(Status(Code::kNoData, "no data")) : Result<uint64_t>(off);
+  BTree t = op.tree(ino, *in, NodeKind::kExtent);
+  if (whence == SEEK_DATA) {
+    Result<uint64_t> fb = ext_next_data(t, block_of(off));
+    if (!fb.is_ok()) return fb.code() == Code::kNotFound ? Status(Code::kNoData, "no data") : fb.status();
+    const uint64_t pos = std::max(off, *fb * kBlockSize);
+    if (pos >= in->size) return Status(Code::kNoData, "no data");
+    return pos;
+  }
+  uint64_t fb = block_of(off);
+  const uint64_t eof_blocks = blocks_spanning(in->size);
+  while (fb < eof_blocks) {
+    ASSIGN_OR_RETURN(Mapping m, ext_map(t, fb, eof_blocks - fb));
+    if (m.lba == 0) return std::max(off, fb * kBlockSize);
+    fb += m.len;
+  }
+  return in->size;
+}
+
+// -------------------------------------------------------- copy_file_range
+
+Result<size_t> FileSystem::copy_file_range(uint64_t ino_in, uint64_t off_in, uint64_t ino_out,
+                                           uint64_t off_out, size_t len) {
+  std::vector<std::byte> buf;
+  size_t done = 0;
+  constexpr size_t kChunk = 1 << 20;
+  while (done < len) {
+    const size_t want = std::min(len - done, kChunk);
+    buf.clear();
+    Status st = read(ino_in, off_in + done, want, [&](const struct iovec* iov, int count, size_t) {
+      for (int i = 0; i < count; i++) {
+        const auto* p = static_cast<const std::byte*>(iov[i].iov_base);
+        buf.insert(buf.end(), p, p + iov[i].iov_len);
+      }
+    });
+    RETURN_IF_ERROR(st);
+    if (buf.empty()) break;
+    ASSIGN_OR_RETURN(size_t w, write(ino_out, off_out + done, buf.data(), buf.size(), false));
+    done += w;
+    if (w < want) break;
+  }
+  return done;
+}
+
+}  // namespace untorn::fs

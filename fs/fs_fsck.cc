@@ -1,0 +1,225 @@
+// Module map: fsck.
+//   1. BTT check (map/free-list ownership, info blocks, group log)
+//   2. walk the tree from the root: every directory's entries, B+tree
+//      nodes, extents, xattr and symlink blocks are claimed once in an
+//      ownership bitmap; link counts and parent pointers are counted
+//   3. the orphan list (unlinked inodes still to be freed) is claimed too
+//   4. compare with the inode records (nlink, dir size, block counts) and
+//      with both on-media bitmaps (leaked or double-used blocks/inodes)
+// Repair rewrites counts and bitmaps; it never deletes reachable data.
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+#include <deque>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "fs/internal.h"
+
+namespace untorn::fs {
+
+namespace {
+
+struct Walk {
+  FileSystem::Op& op;
+  FsckReport& r;
+  std::vector<bool> owned;                      // per LBA
+  std::unordered_map<uint64_t, uint64_t> owner; // LBA -> ino, for messages
+  std::unordered_map<uint64_t, uint32_t> links; // ino -> entries naming it
+  std::unordered_map<uint64_t, uint32_t> subdirs;
+  std::unordered_map<uint64_t, uint64_t> seen_parent;  // dir ino -> parent found
+  std::vector<uint64_t> reachable;
+};
+
+void claim(Walk& w, uint64_t lba, uint64_t len, uint64_t ino, const char* what) {
+  for (uint64_t b = lba; b < lba + len; b++) {
+    if (b >= w.owned.size()) {
+      w.r.errors.push_back(std::string(what) + " of inode " + std::to_string(ino) + " points to LBA " +
+                           std::to_string(b) + ", beyond the pool");
+      return;
+    }
+    if (w.owned[b]) {
+      w.r.errors.push_back("LBA " + std::to_string(b) + " is owned twice: by inode " +
+                           std::to_string(w.owner[b]) + " and by the " + what + " of inode " + std::to_string(ino));
+      continue;
+    }
+    w.owned[b] = true;
+    w.owner[b] = ino;
+  }
+}
+
+// Claims an inode's blocks; returns the number of blocks it owns.
+uint64_t claim_inode(Walk& w, uint64_t ino, const Inode& in) {
+  uint64_t count = 0;
+  if (in.xattr_lba) {
+    claim(w, in.xattr_lba, 1, ino, "xattr block");
+    count++;
+  }
+  if (S_ISLNK(in.mode)) {
+    if (in.root) {
+      claim(w, in.root, 1, ino, "symlink block");
+      count++;
+    }
+    return count;
+  }
+  if (in.root == 0) return count;
+  BTree t = w.op.tree(ino, in, S_ISDIR(in.mode) ? NodeKind::kDir : NodeKind::kExtent);
+  Status st = t.walk(
+      [&](uint64_t, std::string_view v) {
+        if (S_ISREG(in.mode)) {
+          ExtentValue e;
+          if (v.size() != sizeof e) return true;
+          std::memcpy(&e, v.data(), sizeof e);
+          // Extents past EOF are legal: leftovers of an interrupted
+          // truncate, dropped when the file grows again.
+          claim(w, e.lba, e.len, ino, "data extent");
+          count += e.len;
+        }
+        return true;
+      },
+      [&](uint64_t lba, int) {
+        claim(w, lba, 1, ino, "tree node");
+        count++;
+      });
+  if (!st.is_ok()) w.r.errors.push_back("inode " + std::to_string(ino) + ": " + st.message());
+  return count;
+}
+
+void walk_dir(Walk& w, uint64_t ino, const Inode& dir, std::deque<uint64_t>* queue) {
+  BTree t = w.op.tree(ino, dir, NodeKind::kDir);
+  uint64_t entries = 0;
+  Status st = t.walk(
+      [&](uint64_t key, std::string_view v) {
+        Dirent e;
+        Status d = decode_dirent(key, v, &e);
+        if (!d.is_ok()) {
+          w.r.errors.push_back("directory " + std::to_string(ino) + ": " + d.message());
+          return true;
+        }
+        entries++;
+        if ((key >> 8) != dir_hash(e.name))
+          w.r.errors.push_back("directory " + std::to_string(ino) + ": entry '" + e.name + "' is filed under the wrong hash");
+        Result<Inode*> child = w.op.inode(e.ino);
+        if (!child.is_ok()) {
+          w.r.errors.push_back("directory " + std::to_string(ino) + ": entry '" + e.name + "' names free inode " + std::to_string(e.ino));
+          return true;
+        }
+        if (dtype_of((*child)->mode) != e.type)
+          w.r.errors.push_back("directory " + std::to_string(ino) + ": entry '" + e.name + "' has the wrong type");
+        w.links[e.ino]++;
+        if (S_ISDIR((*child)->mode)) {
+          w.subdirs[ino]++;
+          if (w.seen_parent.count(e.ino)) {
+            w.r.errors.push_back("directory " + std::to_string(e.ino) + " has two parents");
+            return true;
+          }
+          w.seen_parent[e.ino] = ino;
+          queue->push_back(e.ino);
+        } else if (w.links[e.ino] == 1) {
+          w.reachable.push_back(e.ino);
+        }
+        return true;
+      },
+      nullptr);
+  if (!st.is_ok()) w.r.errors.push_back("directory " + std::to_string(ino) + ": " + st.message());
+  if (dir.size != entries) {
+    w.r.errors.push_back("directory " + std::to_string(ino) + " records " + std::to_string(dir.size) +
+                         " entries but has " + std::to_string(entries));
+  }
+}
+
+}  // namespace
+
+FsckReport FileSystem::fsck(bool repair, const std::function<void(uint64_t, uint64_t)>& progress) {
+  FsckReport r;
+  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  btt::CheckReport bc = btt_->check(repair);
+  for (auto& e : bc.errors) r.errors.push_back("BTT: " + e);
+  for (auto& e : bc.repaired) r.repaired.push_back("BTT: " + e);
+  Op op(*this);
+  Walk w{op, r, std::vector<bool>(sb_.nblocks, false), {}, {}, {}, {}, {}};
+  for (uint64_t b = 0; b < sb_.first_data_lba; b++) w.owned[b] = true;
+  // Directories, breadth first from the root.
+  std::deque<uint64_t> queue{kRootIno};
+  w.seen_parent[kRootIno] = kRootIno;
+  std::vector<uint64_t> dirs;
+  while (!queue.empty()) {
+    const uint64_t ino = queue.front();
+    queue.pop_front();
+    Result<Inode*> in = op.dir_inode(ino);
+    if (!in.is_ok()) {
+      r.errors.push_back("directory " + std::to_string(ino) + ": " + in.status().message());
+      continue;
+    }
+    if ((*in)->parent != w.seen_parent[ino])
+      r.errors.push_back("directory " + std::to_string(ino) + " names " + std::to_string((*in)->parent) +
+                         " as its parent but is in " + std::to_string(w.seen_parent[ino]));
+    dirs.push_back(ino);
+    w.reachable.push_back(ino);
+    walk_dir(w, ino, **in, &queue);
+    if (progress && dirs.size() % 1024 == 0) progress(w.reachable.size(), sb_.ninodes - inodes_->free_count());
+  }
+  // Orphans: unlinked inodes still waiting to be freed.
+  BTree orphans = op.orphans();
+  std::vector<uint64_t> orphan_inos;
+  Status ost = orphans.walk([&](uint64_t key, std::string_view) { orphan_inos.push_back(key); return true; },
+                            [&](uint64_t lba, int) { claim(w, lba, 1, 0, "orphan list node"); });
+  if (!ost.is_ok()) r.errors.push_back("orphan list: " + ost.message());
+  for (uint64_t o : orphan_inos) {
+    Result<Inode*> in = op.inode(o);
+    if (!in.is_ok() || (*in)->nlink != 0) r.errors.push_back("orphan list names inode " + std::to_string(o) + ", which is not an unlinked inode");
+    else w.reachable.push_back(o);
+  }
+  // Per inode: blocks, link counts.
+  std::unordered_set<uint64_t> live(w.reachable.begin(), w.reachable.end());
+  for (uint64_t ino : w.reachable) {
+    Result<Inode*> rin = op.inode(ino);
+    if (!rin.is_ok()) continue;
+    Inode* in = *rin;
+    const uint64_t owned = claim_inode(w, ino, *in);
+    uint32_t want = S_ISDIR(in->mode) ? 2 + w.subdirs[ino] : w.links[ino];
+    if (in->nlink != want) {
+      const std::string msg = "inode " + std::to_string(ino) + " has link count " + std::to_string(in->nlink) + ", should be " + std::to_string(want);
+      if (repair && want > 0) {
+        in->nlink = want;
+        op.dirty(ino);
+        r.repaired.push_back(msg);
+      } else {
+        r.errors.push_back(msg);
+      }
+    }
+    if (in->blocks != owned) {
+      const std::string msg = "inode " + std::to_string(ino) + " counts " + std::to_string(in->blocks) + " blocks, owns " + std::to_string(owned);
+      if (repair) {
+        in->blocks = owned;
+        op.dirty(ino);
+        r.repaired.push_back(msg);
+      } else {
+        r.errors.push_back(msg);
+      }
+    }
+    r.inodes_checked++;
+  }
+  // Bitmaps against what the walk found.
+  uint64_t leaked = 0, unmarked = 0;
+  for (uint64_t b = 0; b < sb_.nblocks; b++) {
+    const bool used = blocks_->is_used(b);
+    if (used && !w.owned[b]) leaked++;
+    if (!used && w.owned[b]) unmarked++;
+  }
+  if (leaked) r.errors.push_back(std::to_string(leaked) + " blocks are marked in use but owned by nothing (leaked)");
+  if (unmarked) r.errors.push_back(std::to_string(unmarked) + " blocks are owned but marked free");
+  uint64_t ileaked = 0;
+  for (uint64_t i = 1; i <= sb_.ninodes; i++)
+    if (inodes_->is_used(i) && !live.count(i)) ileaked++;
+  if (ileaked) r.errors.push_back(std::to_string(ileaked) + " inodes are allocated but unreachable");
+  r.blocks_checked = sb_.nblocks;
+  if (repair && (!r.repaired.empty())) {
+    Status st = op.commit();
+    if (!st.is_ok()) r.errors.push_back("repair commit failed: " + st.to_string());
+  }
+  if (progress) progress(w.reachable.size(), w.reachable.size());
+  return r;
+}
+
+}  // namespace untorn::fs

@@ -1,0 +1,503 @@
+// Module map: pool geometry, mkfs, superblock I/O and validation, mount
+// (BTT recovery, allocator load, orphan cleanup), the inode table (Op),
+// in-memory inode references, deferred deletion, statfs and info.
+#include <dirent.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <random>
+
+#include "dax/checksum.h"
+#include "fs/internal.h"
+
+namespace untorn::fs {
+
+namespace {
+
+constexpr uint64_t kMinDataBlocks = 256;
+
+uint32_t superblock_crc(const Superblock& sb) {
+  Superblock c = sb;
+  c.crc = 0;
+  return crc32c(&c, sizeof c);
+}
+
+uint64_t backup_sb_off(uint64_t pool_size) { return btt::round_down(pool_size, 4096) - 4096; }
+
+// Fills the geometry fields of sb for a pool of pool_size bytes.
+Status compute_geometry(uint64_t pool_size, const MkfsOptions& o, Superblock* sb) {
+  std::memset(sb, 0, sizeof *sb);
+  const uint64_t aligned = btt::round_down(pool_size, 4096);
+  if (aligned < kNsOffset + 2 * 4096) return NoSpace("pool too small");
+  sb->magic = kSuperMagic;
+  sb->version = kSuperVersion;
+  sb->block_size = kBlockSize;
+  sb->pool_size = pool_size;
+  sb->ns_off = kNsOffset;
+  sb->ns_size = aligned - 4096 - kNsOffset;
+  sb->btt_lanes = o.btt.nlanes;
+  sb->btt_group_slots = o.btt.group_slots;
+  sb->btt_group_max = o.btt.group_max_blocks;
+  sb->btt_max_arena = o.btt.max_arena_bytes;
+  sb->meta_mode = static_cast<uint32_t>(o.meta);
+  if (o.meta == MetaMode::kCsum) sb->incompat |= kIncompatMetaCsum;
+  sb->default_mode = static_cast<uint32_t>(o.default_mode);
+  if (o.btt.lbasize != kBlockSize) return InvalidArgument("the file system needs 4096-byte BTT blocks");
+  ASSIGN_OR_RETURN(uint64_t nblocks, btt::Btt::capacity(sb->ns_size, o.btt));
+  sb->nblocks = nblocks;
+  sb->ninodes = o.inodes ? o.inodes : std::max<uint64_t>(1024, pool_size / 16384);
+  sb->state_lba = 0;
+  sb->bbitmap_lba = 1;
+  sb->bbitmap_blocks = Allocator::blocks_for(nblocks);
+  sb->ibitmap_lba = sb->bbitmap_lba + sb->bbitmap_blocks;
+  sb->ibitmap_blocks = Allocator::blocks_for(sb->ninodes + 1);
+  sb->itable_lba = sb->ibitmap_lba + sb->ibitmap_blocks;
+  sb->itable_blocks = (sb->ninodes + kInodesPerBlock - 1) / kInodesPerBlock;
+  sb->journal_lba = 0;
+  sb->journal_blocks = 0;
+  sb->first_data_lba = sb->itable_lba + sb->itable_blocks;
+  if (sb->first_data_lba + kMinDataBlocks > nblocks)
+    return NoSpace("pool too small for " + std::to_string(sb->ninodes) + " inodes");
+  return Status::ok();
+}
+
+Status check_superblock(const Superblock& sb, uint64_t off) {
+  const std::string where = "superblock at offset " + hex(off);
+  if (sb.magic != kSuperMagic) return Corruption(where + ": no untorn signature");
+  if (superblock_crc(sb) != sb.crc) return Corruption(where + ": checksum mismatch");
+  if (sb.version != kSuperVersion)
+    return Status(Code::kNotSupported, where + ": unsupported version " + std::to_string(sb.version));
+  if (sb.incompat & ~kIncompatKnown)
+    return Status(Code::kNotSupported, where + ": unknown incompatible features " + hex(sb.incompat & ~kIncompatKnown));
+  if (sb.ro_compat & ~kRoCompatKnown)
+    return Status(Code::kNotSupported, where + ": unknown read-only features " + hex(sb.ro_compat & ~kRoCompatKnown));
+  if (sb.block_size != kBlockSize) return Corruption(where + ": block size " + std::to_string(sb.block_size));
+  // The layout fields must be what mkfs computes for these parameters.
+  MkfsOptions o;
+  o.inodes = sb.ninodes;
+  o.meta = static_cast<MetaMode>(sb.meta_mode);
+  o.default_mode = static_cast<DataMode>(sb.default_mode);
+  o.btt.nlanes = sb.btt_lanes;
+  o.btt.group_slots = sb.btt_group_slots;
+  o.btt.group_max_blocks = sb.btt_group_max;
+  o.btt.max_arena_bytes = sb.btt_max_arena;
+  Superblock expect;
+  Status st = compute_geometry(sb.pool_size, o, &expect);
+  if (!st.is_ok()) return Corruption(where + ": inconsistent geometry: " + st.message());
+  if (std::memcmp(&expect.pool_size, &sb.pool_size, offsetof(Superblock, default_mode) - offsetof(Superblock, pool_size)) != 0)
+    return Corruption(where + ": inconsistent geometry");
+  return Status::ok();
+}
+
+}  // namespace
+
+uint64_t FileSystem::min_pool_size(const MkfsOptions& o) {
+  uint64_t size = 1 << 20;
+  Superblock sb;
+  while (size < (1ull << 40) && !compute_geometry(size, o, &sb).is_ok()) size += 1 << 20;
+  return size;
+}
+
+Result<Superblock> FileSystem::read_superblock(const dax::Media& media) {
+  if (media.size() < kNsOffset + 8192)
+    return Corruption("pool of " + std::to_string(media.size()) + " bytes is too small to hold an untorn file system");
+  Superblock sb;
+  media.read(0, &sb, sizeof sb);
+  Status st = check_superblock(sb, 0);
+  if (!st.is_ok()) {
+    Superblock backup;
+    const uint64_t boff = backup_sb_off(media.size());
+    media.read(boff, &backup, sizeof backup);
+    if (sb.magic != kSuperMagic && backup.magic != kSuperMagic)
+      return Corruption("not an untorn pool (no untorn superblock at offset 0)");
+    if (check_superblock(backup, boff).is_ok())
+      return Status(st.code(), st.message() + "; the backup superblock at " + hex(boff) +
+                                   " is intact: run 'untorn fsck --repair'");
+    return st;
+  }
+  if (sb.pool_size != media.size())
+    return Corruption("pool was formatted with " + std::to_string(sb.pool_size) + " bytes but is " +
+                      std::to_string(media.size()) + " bytes now");
+  return sb;
+}
+
+Status FileSystem::mkfs(dax::Media& media, const MkfsOptions& o) {
+  Superblock sb;
+  Status geo = compute_geometry(media.size(), o, &sb);
+  if (!geo.is_ok())
+    return Status(Code::kNoSpace, "pool of " + std::to_string(media.size()) + " bytes is too small (" +
+                                      geo.message() + "); the minimum is " + std::to_string(min_pool_size(o)) + " bytes");
+  std::random_device rd;
+  for (auto& b : sb.uuid) b = static_cast<uint8_t>(rd());
+  sb.mkfs_time = time(nullptr);
+  std::strncpy(sb.label, o.label.c_str(), sizeof sb.label - 1);
+  // Invalidate any old superblock first: a crash during mkfs leaves no
+  // pool that looks valid.
+  media.fill(0, 0, 4096);
+  media.fill(backup_sb_off(media.size()), 0, 4096);
+  media.drain();
+  btt::FormatOptions bo;
+  bo.params = o.btt;
+  std::memcpy(bo.uuid.data(), sb.uuid, 16);
+  bo.uuid[0] ^= 0x5a;  // the BTT's own uuid differs from the file system's
+  std::memcpy(bo.parent_uuid.data(), sb.uuid, 16);
+  RETURN_IF_ERROR(btt::Btt::format(media, sb.ns_off, sb.ns_size, bo));
+  ASSIGN_OR_RETURN(auto btt, btt::Btt::open(media, sb.ns_off, sb.ns_size));
+  BttMetaStore store(*btt);
+  Allocator blocks("block", sb.bbitmap_lba, sb.nblocks);
+  Allocator inodes("inode", sb.ibitmap_lba, sb.ninodes + 1);
+  {
+    // Fixed area in use, in commits that fit one group each.
+    Txn txn(store);
+    RETURN_IF_ERROR(blocks.format(txn, 0));
+    RETURN_IF_ERROR(inodes.format(txn, 1));  // inode number 0 does not exist
+    RETURN_IF_ERROR(txn.commit());
+    for (uint64_t first = 0; first < sb.first_data_lba; first += kBitsPerBlock * 64) {
+      Txn t(store);
+      RETURN_IF_ERROR(blocks.mark_used(t, first, std::min(sb.first_data_lba - first, kBitsPerBlock * 64)));
+      RETURN_IF_ERROR(t.commit());
+    }
+  }
+  Txn txn(store);
+  ASSIGN_OR_RETURN(uint64_t orphan_root, BTree::create(txn, blocks, NodeKind::kOrphan, 0, sb.first_data_lba));
+  StateBlock st{};
+  st.magic = kStateMagic;
+  st.orphan_root = orphan_root;
+  std::memcpy(txn.fresh(sb.state_lba), &st, sizeof st);
+  RETURN_IF_ERROR(inodes.mark_used(txn, kRootIno, 1));
+  ASSIGN_OR_RETURN(uint64_t dir_root, BTree::create(txn, blocks, NodeKind::kDir, kRootIno, sb.first_data_lba));
+  Inode root{};
+  root.mode = S_IFDIR | 0755;
+  root.nlink = 2;
+  root.uid = getuid();
+  root.gid = getgid();
+  root.blocks = 1;
+  root.atime = root.mtime = root.ctime = root.btime = now_ts();
+  root.generation = 1;
+  root.root = dir_root;
+  root.parent = kRootIno;
+  if (o.default_mode == DataMode::kAtomic) root.flags |= kInodeDirDefaultSet | kInodeDirDefaultAtomic;
+  ASSIGN_OR_RETURN(std::byte* itb, txn.mut(sb.itable_lba));
+  std::memcpy(itb, &root, sizeof root);
+  RETURN_IF_ERROR(txn.commit());
+  // The superblock makes the pool valid: backup first, then the primary.
+  sb.crc = superblock_crc(sb);
+  media.copy(backup_sb_off(media.size()), &sb, sizeof sb);
+  media.drain();
+  media.copy(0, &sb, sizeof sb);
+  media.drain();
+  return Status::ok();
+}
+
+FileSystem::FileSystem(dax::Media& media, const Superblock& sb) : media_(media), sb_(sb) {}
+FileSystem::~FileSystem() = default;
+
+Result<std::unique_ptr<FileSystem>> FileSystem::mount(dax::Media& media, const MountOptions& o,
+                                                      MountReport* report) {
+  Superblock sb;
+  media.read(0, &sb, sizeof sb);
+  Result<Superblock> r = read_superblock(media);
+  if (!r.is_ok()) {
+    // With repair, an intact backup restores the primary.
+    Superblock backup;
+    const uint64_t boff = backup_sb_off(media.size());
+    media.read(boff, &backup, sizeof backup);
+    if (!o.repair || !check_superblock(backup, boff).is_ok() || backup.pool_size != media.size())
+      return r.status();
+    media.persist_copy(0, &backup, sizeof backup);
+    spdlog::warn("restored the superblock from its backup copy");
+    sb = backup;
+  } else {
+    sb = *r;
+  }
+  MountReport local;
+  std::unique_ptr<FileSystem> fs(new FileSystem(media, sb));
+  RETURN_IF_ERROR(fs->load(o, report ? report : &local));
+  return fs;
+}
+
+Status FileSystem::load(const MountOptions& o, MountReport* report) {
+  btt::OpenOptions bo;
+  bo.repair = o.repair;
+  btt::Params hint;
+  hint.nlanes = sb_.btt_lanes;
+  hint.group_slots = sb_.btt_group_slots;
+  hint.group_max_blocks = sb_.btt_group_max;
+  hint.max_arena_bytes = sb_.btt_max_arena;
+  bo.hint = &hint;
+  ASSIGN_OR_RETURN(btt_, btt::Btt::open(media_, sb_.ns_off, sb_.ns_size, bo, &report->btt));
+  if (btt_->nblocks() != sb_.nblocks)
+    return Corruption("BTT has " + std::to_string(btt_->nblocks()) + " blocks, superblock says " +
+                      std::to_string(sb_.nblocks));
+  if (sb_.meta_mode != static_cast<uint32_t>(MetaMode::kBtt))
+    return NotSupported("metadata mode 'csum' is not supported by this build");
+  store_ = std::make_unique<BttMetaStore>(*btt_);
+  blocks_ = std::make_unique<Allocator>("block", sb_.bbitmap_lba, sb_.nblocks);
+  inodes_ = std::make_unique<Allocator>("inode", sb_.ibitmap_lba, sb_.ninodes + 1);
+  RETURN_IF_ERROR(blocks_->load(*store_));
+  RETURN_IF_ERROR(inodes_->load(*store_));
+  for (uint64_t b = 0; b < sb_.first_data_lba; b += 4096)
+    if (!blocks_->is_used(b)) return Corruption("block bitmap marks the fixed metadata area free");
+  data_goal_ = sb_.first_data_lba + (sb_.nblocks - sb_.first_data_lba) / 8;
+  meta_goal_ = sb_.first_data_lba;
+  Txn txn(*store_);
+  ASSIGN_OR_RETURN(std::byte* p, txn.mut(sb_.state_lba));
+  StateBlock st;
+  std::memcpy(&st, p, sizeof st);
+  if (st.magic != kStateMagic) return Corruption("state block (LBA 0) has a bad magic");
+  if (o.inspect) return Status::ok();
+  st.mount_count++;
+  std::memcpy(p, &st, sizeof st);
+  RETURN_IF_ERROR(txn.commit());
+  return free_orphans(report);
+}
+
+// ---------------------------------------------------------------- inodes
+
+FileSystem::Op::Slot* FileSystem::Op::find(uint64_t ino) {
+  for (Slot& s : slots_)
+    if (s.ino == ino) return &s;
+  return nullptr;
+}
+
+Result<Inode> FileSystem::Op::read_raw(uint64_t ino) {
+  const Superblock& sb = fs_.sb_;
+  if (ino == 0 || ino > sb.ninodes) return NotFound("inode " + std::to_string(ino) + " out of range");
+  ASSIGN_OR_RETURN(const std::byte* b, txn.get(sb.itable_lba + (ino - 1) / kInodesPerBlock));
+  Inode in;
+  std::memcpy(&in, b + ((ino - 1) % kInodesPerBlock) * kInodeSize, sizeof in);
+  return in;
+}
+
+Result<Inode*> FileSystem::Op::inode(uint64_t ino) {
+  if (Slot* s = find(ino)) {
+    if (s->in->mode == 0) return NotFound("inode " + std::to_string(ino) + " is free");
+    return s->in.get();
+  }
+  ASSIGN_OR_RETURN(Inode in, read_raw(ino));
+  if (in.mode == 0) return NotFound("inode " + std::to_string(ino) + " is free");
+  if (dtype_of(in.mode) == DT_UNKNOWN)
+    return Corruption("inode " + std::to_string(ino) + " has an invalid mode " + std::to_string(in.mode));
+  slots_.push_back({ino, std::make_unique<Inode>(in), false});
+  return slots_.back().in.get();
+}
+
+Result<Inode*> FileSystem::Op::dir_inode(uint64_t ino) {
+  ASSIGN_OR_RETURN(Inode* in, inode(ino));
+  if (!is_dir(in->mode)) return Status(Code::kNotDir, "inode " + std::to_string(ino) + " is not a directory");
+  if (in->root == 0) return Corruption("directory inode " + std::to_string(ino) + " has no entry tree");
+  return in;
+}
+
+void FileSystem::Op::dirty(uint64_t ino) {
+  Slot* s = find(ino);
+  UNTORN_ASSERT(s != nullptr);
+  s->dirty = true;
+}
+
+Result<Inode*> FileSystem::Op::create_inode(uint64_t ino, const Inode& init) {
+  ASSIGN_OR_RETURN(Inode old, read_raw(ino));
+  if (old.mode != 0) return Corruption("inode " + std::to_string(ino) + " is marked free in the bitmap but in use");
+  Inode in = init;
+  in.generation = old.generation + 1;
+  slots_.push_back({ino, std::make_unique<Inode>(in), true});
+  return slots_.back().in.get();
+}
+
+void FileSystem::Op::clear_inode(uint64_t ino) {
+  Slot* s = find(ino);
+  UNTORN_ASSERT(s != nullptr);
+  const uint64_t gen = s->in->generation;
+  *s->in = Inode{};
+  s->in->generation = gen;
+  s->dirty = true;
+}
+
+Status FileSystem::Op::commit() {
+  const Superblock& sb = fs_.sb_;
+  for (const Slot& s : slots_) {
+    if (!s.dirty) continue;
+    ASSIGN_OR_RETURN(std::byte* b, txn.mut(sb.itable_lba + (s.ino - 1) / kInodesPerBlock));
+    std::memcpy(b + ((s.ino - 1) % kInodesPerBlock) * kInodeSize, s.in.get(), sizeof(Inode));
+  }
+  return txn.commit();
+}
+
+BTree FileSystem::Op::orphans() {
+  if (orphan_root_ == 0) {
+    Result<const std::byte*> stb = txn.get(fs_.sb_.state_lba);
+    if (stb.is_ok()) {
+      StateBlock st;
+      std::memcpy(&st, *stb, sizeof st);
+      orphan_root_ = st.orphan_root;
+    }
+  }
+  return BTree(txn, *fs_.blocks_, NodeKind::kOrphan, 0, orphan_root_, fs_.meta_goal_);
+}
+
+Attr FileSystem::Op::attr(uint64_t ino, const Inode& in) const {
+  Attr a;
+  a.ino = ino;
+  a.generation = in.generation;
+  a.mode = in.mode;
+  a.nlink = in.nlink;
+  a.uid = in.uid;
+  a.gid = in.gid;
+  a.rdev = in.rdev;
+  a.size = S_ISLNK(in.mode) ? in.symlink_len : in.size;
+  a.blocks = in.blocks * (kBlockSize / 512);
+  a.atime = to_timespec(in.atime);
+  a.mtime = to_timespec(in.mtime);
+  a.ctime = to_timespec(in.ctime);
+  a.data_mode = (in.flags & kInodeAtomic) ? DataMode::kAtomic : DataMode::kDax;
+  return a;
+}
+
+BTree FileSystem::Op::tree(uint64_t ino, const Inode& in, NodeKind kind) {
+  return BTree(txn, *fs_.blocks_, kind, ino, in.root, fs_.meta_goal_);
+}
+
+// ------------------------------------------------------ inode references
+
+std::shared_ptr<FileSystem::InodeRef> FileSystem::ref(uint64_t ino) {
+  std::lock_guard<std::mutex> lk(refs_mu_);
+  auto& r = refs_[ino];
+  if (!r) {
+    r = std::make_shared<InodeRef>();
+    r->ino = ino;
+  }
+  return r;
+}
+
+void FileSystem::add_lookup(uint64_t ino, uint64_t n) {
+  std::lock_guard<std::mutex> lk(refs_mu_);
+  auto& r = refs_[ino];
+  if (!r) {
+    r = std::make_shared<InodeRef>();
+    r->ino = ino;
+  }
+  r->lookups += n;
+}
+
+void FileSystem::forget(uint64_t ino, uint64_t n) {
+  {
+    std::lock_guard<std::mutex> lk(refs_mu_);
+    auto it = refs_.find(ino);
+    if (it == refs_.end()) return;
+    it->second->lookups = it->second->lookups > n ? it->second->lookups - n : 0;
+    if (it->second->lookups > 0 || it->second->opens > 0) return;
+    refs_.erase(it);
+  }
+  Status st = release_inode_if_unused(ino);
+  if (!st.is_ok()) spdlog::error("freeing inode {}: {}", ino, st.to_string());
+}
+
+void FileSystem::release(uint64_t ino) {
+  {
+    std::lock_guard<std::mutex> lk(refs_mu_);
+    auto it = refs_.find(ino);
+    if (it == refs_.end()) return;
+    if (it->second->opens > 0) it->second->opens--;
+    if (it->second->lookups > 0 || it->second->opens > 0) return;
+    refs_.erase(it);
+  }
+  Status st = release_inode_if_unused(ino);
+  if (!st.is_ok()) spdlog::error("freeing inode {}: {}", ino, st.to_string());
+}
+
+// An inode with no links left is freed once nobody references it.
+Status FileSystem::release_inode_if_unused(uint64_t ino) {
+  {
+    std::shared_lock<std::shared_mutex> lk(meta_mu_);
+    Op op(*this);
+    Result<Inode*> in = op.inode(ino);
+    if (!in.is_ok() || (*in)->nlink > 0) return Status::ok();
+  }
+  {
+    std::lock_guard<std::mutex> lk(refs_mu_);
+    auto it = refs_.find(ino);
+    if (it != refs_.end() && (it->second->lookups > 0 || it->second->opens > 0)) return Status::ok();
+  }
+  return destroy_inode(ino);
+}
+
+// Frees an unlinked inode: data in chunks that each fit one commit, then
+// the inode itself and its orphan-list entry, atomically.
+Status FileSystem::destroy_inode(uint64_t ino) {
+  const size_t budget = store_->max_commit_blocks() - 32;
+  constexpr uint64_t kAllBlocks = kMaxFileSize / kBlockSize;
+  for (;;) {
+    std::unique_lock<std::shared_mutex> lk(meta_mu_);
+    Op op(*this);
+    Result<Inode*> r = op.inode(ino);
+    if (!r.is_ok()) return r.code() == Code::kNotFound ? Status::ok() : r.status();
+    Inode* in = *r;
+    if (in->nlink > 0) return Status::ok();
+    if (is_reg(in->mode) && in->root != 0) {
+      BTree t = op.tree(ino, *in, NodeKind::kExtent);
+      uint64_t freed = 0;
+      ASSIGN_OR_RETURN(uint64_t stop, ext_punch(t, op.txn, *blocks_, 0, kAllBlocks, budget, &freed));
+      in->blocks -= freed;
+      op.dirty(ino);
+      if (stop != kAllBlocks) {
+        RETURN_IF_ERROR(op.commit());
+        continue;
+      }
+    }
+    if (in->root != 0 && !S_ISLNK(in->mode)) {
+      BTree t = op.tree(ino, *in, is_dir(in->mode) ? NodeKind::kDir : NodeKind::kExtent);
+      RETURN_IF_ERROR(t.destroy());
+    } else if (in->root != 0) {
+      RETURN_IF_ERROR(blocks_->free(op.txn, in->root, 1));
+    }
+    if (in->xattr_lba != 0) RETURN_IF_ERROR(blocks_->free(op.txn, in->xattr_lba, 1));
+    op.clear_inode(ino);
+    RETURN_IF_ERROR(inodes_->free(op.txn, ino, 1));
+    BTree orphans = op.orphans();
+    Status e = orphans.erase(ino);
+    if (!e.is_ok() && e.code() != Code::kNotFound) return e;
+    return op.commit();
+  }
+}
+
+Status FileSystem::free_orphans(MountReport* report) {
+  std::vector<uint64_t> inos;
+  {
+    Op op(*this);
+    BTree orphans = op.orphans();
+    RETURN_IF_ERROR(orphans.walk([&](uint64_t key, std::string_view) { inos.push_back(key); return true; }, nullptr));
+  }
+  for (uint64_t ino : inos) {
+    RETURN_IF_ERROR(destroy_inode(ino));
+    report->orphans_freed++;
+  }
+  if (!inos.empty()) spdlog::info("freed {} unlinked inodes left open at the last unmount", inos.size());
+  return Status::ok();
+}
+
+// ---------------------------------------------------------------- statfs
+
+StatFs FileSystem::statfs() {
+  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  StatFs s;
+  s.blocks = sb_.nblocks - sb_.first_data_lba;
+  s.blocks_free = blocks_->free_count();
+  s.files = sb_.ninodes;
+  s.files_free = inodes_->free_count();
+  return s;
+}
+
+FsInfo FileSystem::info() {
+  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  FsInfo i;
+  i.sb = sb_;
+  i.blocks_free = blocks_->free_count();
+  i.inodes_free = inodes_->free_count();
+  i.arenas = btt_->arenas();
+  i.btt = btt_->params();
+  i.granularity = media_.granularity();
+  return i;
+}
+
+}  // namespace untorn::fs

@@ -1,0 +1,395 @@
+// Module map: namespace operations. Each is one Op: validate, read what it
+// needs, change inodes and directory trees, commit once.
+//   lookup / getattr / readdir         shared metadata lock
+//   mknod / mkdir / symlink / link     make_node, link
+//   unlink / rmdir                     remove_entry (+ orphan list)
+//   rename                             plain, NOREPLACE, EXCHANGE
+//   setattr                            mode, owner, times; size via fs_data
+#include <dirent.h>
+#include <linux/fs.h>
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+
+#include "fs/internal.h"
+
+namespace untorn::fs {
+
+namespace {
+
+constexpr uint32_t kMaxLinks = 65000;
+
+Status check_name(std::string_view name) {
+  if (name.empty()) return NotFound("empty name");
+  if (name.size() > kMaxNameLen)
+    return Status(Code::kNameTooLong, "name of " + std::to_string(name.size()) + " bytes (max 255)");
+  if (name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos)
+    return InvalidArgument("name contains '/' or NUL");
+  return Status::ok();
+}
+
+bool is_dot(std::string_view n) { return n == "." || n == ".."; }
+
+// Data mode of a new inode under `parent`: the directory's default if it
+// has one, else the pool default. Directories pass their default on.
+uint32_t inherited_flags(const Inode& parent, uint32_t mode, const Superblock& sb) {
+  bool atomic;
+  bool set = parent.flags & kInodeDirDefaultSet;
+  if (set) atomic = parent.flags & kInodeDirDefaultAtomic;
+  else atomic = sb.default_mode == static_cast<uint32_t>(DataMode::kAtomic);
+  if (S_ISREG(mode)) return atomic ? kInodeAtomic : 0;
+  if (S_ISDIR(mode) && set) return parent.flags & (kInodeDirDefaultSet | kInodeDirDefaultAtomic);
+  return 0;
+}
+
+void touch_dir(Inode* d, const Timespec& t) { d->mtime = d->ctime = t; }
+
+}  // namespace
+
+Result<Attr> FileSystem::getattr(uint64_t ino) {
+  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  Op op(*this);
+  ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
+  return op.attr(ino, *in);
+}
+
+Result<Attr> FileSystem::lookup(uint64_t parent, std::string_view name) {
+  RETURN_IF_ERROR(check_name(name));
+  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  Op op(*this);
+  ASSIGN_OR_RETURN(Inode* dir, op.dir_inode(parent));
+  uint64_t ino;
+  if (name == ".") {
+    ino = parent;
+  } else if (name == "..") {
+    ino = dir->parent;
+  } else {
+    BTree t = op.tree(parent, *dir, NodeKind::kDir);
+    ASSIGN_OR_RETURN(Dirent e, dir_find(t, name));
+    ino = e.ino;
+  }
+  ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
+  add_lookup(ino);
+  return op.attr(ino, *in);
+}
+
+Result<Attr> FileSystem::make_node(uint64_t parent, std::string_view name, uint32_t mode,
+                                   uint64_t rdev, std::string_view target, const Cred& c) {
+  RETURN_IF_ERROR(check_name(name));
+  if (is_dot(name)) return Status(Code::kExists, std::string(name));
+  if (S_ISLNK(mode) && (target.empty() || target.size() > kMaxSymlinkLen))
+    return Status(target.empty() ? Code::kNotFound : Code::kNameTooLong, "symlink target length");
+  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  Op op(*this);
+  ASSIGN_OR_RETURN(Inode* dir, op.dir_inode(parent));
+  if (dir->nlink == 0) return NotFound("directory was removed");
+  if (S_ISDIR(mode) && dir->nlink >= kMaxLinks) return Status(Code::kTooManyLinks, "too many subdirectories");
+  BTree t = op.tree(parent, *dir, NodeKind::kDir);
+  ASSIGN_OR_RETURN(uint64_t ino, op.inodes().alloc(op.txn, parent));
+  const Timespec now = now_ts();
+  Inode init{};
+  init.mode = mode;
+  init.uid = c.uid;
+  init.gid = c.gid;
+  if (dir->mode & S_ISGID) {
+    init.gid = dir->gid;
+    if (S_ISDIR(mode)) init.mode |= S_ISGID;
+  }
+  init.nlink = S_ISDIR(mode) ? 2 : 1;
+  init.rdev = rdev;
+  init.atime = init.mtime = init.ctime = init.btime = now;
+  init.flags = inherited_flags(*dir, mode, sb_);
+  ASSIGN_OR_RETURN(Inode* in, op.create_inode(ino, init));
+  if (S_ISDIR(mode)) {
+    ASSIGN_OR_RETURN(in->root, BTree::create(op.txn, op.blocks(), NodeKind::kDir, ino, meta_goal_));
+    in->blocks = 1;
+    in->parent = parent;
+    dir->nlink++;
+  } else if (S_ISLNK(mode)) {
+    in->symlink_len = static_cast<uint32_t>(target.size());
+    if (target.size() <= kInlineSymlink) {
+      std::memcpy(in->symlink, target.data(), target.size());
+    } else {
+      ASSIGN_OR_RETURN(in->root, op.blocks().alloc(op.txn, meta_goal_));
+      std::memcpy(op.txn.fresh(in->root), target.data(), target.size());
+      in->blocks = 1;
+    }
+  }
+  RETURN_IF_ERROR(dir_add(t, name, ino, dtype_of(mode)));
+  dir->size++;
+  dir->blocks += t.blocks_delta();
+  touch_dir(dir, now);
+  op.dirty(parent);
+  RETURN_IF_ERROR(op.commit());
+  add_lookup(ino);
+  return op.attr(ino, *in);
+}
+
+Result<Attr> FileSystem::mknod(uint64_t parent, std::string_view name, uint32_t mode,
+                               uint64_t rdev, const Cred& c) {
+  const uint32_t type = mode & S_IFMT;
+  if (type == 0) mode |= S_IFREG;
+  else if (type != S_IFREG && type != S_IFCHR && type != S_IFBLK && type != S_IFIFO && type != S_IFSOCK)
+    return InvalidArgument("mknod of an unsupported file type");
+  return make_node(parent, name, mode, rdev, {}, c);
+}
+
+Result<Attr> FileSystem::mkdir(uint64_t parent, std::string_view name, uint32_t mode,
+                               const Cred& c) {
+  return make_node(parent, name, S_IFDIR | (mode & 07777), 0, {}, c);
+}
+
+Result<Attr> FileSystem::symlink(uint64_t parent, std::string_view name, std::string_view target,
+                                 const Cred& c) {
+  return make_node(parent, name, S_IFLNK | 0777, 0, target, c);
+}
+
+Result<std::string> FileSystem::readlink(uint64_t ino) {
+  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  Op op(*this);
+  ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
+  if (!S_ISLNK(in->mode)) return InvalidArgument("not a symlink");
+  if (in->symlink_len > kMaxSymlinkLen) return Corruption("symlink inode " + std::to_string(ino) + " target too long");
+  if (in->symlink_len <= kInlineSymlink)
+    return std::string(reinterpret_cast<const char*>(in->symlink), in->symlink_len);
+  ASSIGN_OR_RETURN(const std::byte* b, op.txn.get(in->root));
+  return std::string(reinterpret_cast<const char*>(b), in->symlink_len);
+}
+
+Result<Attr> FileSystem::link(uint64_t ino, uint64_t newparent, std::string_view newname) {
+  RETURN_IF_ERROR(check_name(newname));
+  if (is_dot(newname)) return Status(Code::kExists, std::string(newname));
+  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  Op op(*this);
+  ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
+  if (is_dir(in->mode)) return Status(Code::kPermission, "hard links to directories are not allowed");
+  if (in->nlink >= kMaxLinks) return Status(Code::kTooManyLinks, "too many links");
+  if (in->nlink == 0) return NotFound("inode was unlinked");
+  ASSIGN_OR_RETURN(Inode* dir, op.dir_inode(newparent));
+  if (dir->nlink == 0) return NotFound("directory was removed");
+  BTree t = op.tree(newparent, *dir, NodeKind::kDir);
+  RETURN_IF_ERROR(dir_add(t, newname, ino, dtype_of(in->mode)));
+  const Timespec now = now_ts();
+  in->nlink++;
+  in->ctime = now;
+  dir->size++;
+  dir->blocks += t.blocks_delta();
+  touch_dir(dir, now);
+  op.dirty(ino);
+  op.dirty(newparent);
+  RETURN_IF_ERROR(op.commit());
+  add_lookup(ino);
+  return op.attr(ino, *in);
+}
+
+// Drops one link of `child` (an entry already removed from its directory);
+// an inode left without links goes to the orphan list until released.
+static Status drop_link(FileSystem::Op& op, uint64_t ino, Inode* child, const Timespec& now) {
+  if (is_dir(child->mode)) child->nlink = 0;
+  else child->nlink--;
+  child->ctime = now;
+  op.dirty(ino);
+  if (child->nlink > 0) return Status::ok();
+  BTree orphans = op.orphans();
+  return orphans.insert(ino, {});
+}
+
+Status FileSystem::remove_entry(uint64_t parent, std::string_view name, bool dir_wanted) {
+  RETURN_IF_ERROR(check_name(name));
+  if (name == ".") return InvalidArgument("cannot remove '.'");
+  if (name == "..") return Status(Code::kNotEmpty, "cannot remove '..'");
+  uint64_t victim = 0;
+  bool unlinked = false;
+  {
+    std::unique_lock<std::shared_mutex> lk(meta_mu_);
+    Op op(*this);
+    ASSIGN_OR_RETURN(Inode* dir, op.dir_inode(parent));
+    BTree t = op.tree(parent, *dir, NodeKind::kDir);
+    ASSIGN_OR_RETURN(Dirent e, dir_find(t, name));
+    ASSIGN_OR_RETURN(Inode* child, op.inode(e.ino));
+    if (dir_wanted && !is_dir(child->mode)) return Status(Code::kNotDir, std::string(name));
+    if (!dir_wanted && is_dir(child->mode)) return Status(Code::kIsDir, std::string(name));
+    if (dir_wanted && child->size > 0) return Status(Code::kNotEmpty, std::string(name));
+    RETURN_IF_ERROR(t.erase(e.key));
+    const Timespec now = now_ts();
+    dir->size--;
+    dir->blocks += t.blocks_delta();
+    if (dir_wanted) dir->nlink--;
+    touch_dir(dir, now);
+    op.dirty(parent);
+    RETURN_IF_ERROR(drop_link(op, e.ino, child, now));
+    RETURN_IF_ERROR(op.commit());
+    victim = e.ino;
+    unlinked = child->nlink == 0;
+  }
+  if (unlinked) return release_inode_if_unused(victim);
+  return Status::ok();
+}
+
+Status FileSystem::unlink(uint64_t parent, std::string_view name) {
+  return remove_entry(parent, name, false);
+}
+Status FileSystem::rmdir(uint64_t parent, std::string_view name) {
+  return remove_entry(parent, name, true);
+}
+
+namespace {
+
+// True when `dir` is `ancestor` or below it.
+Result<bool> is_within(FileSystem::Op& op, uint64_t dir, uint64_t ancestor) {
+  for (int depth = 0; depth < 100000; depth++) {
+    if (dir == ancestor) return true;
+    if (dir == kRootIno) return false;
+    ASSIGN_OR_RETURN(Inode* in, op.dir_inode(dir));
+    dir = in->parent;
+  }
+  return Corruption("directory parent chain does not reach the root");
+}
+
+}  // namespace
+
+Status FileSystem::rename(uint64_t parent, std::string_view name, uint64_t newparent,
+                          std::string_view newname, unsigned flags) {
+  RETURN_IF_ERROR(check_name(name));
+  RETURN_IF_ERROR(check_name(newname));
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return InvalidArgument("unsupported rename flags");
+  if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return InvalidArgument("NOREPLACE with EXCHANGE");
+  if (is_dot(name) || is_dot(newname)) return Status(Code::kBusy, "cannot rename '.' or '..'");
+  uint64_t victim = 0;
+  bool unlinked = false;
+  {
+    std::unique_lock<std::shared_mutex> lk(meta_mu_);
+    Op op(*this);
+    ASSIGN_OR_RETURN(Inode* sdir, op.dir_inode(parent));
+    ASSIGN_OR_RETURN(Inode* ddir, op.dir_inode(newparent));
+    BTree st = op.tree(parent, *sdir, NodeKind::kDir);
+    ASSIGN_OR_RETURN(Dirent se, dir_find(st, name));
+    ASSIGN_OR_RETURN(Inode* src, op.inode(se.ino));
+    BTree dt = op.tree(newparent, *ddir, NodeKind::kDir);
+    Result<Dirent> de = dir_find(dt, newname);
+    if (!de.is_ok() && de.code() != Code::kNotFound) return de.status();
+    const bool exists = de.is_ok();
+    if ((flags & RENAME_NOREPLACE) && exists) return Status(Code::kExists, std::string(newname));
+    if ((flags & RENAME_EXCHANGE) && !exists) return NotFound(std::string(newname));
+    if (exists && de->ino == se.ino) return Status::ok();  // same inode: nothing to do
+    if (parent == newparent && name == newname) return Status::ok();
+    if (is_dir(src->mode) && parent != newparent) {
+      ASSIGN_OR_RETURN(bool inside, is_within(op, newparent, se.ino));
+      if (inside) return InvalidArgument("cannot move a directory into itself");
+    }
+    const Timespec now = now_ts();
+    if (flags & RENAME_EXCHANGE) {
+      ASSIGN_OR_RETURN(Inode* dst, op.inode(de->ino));
+      if (is_dir(dst->mode) && parent != newparent) {
+        ASSIGN_OR_RETURN(bool inside, is_within(op, parent, de->ino));
+        if (inside) return InvalidArgument("cannot move a directory into itself");
+      }
+      RETURN_IF_ERROR(dir_set_target(st, se, de->ino, dtype_of(dst->mode)));
+      BTree dt2 = op.tree(newparent, *ddir, NodeKind::kDir);
+      RETURN_IF_ERROR(dir_set_target(dt2, *de, se.ino, dtype_of(src->mode)));
+      if (parent != newparent) {
+        if (is_dir(src->mode)) { src->parent = newparent; sdir->nlink--; ddir->nlink++; }
+        if (is_dir(dst->mode)) { dst->parent = parent; ddir->nlink--; sdir->nlink++; }
+      }
+      src->ctime = dst->ctime = now;
+      op.dirty(de->ino);
+    } else {
+      if (exists) {
+        ASSIGN_OR_RETURN(Inode* dst, op.inode(de->ino));
+        if (is_dir(dst->mode) && !is_dir(src->mode)) return Status(Code::kIsDir, std::string(newname));
+        if (!is_dir(dst->mode) && is_dir(src->mode)) return Status(Code::kNotDir, std::string(newname));
+        if (is_dir(dst->mode) && dst->size > 0) return Status(Code::kNotEmpty, std::string(newname));
+        RETURN_IF_ERROR(dir_set_target(dt, *de, se.ino, dtype_of(src->mode)));
+        if (is_dir(dst->mode)) ddir->nlink--;
+        RETURN_IF_ERROR(drop_link(op, de->ino, dst, now));
+        victim = de->ino;
+        unlinked = dst->nlink == 0;
+      } else {
+        RETURN_IF_ERROR(dir_add(dt, newname, se.ino, dtype_of(src->mode)));
+        ddir->size++;
+      }
+      // The source entry may have moved if both names live in one tree.
+      BTree st2 = op.tree(parent, *sdir, NodeKind::kDir);
+      ASSIGN_OR_RETURN(Dirent se2, dir_find(st2, name));
+      RETURN_IF_ERROR(st2.erase(se2.key));
+      sdir->size--;
+      sdir->blocks += st2.blocks_delta();
+      if (is_dir(src->mode) && parent != newparent) {
+        src->parent = newparent;
+        sdir->nlink--;
+        ddir->nlink++;
+      }
+      src->ctime = now;
+    }
+    ddir->blocks += dt.blocks_delta();
+    sdir->blocks += st.blocks_delta();
+    touch_dir(sdir, now);
+    touch_dir(ddir, now);
+    op.dirty(parent);
+    op.dirty(newparent);
+    op.dirty(se.ino);
+    RETURN_IF_ERROR(op.commit());
+  }
+  if (unlinked) return release_inode_if_unused(victim);
+  return Status::ok();
+}
+
+Status FileSystem::readdir(uint64_t ino, uint64_t off, bool plus, const DirFn& fn) {
+  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  Op op(*this);
+  ASSIGN_OR_RETURN(Inode* dir, op.dir_inode(ino));
+  const uint64_t parent = dir->parent;
+  if (off == 0 && !fn(".", op.attr(ino, *dir), 1)) return Status::ok();
+  if (off <= 1) {
+    ASSIGN_OR_RETURN(Inode* p, op.inode(parent));
+    if (!fn("..", op.attr(parent, *p), 2)) return Status::ok();
+  }
+  BTree t = op.tree(ino, *dir, NodeKind::kDir);
+  uint64_t key = off < kDirOffBase ? 0 : off - kDirOffBase + 1;
+  std::string v;
+  for (;;) {
+    Status st = t.seek(key, &key, &v);
+    if (st.code() == Code::kNotFound) return Status::ok();
+    RETURN_IF_ERROR(st);
+    Dirent e;
+    RETURN_IF_ERROR(decode_dirent(key, v, &e));
+    Attr a;
+    if (plus) {
+      ASSIGN_OR_RETURN(Inode* child, op.inode(e.ino));
+      a = op.attr(e.ino, *child);
+    } else {
+      a.ino = e.ino;
+      a.mode = static_cast<uint32_t>(DTTOIF(e.type));
+    }
+    if (!fn(e.name, a, key + kDirOffBase)) return Status::ok();
+    key++;
+  }
+}
+
+Result<Attr> FileSystem::setattr(uint64_t ino, const SetAttr& sa) {
+  if (sa.mask & kSetSize) {
+    std::shared_ptr<InodeRef> r = ref(ino);
+    std::unique_lock<std::shared_mutex> io(r->io);
+    RETURN_IF_ERROR(truncate_locked(ino, sa.size));
+  }
+  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  Op op(*this);
+  ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
+  const Timespec now = now_ts();
+  if (sa.mask & kSetMode) in->mode = (in->mode & S_IFMT) | (sa.mode & 07777);
+  if (sa.mask & kSetUid) in->uid = sa.uid;
+  if (sa.mask & kSetGid) in->gid = sa.gid;
+  if (sa.mask & kSetAtimeNow) in->atime = now;
+  else if (sa.mask & kSetAtime) in->atime = from_timespec(sa.atime);
+  if (sa.mask & kSetMtimeNow) in->mtime = now;
+  else if (sa.mask & kSetMtime) in->mtime = from_timespec(sa.mtime);
+  if (sa.mask & kSetCtime) in->ctime = from_timespec(sa.ctime);
+  else if (sa.mask & ~(kSetSize)) in->ctime = now;
+  if ((sa.mask & ~kSetSize) != 0) {
+    op.dirty(ino);
+    RETURN_IF_ERROR(op.commit());
+  }
+  return op.attr(ino, *in);
+}
+
+}  // namespace untorn::fs

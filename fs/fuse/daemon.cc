@@ -1,0 +1,560 @@
+// Module map: errno mapping; the fuse_lowlevel_ops handlers (entries,
+// attributes, namespace, files, directories, xattrs, misc); the session
+// lifecycle (mount, daemonize, multi-threaded loop, unmount).
+//
+// Kernel cache choices (measured with `untorn bench`; see README):
+//   - no writeback cache: a write() that returned is durable, because the
+//     daemon persisted it before replying; writeback caching would let the
+//     kernel acknowledge writes it has not sent yet.
+//   - dax files: page cache with keep_cache. All changes go through this
+//     mount, so cached pages stay coherent (explicit invalidation only, on a
+//     mode switch); repeated reads and mmap are served by the kernel.
+//   - atomic files: direct I/O, so each write() reaches the daemon as one
+//     request (up to max_write = 1 MiB) and is committed as one atomic group.
+//     Shared writable mmap of atomic files is refused by the kernel (ENODEV):
+//     switch the file to dax to mmap it.
+//   - entry/attr timeouts of 1 s: the daemon is the only writer, so the cached
+//     attributes are exact; the timeout only bounds memory of stale dentries.
+#include "fs/fuse/daemon.h"
+
+#define FUSE_USE_VERSION 312
+#include <fuse3/fuse_lowlevel.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+namespace untorn::fs::fuse {
+
+int to_errno(const Status& st) {
+  switch (st.code()) {
+    case Code::kOk: return 0;
+    case Code::kCorruption: return EIO;
+    case Code::kIOError: return EIO;
+    case Code::kNoSpace: return ENOSPC;
+    case Code::kInvalidArgument: return EINVAL;
+    case Code::kNotFound: return ENOENT;
+    case Code::kExists: return EEXIST;
+    case Code::kNotEmpty: return ENOTEMPTY;
+    case Code::kNameTooLong: return ENAMETOOLONG;
+    case Code::kNotDir: return ENOTDIR;
+    case Code::kIsDir: return EISDIR;
+    case Code::kPermission: return EPERM;
+    case Code::kBusy: return EBUSY;
+    case Code::kNotSupported: return EOPNOTSUPP;
+    case Code::kTooLarge: return EFBIG;
+    case Code::kNoData: return ENODATA;
+    case Code::kRange: return ERANGE;
+    case Code::kTooManyLinks: return EMLINK;
+    case Code::kValueTooLarge: return E2BIG;
+  }
+  return EIO;
+}
+
+namespace {
+
+// Background notifications: kernel cache invalidation must not run inside
+// the handler that caused it (the kernel may hold the inode lock).
+class Notifier {
+ public:
+  void start(fuse_session* se) {
+    se_ = se;
+    thread_ = std::thread([this] { loop(); });
+  }
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+  void inval_inode(fuse_ino_t ino) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      q_.push_back(ino);
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void loop() {
+    std::unique_lock<std::mutex> lk(mu_);
+    for (;;) {
+      cv_.wait(lk, [&] { return stop_ || !q_.empty(); });
+      if (q_.empty()) return;
+      const fuse_ino_t ino = q_.front();
+      q_.pop_front();
+      lk.unlock();
+      const int rc = fuse_lowlevel_notify_inval_inode(se_, ino, 0, 0);
+      if (rc != 0 && rc != -ENOENT) spdlog::warn("cache invalidation of inode {}: {}", ino, std::strerror(-rc));
+      lk.lock();
+    }
+  }
+  fuse_session* se_ = nullptr;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<fuse_ino_t> q_;
+  bool stop_ = false;
+};
+
+struct Daemon {
+  FileSystem& fs;
+  const DaemonOptions& opts;
+  Notifier notifier;
+};
+
+Daemon& D(fuse_req_t req) { return *static_cast<Daemon*>(fuse_req_userdata(req)); }
+
+void fill_stat(const Attr& a, struct stat* st) {
+  std::memset(st, 0, sizeof *st);
+  st->st_ino = a.ino;
+  st->st_mode = a.mode;
+  st->st_nlink = a.nlink;
+  st->st_uid = a.uid;
+  st->st_gid = a.gid;
+  st->st_rdev = a.rdev;
+  st->st_size = static_cast<off_t>(a.size);
+  st->st_blocks = static_cast<blkcnt_t>(a.blocks);
+  st->st_blksize = kBlockSize;
+  st->st_atim = a.atime;
+  st->st_mtim = a.mtime;
+  st->st_ctim = a.ctime;
+}
+
+fuse_entry_param entry_of(const Daemon& d, const Attr& a) {
+  fuse_entry_param e;
+  std::memset(&e, 0, sizeof e);
+  e.ino = a.ino;
+  e.generation = a.generation;
+  fill_stat(a, &e.attr);
+  e.attr_timeout = d.opts.attr_timeout_s;
+  e.entry_timeout = d.opts.entry_timeout_s;
+  return e;
+}
+
+void reply_err(fuse_req_t req, const Status& st) { fuse_reply_err(req, to_errno(st)); }
+
+// Replies with a new entry; if the kernel did not take it (interrupted),
+// the lookup reference the file system counted is dropped again.
+void reply_entry(fuse_req_t req, const Result<Attr>& r) {
+  if (!r.is_ok()) return reply_err(req, r.status());
+  Daemon& d = D(req);
+  fuse_entry_param e = entry_of(d, *r);
+  if (fuse_reply_entry(req, &e) != 0) d.fs.forget(r->ino, 1);
+}
+
+Cred cred_of(fuse_req_t req) {
+  const fuse_ctx* c = fuse_req_ctx(req);
+  return Cred{c->uid, c->gid};
+}
+
+std::string_view sv(const char* s) { return s; }
+
+// ------------------------------------------------------------- handlers
+
+void op_init(void* userdata, fuse_conn_info* conn) {
+  auto* d = static_cast<Daemon*>(userdata);  // unused today
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+  conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+  conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+  if (conn->capable & FUSE_CAP_EXPLICIT_INVAL_DATA) conn->want |= FUSE_CAP_EXPLICIT_INVAL_DATA;
+  if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+  if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+  if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+  conn->max_write = 1 << 20;
+  conn->max_readahead = 1 << 20;
+  spdlog::info("FUSE session up: protocol {}.{}, max_write {}", conn->proto_major, conn->proto_minor,
+               conn->max_write);
+  (void)d;
+}
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Daemon& d = D(req);
+  Result<Attr> r = d.fs.lookup(parent, sv(name));
+  if (!r.is_ok() && r.code() == Code::kNotFound) {
+    // Negative entry: lets the kernel cache the absence of the name.
+    fuse_entry_param e;
+    std::memset(&e, 0, sizeof e);
+    e.entry_timeout = d.opts.entry_timeout_s;
+    fuse_reply_entry(req, &e);
+    return;
+  }
+  reply_entry(req, r);
+}
+
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  D(req).fs.forget(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  for (size_t i = 0; i < count; i++) D(req).fs.forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  Daemon& d = D(req);
+  Result<Attr> r = d.fs.getattr(ino);
+  if (!r.is_ok()) return reply_err(req, r.status());
+  struct stat st;
+  fill_stat(*r, &st);
+  fuse_reply_attr(req, &st, d.opts.attr_timeout_s);
+}
+
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
+  Daemon& d = D(req);
+  SetAttr sa;
+  if (to_set & FUSE_SET_ATTR_MODE) { sa.mask |= kSetMode; sa.mode = attr->st_mode; }
+  if (to_set & FUSE_SET_ATTR_UID) { sa.mask |= kSetUid; sa.uid = attr->st_uid; }
+  if (to_set & FUSE_SET_ATTR_GID) { sa.mask |= kSetGid; sa.gid = attr->st_gid; }
+  if (to_set & FUSE_SET_ATTR_SIZE) { sa.mask |= kSetSize; sa.size = static_cast<uint64_t>(attr->st_size); }
+  if (to_set & FUSE_SET_ATTR_ATIME_NOW) sa.mask |= kSetAtimeNow;
+  else if (to_set & FUSE_SET_ATTR_ATIME) { sa.mask |= kSetAtime; sa.atime = attr->st_atim; }
+  if (to_set & FUSE_SET_ATTR_MTIME_NOW) sa.mask |= kSetMtimeNow;
+  else if (to_set & FUSE_SET_ATTR_MTIME) { sa.mask |= kSetMtime; sa.mtime = attr->st_mtim; }
+  if (to_set & FUSE_SET_ATTR_CTIME) { sa.mask |= kSetCtime; sa.ctime = attr->st_ctim; }
+  Result<Attr> r = d.fs.setattr(ino, sa);
+  if (!r.is_ok()) return reply_err(req, r.status());
+  struct stat st;
+  fill_stat(*r, &st);
+  fuse_reply_attr(req, &st, d.opts.attr_timeout_s);
+}
+
+void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  Result<std::string> r = D(req).fs.readlink(ino);
+  if (!r.is_ok()) return reply_err(req, r.status());
+  fuse_reply_readlink(req, r->c_str());
+}
+
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  reply_entry(req, D(req).fs.mknod(parent, sv(name), mode, rdev, cred_of(req)));
+}
+
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  reply_entry(req, D(req).fs.mkdir(parent, sv(name), mode, cred_of(req)));
+}
+
+void op_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  reply_entry(req, D(req).fs.symlink(parent, sv(name), sv(link), cred_of(req)));
+}
+
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  reply_entry(req, D(req).fs.link(ino, newparent, sv(newname)));
+}
+
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  reply_err(req, D(req).fs.unlink(parent, sv(name)));
+}
+
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  reply_err(req, D(req).fs.rmdir(parent, sv(name)));
+}
+
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+               const char* newname, unsigned int flags) {
+  reply_err(req, D(req).fs.rename(parent, sv(name), newparent, sv(newname), flags));
+}
+
+// Open flags per data mode (see the cache notes at the top of this file).
+Status setup_open(Daemon& d, fuse_ino_t ino, fuse_file_info* fi) {
+  Result<Attr> a = d.fs.getattr(ino);
+  if (!a.is_ok()) return a.status();
+  if (S_ISDIR(a->mode)) return Status(Code::kIsDir, "open of a directory for I/O");
+  if (a->data_mode == DataMode::kAtomic) {
+    fi->direct_io = 1;
+    fi->keep_cache = 0;
+  } else {
+    fi->direct_io = 0;
+    fi->keep_cache = 1;
+  }
+  return Status::ok();
+}
+
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Daemon& d = D(req);
+  Status st = setup_open(d, ino, fi);
+  if (st.is_ok()) st = d.fs.open(ino, (fi->flags & O_TRUNC) != 0);
+  if (!st.is_ok()) return reply_err(req, st);
+  if (fuse_reply_open(req, fi) != 0) d.fs.release(ino);
+}
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+               fuse_file_info* fi) {
+  Daemon& d = D(req);
+  Result<Attr> r = d.fs.mknod(parent, sv(name), S_IFREG | (mode & 07777), 0, cred_of(req));
+  if (!r.is_ok()) return reply_err(req, r.status());
+  Status st = setup_open(d, r->ino, fi);
+  if (st.is_ok()) st = d.fs.open(r->ino, false);
+  if (!st.is_ok()) {
+    d.fs.forget(r->ino, 1);
+    return reply_err(req, st);
+  }
+  fuse_entry_param e = entry_of(d, *r);
+  if (fuse_reply_create(req, &e, fi) != 0) {
+    d.fs.release(r->ino);
+    d.fs.forget(r->ino, 1);
+  }
+}
+
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  Daemon& d = D(req);
+  bool replied = false;
+  Status st = d.fs.read(ino, static_cast<uint64_t>(off), size, [&](const iovec* iov, int count, size_t) {
+    // Zero copy: the reply points into the pool; the kernel copies once.
+    std::vector<char> storage(sizeof(fuse_bufvec) + sizeof(fuse_buf) * static_cast<size_t>(std::max(count, 1)));
+    auto* bv = reinterpret_cast<fuse_bufvec*>(storage.data());
+    std::memset(bv, 0, storage.size());
+    bv->count = static_cast<size_t>(count);
+    for (int i = 0; i < count; i++) {
+      bv->buf[i].mem = iov[i].iov_base;
+      bv->buf[i].size = iov[i].iov_len;
+    }
+    if (count == 0) {
+      fuse_reply_buf(req, nullptr, 0);
+    } else {
+      fuse_reply_data(req, bv, FUSE_BUF_NO_SPLICE);
+    }
+    replied = true;
+  });
+  if (!replied) reply_err(req, st.is_ok() ? Status(Code::kIOError, "no reply") : st);
+}
+
+void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
+              fuse_file_info*) {
+  Result<size_t> r = D(req).fs.write(ino, static_cast<uint64_t>(off), buf, size, false);
+  if (!r.is_ok()) return reply_err(req, r.status());
+  fuse_reply_write(req, *r);
+}
+
+void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+
+void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  D(req).fs.release(ino);
+  fuse_reply_err(req, 0);
+}
+
+void op_fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
+  reply_err(req, D(req).fs.fsync(ino));
+}
+
+void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Result<Attr> a = D(req).fs.getattr(ino);
+  if (!a.is_ok()) return reply_err(req, a.status());
+  if (!S_ISDIR(a->mode)) return (void)fuse_reply_err(req, ENOTDIR);
+  fuse_reply_open(req, fi);
+}
+
+void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
+  Daemon& d = D(req);
+  std::vector<char> buf(size);
+  size_t used = 0;
+  Status st = d.fs.readdir(ino, static_cast<uint64_t>(off), plus, [&](std::string_view name, const Attr& a, uint64_t next) {
+    const std::string n(name);
+    size_t need;
+    if (plus) {
+      fuse_entry_param e = entry_of(d, a);
+      need = fuse_add_direntry_plus(req, buf.data() + used, size - used, n.c_str(), &e, static_cast<off_t>(next));
+      if (need > size - used) return false;
+      // The kernel takes a lookup reference for every entry but . and ..
+      if (name != "." && name != "..") d.fs.add_lookup(a.ino);
+    } else {
+      struct stat st;
+      std::memset(&st, 0, sizeof st);
+      st.st_ino = a.ino;
+      st.st_mode = a.mode;
+      need = fuse_add_direntry(req, buf.data() + used, size - used, n.c_str(), &st, static_cast<off_t>(next));
+      if (need > size - used) return false;
+    }
+    used += need;
+    return true;
+  });
+  if (!st.is_ok() && used == 0) return reply_err(req, st);
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  do_readdir(req, ino, size, off, false);
+}
+
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  do_readdir(req, ino, size, off, true);
+}
+
+void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+void op_fsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { fuse_reply_err(req, 0); }
+
+void op_statfs(fuse_req_t req, fuse_ino_t) {
+  StatFs s = D(req).fs.statfs();
+  struct statvfs v;
+  std::memset(&v, 0, sizeof v);
+  v.f_bsize = s.block_size;
+  v.f_frsize = s.block_size;
+  v.f_blocks = s.blocks;
+  v.f_bfree = s.blocks_free;
+  v.f_bavail = s.blocks_free;
+  v.f_files = s.files;
+  v.f_ffree = s.files_free;
+  v.f_favail = s.files_free;
+  v.f_namemax = s.name_max;
+  fuse_reply_statfs(req, &v);
+}
+
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
+                 int flags) {
+  Daemon& d = D(req);
+  Status st = d.fs.setxattr(ino, sv(name), std::string_view(value, size), flags);
+  reply_err(req, st);
+  // A data-mode switch changes how the kernel must cache the file.
+  if (st.is_ok() && sv(name) == "user.untorn.mode") d.notifier.inval_inode(ino);
+}
+
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  Result<std::string> r = D(req).fs.getxattr(ino, sv(name));
+  if (!r.is_ok()) return reply_err(req, r.status());
+  if (size == 0) return (void)fuse_reply_xattr(req, r->size());
+  if (size < r->size()) return (void)fuse_reply_err(req, ERANGE);
+  fuse_reply_buf(req, r->data(), r->size());
+}
+
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  Result<std::vector<std::string>> r = D(req).fs.listxattr(ino);
+  if (!r.is_ok()) return reply_err(req, r.status());
+  std::string all;
+  for (const auto& n : *r) {
+    all += n;
+    all.push_back('\0');
+  }
+  if (size == 0) return (void)fuse_reply_xattr(req, all.size());
+  if (size < all.size()) return (void)fuse_reply_err(req, ERANGE);
+  fuse_reply_buf(req, all.data(), all.size());
+}
+
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  reply_err(req, D(req).fs.removexattr(ino, sv(name)));
+}
+
+void op_access(fuse_req_t req, fuse_ino_t, int) { fuse_reply_err(req, 0); }
+
+void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info*) {
+  if (off < 0 || len <= 0) return (void)fuse_reply_err(req, EINVAL);
+  reply_err(req, D(req).fs.fallocate(ino, mode, static_cast<uint64_t>(off), static_cast<uint64_t>(len)));
+}
+
+void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info*) {
+  if (whence != SEEK_DATA && whence != SEEK_HOLE) return (void)fuse_reply_err(req, EINVAL);
+  Result<uint64_t> r = D(req).fs.lseek(ino, static_cast<uint64_t>(off), whence);
+  if (!r.is_ok()) return (void)fuse_reply_err(req, r.code() == Code::kNoData ? ENXIO : to_errno(r.status()));
+  fuse_reply_lseek(req, static_cast<off_t>(*r));
+}
+
+void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info*,
+                        fuse_ino_t ino_out, off_t off_out, fuse_file_info*, size_t len, int) {
+  Result<size_t> r = D(req).fs.copy_file_range(ino_in, static_cast<uint64_t>(off_in), ino_out,
+                                               static_cast<uint64_t>(off_out), len);
+  if (!r.is_ok()) return reply_err(req, r.status());
+  fuse_reply_write(req, *r);
+}
+
+fuse_lowlevel_ops make_ops() {
+  fuse_lowlevel_ops o;
+  std::memset(&o, 0, sizeof o);
+  o.init = op_init;
+  o.lookup = op_lookup;
+  o.forget = op_forget;
+  o.forget_multi = op_forget_multi;
+  o.getattr = op_getattr;
+  o.setattr = op_setattr;
+  o.readlink = op_readlink;
+  o.mknod = op_mknod;
+  o.mkdir = op_mkdir;
+  o.symlink = op_symlink;
+  o.link = op_link;
+  o.unlink = op_unlink;
+  o.rmdir = op_rmdir;
+  o.rename = op_rename;
+  o.open = op_open;
+  o.create = op_create;
+  o.read = op_read;
+  o.write = op_write;
+  o.flush = op_flush;
+  o.release = op_release;
+  o.fsync = op_fsync;
+  o.opendir = op_opendir;
+  o.readdir = op_readdir;
+  o.readdirplus = op_readdirplus;
+  o.releasedir = op_releasedir;
+  o.fsyncdir = op_fsyncdir;
+  o.statfs = op_statfs;
+  o.setxattr = op_setxattr;
+  o.getxattr = op_getxattr;
+  o.listxattr = op_listxattr;
+  o.removexattr = op_removexattr;
+  o.access = op_access;
+  o.fallocate = op_fallocate;
+  o.lseek = op_lseek;
+  o.copy_file_range = op_copy_file_range;
+  return o;
+}
+
+}  // namespace
+
+int run(FileSystem& fs, const DaemonOptions& opts) {
+  std::vector<std::string> argv_s = {"untorn"};
+  std::string o = "default_permissions,subtype=untorn,fsname=" + opts.fsname;
+  for (const auto& x : opts.fuse_opts) o += "," + x;
+  argv_s.push_back("-o");
+  argv_s.push_back(o);
+  if (opts.debug) argv_s.push_back("-d");
+  std::vector<char*> argv;
+  for (auto& s : argv_s) argv.push_back(s.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  Daemon d{fs, opts, {}};
+  const fuse_lowlevel_ops ops = make_ops();
+  fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &d);
+  if (se == nullptr) {
+    spdlog::error("cannot create the FUSE session (bad -o option?)");
+    return 2;
+  }
+  int rc = 1;
+  if (fuse_set_signal_handlers(se) != 0) {
+    fuse_session_destroy(se);
+    return 1;
+  }
+  if (fuse_session_mount(se, opts.mountpoint.c_str()) != 0) {
+    spdlog::error("cannot mount on '{}'", opts.mountpoint);
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    return 1;
+  }
+  if (fuse_daemonize(opts.foreground ? 1 : 0) == 0) {
+    Status st = opts.after_daemonize ? opts.after_daemonize() : Status::ok();
+    if (!st.is_ok()) {
+      spdlog::error("{}", st.to_string());
+    } else {
+      // Threads do not survive fuse_daemonize's fork: start after it.
+      d.notifier.start(se);
+      fuse_loop_config* cfg = fuse_loop_cfg_create();
+      fuse_loop_cfg_set_max_threads(cfg, opts.max_threads);
+      fuse_loop_cfg_set_idle_threads(cfg, 2);
+      spdlog::info("serving {} on {}", opts.fsname, opts.mountpoint);
+      rc = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
+      fuse_loop_cfg_destroy(cfg);
+    }
+  }
+  d.notifier.stop();
+  fuse_session_unmount(se);
+  fuse_remove_signal_handlers(se);
+  fuse_session_destroy(se);
+  fuse_opt_free_args(&args);
+  return rc;
+}
+
+}  // namespace untorn::fs::fuse

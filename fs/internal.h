@@ -1,0 +1,108 @@
+// Internals shared by the fs/*.cc files: the per-operation context (Op),
+// inode table access, directory entries, extent maps, in-memory inode
+// references. Not part of the public interface.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <memory>
+#include <vector>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+
+#include "fs/btree.h"
+#include "fs/filesystem.h"
+#include "fs/txn.h"
+
+namespace untorn::fs {
+
+// In-memory state of an inode the kernel knows about.
+struct FileSystem::InodeRef {
+  uint64_t ino = 0;
+  std::shared_mutex io;     // data I/O: reads shared, writes exclusive
+  uint64_t lookups = 0;     // kernel lookup count (guarded by refs_mu_)
+  uint64_t opens = 0;       // open handles (guarded by refs_mu_)
+};
+
+Timespec now_ts();
+struct timespec to_timespec(const Timespec& t);
+Timespec from_timespec(const struct timespec& t);
+uint8_t dtype_of(uint32_t mode);
+
+// One operation: a transaction plus the inodes it reads and changes.
+// inode() returns the same object for the same number within an Op, so
+// aliases (rename within one directory, exchange, ...) stay coherent;
+// changed inodes are written back by commit().
+class FileSystem::Op {
+ public:
+  explicit Op(FileSystem& fs) : fs_(fs), txn(*fs.store_) {}
+  // kNotFound for a free or out-of-range inode number.
+  Result<Inode*> inode(uint64_t ino);
+  Result<Inode*> dir_inode(uint64_t ino);  // kNotDir when not a directory
+  // Marks an inode changed (it is written at commit).
+  void dirty(uint64_t ino);
+  // Starts a new inode in a free slot (generation = old slot's + 1).
+  Result<Inode*> create_inode(uint64_t ino, const Inode& init);
+  // Frees the inode slot at commit (keeps its generation).
+  void clear_inode(uint64_t ino);
+  Attr attr(uint64_t ino, const Inode& in) const;
+  BTree tree(uint64_t ino, const Inode& in, NodeKind kind);
+  BTree orphans();
+  Allocator& blocks() { return *fs_.blocks_; }
+  Allocator& inodes() { return *fs_.inodes_; }
+  FileSystem& fs() { return fs_; }
+  [[nodiscard]] Status commit();
+
+ private:
+  struct Slot {
+    uint64_t ino;
+    std::unique_ptr<Inode> in;
+    bool dirty = false;
+  };
+  Result<Inode> read_raw(uint64_t ino);
+  Slot* find(uint64_t ino);
+  FileSystem& fs_;
+  std::vector<Slot> slots_;
+  uint64_t orphan_root_ = 0;
+
+ public:
+  Txn txn;
+};
+
+// ------------------------------------------------------------ directories
+struct Dirent {
+  uint64_t key = 0;
+  uint64_t ino = 0;
+  uint8_t type = 0;
+  std::string name;
+};
+uint64_t dir_hash(std::string_view name);
+std::string encode_dirent(uint64_t ino, uint8_t type, std::string_view name);
+Status decode_dirent(uint64_t key, std::string_view v, Dirent* out);
+Result<Dirent> dir_find(BTree& t, std::string_view name);
+Status dir_add(BTree& t, std::string_view name, uint64_t ino, uint8_t type);
+Status dir_set_target(BTree& t, const Dirent& e, uint64_t ino, uint8_t type);
+// readdir offsets: 0 start, 1 after ".", 2 after "..", key + 3 after an entry.
+inline constexpr uint64_t kDirOffBase = 3;
+
+// ----------------------------------------------------------------- extents
+struct Mapping {
+  uint64_t lba = 0;  // 0: hole
+  uint64_t len = 0;  // blocks with this mapping (contiguous LBAs) from fb
+};
+// Mapping of file block fb, at most max_len blocks long.
+Result<Mapping> ext_map(BTree& t, uint64_t fb, uint64_t max_len);
+Status ext_insert(BTree& t, uint64_t fb, uint64_t lba, uint32_t len);
+// Removes mappings in [fb, end) and frees their blocks, stopping once the
+// transaction holds `budget` blocks; returns where it stopped (end = done).
+Result<uint64_t> ext_punch(BTree& t, Txn& txn, Allocator& blocks, uint64_t fb, uint64_t end,
+                           size_t budget, uint64_t* freed);
+// First mapped block >= fb, or kNotFound.
+Result<uint64_t> ext_next_data(BTree& t, uint64_t fb);
+
+inline bool is_dir(uint32_t mode) { return S_ISDIR(mode); }
+inline bool is_reg(uint32_t mode) { return S_ISREG(mode); }
+
+}  // namespace untorn::fs

@@ -1,0 +1,209 @@
+// On-media format of the untorn file system.
+//
+// Pool:   [superblock 4K][pad to 64K][BTT namespace .............][backup superblock 4K]
+// The superblock (and its backup at the last 4 KiB of the pool) is written
+// once by mkfs and is the only structure outside the BTT. Everything else
+// lives in BTT logical blocks (LBAs, 4 KiB):
+//
+//   LBA 0                    state block (orphan list root, counters)
+//   [bbitmap_lba, +n)        block bitmap: 1 bit per LBA, 1 = in use
+//   [ibitmap_lba, +n)        inode bitmap: 1 bit per inode number
+//   [itable_lba, +n)         inode table: 16 inodes of 256 bytes per block
+//   [first_data_lba, ...)    B+tree nodes (directories, extent maps,
+//                            orphan list), xattr blocks, file data
+//
+// Every metadata block keeps its last 16 bytes as a trailer (kTrailerSize):
+// the csum metadata store puts its CRC32C there; the btt store leaves it 0.
+// Metadata updates of one operation are committed as one atomic group.
+//
+// All fields little-endian (static_assert in btt/layout.h); structs are
+// copied to and from blocks with memcpy and validated after reading.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "btt/layout.h"
+
+namespace untorn::fs {
+
+inline constexpr uint32_t kBlockSize = 4096;
+inline constexpr uint32_t kTrailerSize = 16;
+inline constexpr uint32_t kPayload = kBlockSize - kTrailerSize;  // usable bytes per metadata block
+inline constexpr uint64_t kNsOffset = 64 << 10;  // BTT namespace starts at 64 KiB
+inline constexpr uint32_t kMaxNameLen = 255;
+inline constexpr uint32_t kMaxSymlinkLen = 4095;
+inline constexpr uint64_t kRootIno = 1;
+inline constexpr uint64_t kMaxFileSize = 1ull << 50;  // 1 PiB logical
+
+// ---------------------------------------------------------------- superblock
+inline constexpr uint64_t kSuperMagic = 0x5346524f544e55ull | (uint64_t{'1'} << 56);  // "UNTORFS1"
+inline constexpr uint32_t kSuperVersion = 1;
+inline constexpr uint64_t kIncompatMetaCsum = 1ull << 0;  // metadata store = csum
+inline constexpr uint64_t kIncompatKnown = kIncompatMetaCsum;
+inline constexpr uint64_t kRoCompatKnown = 0;
+
+enum class MetaMode : uint32_t { kBtt = 0, kCsum = 1 };
+enum class DataMode : uint32_t { kDax = 0, kAtomic = 1 };
+
+struct Superblock {
+  uint64_t magic;             // kSuperMagic, first so tools can identify the pool
+  uint32_t version;           // kSuperVersion
+  uint32_t block_size;        // kBlockSize
+  uint64_t incompat;          // unknown bit: refuse to mount
+  uint64_t ro_compat;         // unknown bit: mount read-only only
+  uint64_t compat;            // may be ignored
+  uint8_t uuid[16];           // file-system uuid (also the BTT's parent uuid)
+  uint64_t pool_size;         // bytes of the pool when formatted
+  uint64_t ns_off;            // BTT namespace offset (kNsOffset)
+  uint64_t ns_size;           // BTT namespace size
+  uint32_t btt_lanes;         // BTT parameters (also in the BTT info blocks)
+  uint32_t btt_group_slots;
+  uint32_t btt_group_max;
+  uint32_t meta_mode;         // MetaMode
+  uint64_t btt_max_arena;
+  uint64_t nblocks;           // LBAs of the BTT namespace
+  uint64_t ninodes;           // inode numbers 1..ninodes
+  uint64_t state_lba;         // 0
+  uint64_t bbitmap_lba;       // block bitmap start
+  uint64_t bbitmap_blocks;
+  uint64_t ibitmap_lba;       // inode bitmap start
+  uint64_t ibitmap_blocks;
+  uint64_t itable_lba;        // inode table start
+  uint64_t itable_blocks;
+  uint64_t journal_lba;       // csum mode: journal area (0 in btt mode)
+  uint64_t journal_blocks;
+  uint64_t first_data_lba;    // first dynamically allocated LBA
+  uint32_t default_mode;      // DataMode for new files when the parent has none
+  uint32_t reserved0;
+  int64_t mkfs_time;          // seconds since the epoch
+  char label[64];             // NUL-padded
+  uint8_t pad[3808];          // zero
+  uint32_t reserved1;
+  uint32_t crc;               // crc32c of the block with this field = 0
+};
+static_assert(sizeof(Superblock) == 4096);
+static_assert(offsetof(Superblock, uuid) == 40);
+static_assert(offsetof(Superblock, crc) == 4092);
+
+// ------------------------------------------------------------- state block
+inline constexpr uint32_t kStateMagic = 0x54535455;  // "UTST"
+struct StateBlock {
+  uint32_t magic;          // kStateMagic
+  uint32_t reserved;
+  uint64_t orphan_root;    // B+tree of inodes to finish deleting (key = ino)
+  uint64_t mount_count;    // incremented at every mount
+  uint64_t next_generation;  // source of inode generations
+  uint8_t pad[kPayload - 32];
+};
+static_assert(sizeof(StateBlock) == kPayload);
+
+// ------------------------------------------------------------------ inode
+inline constexpr uint32_t kInodeSize = 256;
+inline constexpr uint32_t kInodesPerBlock = kPayload / kInodeSize;  // 15
+inline constexpr uint32_t kInlineSymlink = 96;
+
+// Inode flags.
+inline constexpr uint32_t kInodeAtomic = 1u << 0;         // file data mode: atomic
+inline constexpr uint32_t kInodeDirDefaultSet = 1u << 1;  // dir: default mode recorded
+inline constexpr uint32_t kInodeDirDefaultAtomic = 1u << 2;  // dir: default = atomic
+
+struct Timespec {
+  int64_t sec;
+  uint32_t nsec;
+  uint32_t pad;
+};
+static_assert(sizeof(Timespec) == 16);
+
+struct Inode {
+  uint32_t mode;        // file type and permission bits (S_IF* | 07777); 0 = free
+  uint32_t nlink;       // hard links (directories: 2 + subdirectories)
+  uint32_t uid;
+  uint32_t gid;
+  uint64_t size;        // bytes (directories: number of entries)
+  uint64_t blocks;      // 4 KiB blocks owned (data + tree + xattr)
+  Timespec atime;
+  Timespec mtime;
+  Timespec ctime;
+  Timespec btime;       // creation time
+  uint64_t generation;  // distinguishes reuses of the inode number
+  uint64_t rdev;        // device number of character/block nodes
+  uint64_t root;        // dir: entry B+tree; regular: extent B+tree; 0 = none
+  uint64_t xattr_lba;   // xattr block or 0
+  uint32_t flags;       // kInode* flags
+  uint32_t symlink_len; // symlinks: length of the target
+  uint8_t symlink[kInlineSymlink];  // target if <= kInlineSymlink, else in block `root`
+  uint64_t parent;      // directories: the parent directory (root: itself)
+  uint8_t pad[16];
+};
+static_assert(sizeof(Inode) == kInodeSize);
+static_assert(offsetof(Inode, atime) == 32);
+static_assert(offsetof(Inode, generation) == 96);
+static_assert(offsetof(Inode, flags) == 128);
+static_assert(offsetof(Inode, parent) == 232);
+
+// ----------------------------------------------------------------- B+tree
+// Node = header + sorted slots; leaves hold variable-size values packed
+// from the end of the payload downwards, internal nodes hold child LBAs.
+inline constexpr uint32_t kNodeMagic = 0x444e5455;  // "UTND"
+struct NodeHeader {
+  uint32_t magic;     // kNodeMagic
+  uint16_t level;     // 0 = leaf
+  uint16_t nkeys;     // slots in use
+  uint16_t data_start;  // leaves: lowest offset used by values
+  uint16_t kind;      // NodeKind, must match the tree
+  uint32_t reserved;
+  uint64_t owner;     // inode number owning the tree (0 = orphan list)
+};
+static_assert(sizeof(NodeHeader) == 24);
+
+enum class NodeKind : uint16_t { kDir = 1, kExtent = 2, kOrphan = 3 };
+
+struct LeafSlot {  // 12 bytes, packed after the header
+  uint64_t key;
+  uint16_t off;    // value offset within the block
+  uint16_t len;    // value length
+};
+inline constexpr uint32_t kLeafSlotSize = 12;
+struct InnerSlot {  // 16 bytes
+  uint64_t key;    // smallest key in the child (slot 0: any key)
+  uint64_t child;  // child LBA
+};
+inline constexpr uint32_t kInnerSlotSize = 16;
+inline constexpr uint32_t kMaxInnerKeys = (kPayload - sizeof(NodeHeader)) / kInnerSlotSize;
+inline constexpr uint32_t kMaxValueSize = 512;
+
+// ------------------------------------------------------------- directories
+// Key = (52-bit name hash << 8) | collision index. Value = DirentValue.
+struct DirentHeader {
+  uint64_t ino;
+  uint8_t type;      // DT_* of the entry
+  uint8_t name_len;  // 1..255
+  // followed by name_len bytes of name
+};
+inline constexpr uint32_t kDirentHeaderSize = 10;
+
+// ----------------------------------------------------------------- extents
+// Key = first file block. Value = ExtentValue (16 bytes).
+struct ExtentValue {
+  uint64_t lba;  // first LBA
+  uint32_t len;  // blocks
+  uint32_t flags;  // reserved
+};
+static_assert(sizeof(ExtentValue) == 16);
+inline constexpr uint32_t kMaxExtentLen = 1u << 20;  // 4 GiB per extent
+
+// ------------------------------------------------------------------ xattrs
+// One block per inode: XattrHeader then entries {u8 name_len, u8 pad,
+// u16 value_len, name, value} packed, in insertion order.
+inline constexpr uint32_t kXattrMagic = 0x58545455;  // "UTTX"
+struct XattrHeader {
+  uint32_t magic;
+  uint16_t count;
+  uint16_t used;  // bytes of entries after the header
+};
+inline constexpr uint32_t kXattrEntryHeader = 4;
+inline constexpr uint32_t kXattrSpace = kPayload - sizeof(XattrHeader);
+inline constexpr uint32_t kMaxXattrValue = 3968;
+
+}  // namespace untorn::fs
