@@ -196,6 +196,9 @@ class FileSystem {
   FsckReport fsck(bool repair, const std::function<void(uint64_t, uint64_t)>& progress = nullptr);
   FsInfo info();
   const Superblock& superblock() const { return sb_; }
+  // Largest write() that is all-or-nothing on an atomic file: one commit
+  // of file data, minus a block for a request that starts unaligned.
+  uint64_t atomic_unit_bytes() const { return (request_blocks() - 1) * kBlockSize; }
   btt::Btt& btt() { return *btt_; }
 
   struct InodeRef;
@@ -215,9 +218,10 @@ class FileSystem {
                          std::string_view symlink_target, const Cred& c);
   Status remove_entry(uint64_t parent, std::string_view name, bool dir);
   Status truncate_locked(uint64_t ino, uint64_t size);
-  Status punch_locked(uint64_t ino, uint64_t first_block, uint64_t nblocks);
+  Status punch_hole(uint64_t ino, uint64_t off, uint64_t len);
   Result<size_t> write_locked(uint64_t ino, uint64_t off, const void* buf, size_t n, bool append);
   Status set_data_mode(uint64_t ino, bool atomic);
+  uint64_t request_blocks() const;
 
   dax::Media& media_;
   Superblock sb_;

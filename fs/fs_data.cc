@@ -75,19 +75,19 @@ struct WriteCtx {
   std::vector<std::unique_ptr<BlockBuf>> bufs;  // atomic: merged partial blocks
 };
 
-// Zeroes [from, block end) of block fb in place (dax) or through a merged
-// buffer in the commit (atomic). Used for the old EOF block when a file grows.
-Status zero_tail(WriteCtx& c, BTree& t, uint64_t fb, uint32_t from) {
+// Zeroes bytes [lo, hi) of block fb if it is mapped: in place for dax
+// files, as a whole-block rewrite in the commit for atomic files.
+Status zero_in_block(WriteCtx& c, BTree& t, uint64_t fb, uint32_t lo, uint32_t hi) {
   ASSIGN_OR_RETURN(Mapping m, ext_map(t, fb, 1));
-  if (m.lba == 0 || from >= kBlockSize) return Status::ok();
+  if (m.lba == 0 || lo >= hi) return Status::ok();
   if (!c.atomic) {
     ASSIGN_OR_RETURN(btt::DaxBlock d, c.btt.dax_block(m.lba, btt::DaxIntent::kModify));
-    c.media.fill(d.media_off + from, 0, kBlockSize - from);
+    c.media.fill(d.media_off + lo, 0, hi - lo);
     return Status::ok();
   }
   auto buf = std::make_unique<BlockBuf>();
   RETURN_IF_ERROR(c.btt.read(m.lba, buf->data));
-  std::memset(buf->data + from, 0, kBlockSize - from);
+  std::memset(buf->data + lo, 0, hi - lo);
   c.op.txn.add_data(m.lba, buf->data);
   c.bufs.push_back(std::move(buf));
   return Status::ok();
@@ -103,8 +103,9 @@ Status prepare_growth(WriteCtx& c, BTree& t, uint64_t first_written_fb, uint64_t
   ASSIGN_OR_RETURN(uint64_t stop, ext_punch(t, c.op.txn, blocks, eof_blocks, blocks_spanning(new_end), ~size_t{0}, &freed));
   (void)stop;
   c.in->blocks -= freed;
-  if (c.old_size % kBlockSize != 0 && block_of(c.old_size) != first_written_fb)
-    RETURN_IF_ERROR(zero_tail(c, t, block_of(c.old_size), c.old_size % kBlockSize));
+  // The write itself rewrites the EOF block when it starts at or before it.
+  if (c.old_size % kBlockSize != 0 && block_of(c.old_size) < first_written_fb)
+    RETURN_IF_ERROR(zero_in_block(c, t, block_of(c.old_size), c.old_size % kBlockSize, kBlockSize));
   return Status::ok();
 }
 
@@ -151,6 +152,12 @@ Status atomic_block_write(WriteCtx& c, uint64_t fb, uint64_t lba, bool fresh, ui
 
 }  // namespace
 
+// Blocks of file data per atomic commit: 256 (1 MiB) with the default
+// 288-block groups, fewer on pools formatted with smaller groups.
+uint64_t FileSystem::request_blocks() const {
+  return std::min<uint64_t>(kMaxRequestBlocks, store_->max_commit_blocks() - 32);
+}
+
 Result<size_t> FileSystem::write(uint64_t ino, uint64_t off, const void* buf, size_t n,
                                  bool append) {
   std::shared_ptr<InodeRef> r = ref(ino);
@@ -158,7 +165,7 @@ Result<size_t> FileSystem::write(uint64_t ino, uint64_t off, const void* buf, si
   // Requests larger than one atomic commit go in consecutive commits.
   size_t done = 0;
   const auto* p = static_cast<const std::byte*>(buf);
-  const size_t chunk = kMaxRequestBlocks * kBlockSize;
+  const size_t chunk = request_blocks() * kBlockSize;
   while (done < n || n == 0) {
     size_t len = std::min(n - done, chunk);
     // Keep chunk boundaries block aligned after the first one.
@@ -316,24 +323,46 @@ Status FileSystem::truncate_locked(uint64_t ino, uint64_t size) {
 
 // -------------------------------------------------------------- fallocate
 
-Status FileSystem::punch_locked(uint64_t ino, uint64_t first_block, uint64_t nblocks) {
+// Punches [off, off + len) out of the file, keeping its size: partial edge
+// blocks are zeroed and whole blocks freed in one commit (further commits
+// only when the range frees more than one commit can carry).
+Status FileSystem::punch_hole(uint64_t ino, uint64_t off, uint64_t len) {
   const size_t budget = store_->max_commit_blocks() - 32;
-  uint64_t fb = first_block;
-  const uint64_t end = first_block + nblocks;
-  while (fb < end) {
+  bool first_round = true;
+  uint64_t fb = 0, end_full = 0;
+  for (;;) {
     std::unique_lock<std::shared_mutex> lk(meta_mu_);
     Op op(*this);
     ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
-    if (in->root == 0) return Status::ok();
+    if (!is_reg(in->mode)) return Status(is_dir(in->mode) ? Code::kIsDir : Code::kInvalidArgument, "fallocate");
+    const uint64_t end = std::min(off + len, in->size);
+    if (off >= end || in->root == 0) return Status::ok();
     BTree t = op.tree(ino, *in, NodeKind::kExtent);
+    WriteCtx c{op, media_, *btt_, ino, in, in->size, (in->flags & kInodeAtomic) != 0, {}};
+    if (first_round) {
+      const uint64_t first_full = blocks_spanning(off);
+      end_full = block_of(end);
+      if (first_full > end_full) {  // inside one block
+        RETURN_IF_ERROR(zero_in_block(c, t, block_of(off), off % kBlockSize, static_cast<uint32_t>(end - block_of(off) * kBlockSize)));
+        end_full = first_full;
+      } else {
+        if (off % kBlockSize) RETURN_IF_ERROR(zero_in_block(c, t, block_of(off), off % kBlockSize, kBlockSize));
+        if (end % kBlockSize && end_full >= first_full) RETURN_IF_ERROR(zero_in_block(c, t, end_full, 0, end % kBlockSize));
+      }
+      fb = first_full;
+      if (!c.atomic) media_.drain();
+    }
     uint64_t freed = 0;
-    ASSIGN_OR_RETURN(fb, ext_punch(t, op.txn, *blocks_, fb, end, budget, &freed));
+    if (fb < end_full) {
+      ASSIGN_OR_RETURN(fb, ext_punch(t, op.txn, *blocks_, fb, end_full, budget, &freed));
+    }
     in->blocks = in->blocks - freed + t.blocks_delta();
     in->mtime = in->ctime = now_ts();
     op.dirty(ino);
     RETURN_IF_ERROR(op.commit());
+    first_round = false;
+    if (fb >= end_full) return Status::ok();
   }
-  return Status::ok();
 }
 
 Status FileSystem::fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len) {
@@ -341,30 +370,7 @@ Status FileSystem::fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len)
   if (off + len > kMaxFileSize || off + len < off) return Status(Code::kTooLarge, "beyond the maximum file size");
   std::shared_ptr<InodeRef> r = ref(ino);
   std::unique_lock<std::shared_mutex> io(r->io);
-  if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
-    uint64_t size;
-    {
-      std::shared_lock<std::shared_mutex> lk(meta_mu_);
-      Op op(*this);
-      ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
-      if (!is_reg(in->mode)) return Status(is_dir(in->mode) ? Code::kIsDir : Code::kInvalidArgument, "fallocate");
-      size = in->size;
-    }
-    const uint64_t end = std::min(off + len, size);
-    if (off >= end) return Status::ok();
-    // Partial blocks at the edges are zeroed through the write path.
-    const uint64_t first_full = blocks_spanning(off), end_full = block_of(end);
-    std::vector<std::byte> zeros(kBlockSize, std::byte{0});
-    auto zero_range = [&](uint64_t a, uint64_t b) -> Status {
-      if (a >= b) return Status::ok();
-      Result<size_t> w = write_locked(ino, a, zeros.data(), b - a, false);
-      return w.status();
-    };
-    if (first_full > end_full) return zero_range(off, end);
-    RETURN_IF_ERROR(zero_range(off, first_full * kBlockSize));
-    RETURN_IF_ERROR(zero_range(end_full * kBlockSize, end));
-    return punch_locked(ino, first_full, end_full - first_full);
-  }
+  if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) return punch_hole(ino, off, len);
   if (mode != 0 && mode != FALLOC_FL_KEEP_SIZE) return NotSupported("fallocate mode " + std::to_string(mode));
   // Preallocation: zero-filled blocks for the holes, in bounded commits.
   uint64_t fb = block_of(off);

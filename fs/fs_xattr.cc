@@ -18,7 +18,6 @@ namespace {
 
 constexpr std::string_view kModeAttr = "user.untorn.mode";
 constexpr std::string_view kUnitAttr = "user.untorn.atomic_unit";
-constexpr uint64_t kAtomicUnitBytes = 256 * kBlockSize;  // one commit of file data
 
 using XattrList = std::vector<std::pair<std::string, std::string>>;
 
@@ -140,7 +139,7 @@ Result<std::string> FileSystem::getxattr(uint64_t ino, std::string_view name) {
     const bool atomic = effective_atomic(*in, sb_);
     if (name == kModeAttr) return mode_name(atomic);
     if (S_ISDIR(in->mode)) return Status(Code::kNoData, std::string(name));
-    return std::to_string(atomic ? kAtomicUnitBytes : 0);
+    return std::to_string(atomic ? atomic_unit_bytes() : 0);
   }
   RETURN_IF_ERROR(check_xattr_name(name, in->mode));
   XattrList l;
