@@ -61,7 +61,17 @@ class LaneGuard {
 Btt::Btt(dax::Media& media, uint64_t ns_off, uint64_t ns_size)
     : media_(media), ns_off_(ns_off), ns_size_(ns_size) {}
 
-Btt::~Btt() = default;
+Btt::~Btt() {
+  // Make the last lazily fenced map stores durable. (Media never throws;
+  // the fault-injecting test media does, and a destructor must not.)
+  try {
+    if (lanes_)
+      for (uint32_t i = 0; i < params_.nlanes; i++)
+        if (lanes_[i].pending_map_off) media_.flush(lanes_[i].pending_map_off, 4);
+    media_.drain();
+  } catch (...) {
+  }
+}
 
 std::vector<ArenaSummary> Btt::arenas() const {
   std::vector<ArenaSummary> out;
@@ -101,14 +111,13 @@ uint32_t Btt::map_lock_index(const Loc& loc) const {
 std::mutex& Btt::map_lock(const Loc& loc) { return map_locks_[map_lock_index(loc)].mu; }
 
 // A writer about to overwrite free block `block` waits until no reader has
-// it published. The seq_cst fence pairs with the reader's fence between its
-// RTT store and its map re-read (a compiler barrier is not enough on x86:
-// store->load reordering; see shared/research/btt.md 1.7).
+// it published. The caller's seq_cst fence pairs with the reader's fence
+// between its RTT store and its map re-read (a compiler barrier is not
+// enough on x86: store->load reordering; see shared/research/btt.md 1.7).
 void Btt::wait_rtt(uint32_t arena, uint32_t block) const {
-  std::atomic_thread_fence(std::memory_order_seq_cst);
   const uint64_t tag = rtt_tag(arena, block);
   for (uint32_t i = 0; i < params_.nlanes; i++) {
-    while (rtt_[i].load(std::memory_order_seq_cst) == tag) cpu_relax();
+    while (rtt_[i].v.load(std::memory_order_seq_cst) == tag) cpu_relax();
   }
 }
 
@@ -116,7 +125,7 @@ Status Btt::read(uint64_t lba, void* buf) {
   ASSIGN_OR_RETURN(Loc loc, locate(lba));
   const Arena& a = *arenas_[loc.arena];
   LaneGuard lane(*this);
-  std::atomic<uint64_t>& rtt = rtt_[lane.index()];
+  std::atomic<uint64_t>& rtt = rtt_[lane.index()].v;
   for (;;) {
     const uint32_t e = load_map(a, loc.premap);
     if (e == 0 || (e & kMapFlags) == kMapZero) {  // initial or zeroed
@@ -159,31 +168,39 @@ void Btt::flog_commit(const FlogUpdate& u) {
   s.seq = next_seq(s.seq);
 }
 
-// Single-block write. Persistence order (each step durable before the
-// next one can matter):
-//   1. data -> the lane's free block;  flog {lba, old} -> older entry;  fence
-//      (the half-written entry keeps its old seq, so it stays the older one)
-//   2. flog {new, seq} (commit point: recovery now rolls forward);     fence
-//   3. map[lba] = new | normal;                                        fence
-// Linux and PMDK fence after the data too; that fence is not needed
-// because step 1's flog half is invisible to recovery until step 2.
+// Single-block write. Persistence order (2 fences; Linux and PMDK use 4):
+//   1. data -> the lane's free block; flog {lba, old} -> the older entry;
+//      flush the map lines this write depends on (see Lane);          fence
+//      (the half-written entry keeps its old seq: it stays the older one)
+//   2. flog {new, seq}: COMMIT POINT, recovery rolls the map forward; fence
+//   3. map[lba] = new | normal, flushed; fenced by this lane's next write
+//      (or any later drain of this thread, or ~Btt).
+// Before step 2 may persist, earlier map stores it relies on must be
+// durable: the previous write of this lane (its flog entry is about to
+// become the older one) and any earlier write to this LBA by another lane
+// (whose flog entry would roll forward over ours).
 Status Btt::write(uint64_t lba, const void* buf) {
   ASSIGN_OR_RETURN(Loc loc, locate(lba));
   Arena& a = *arenas_[loc.arena];
   if (a.error) return IOError("BTT arena " + std::to_string(a.index) + " is read-only (error flag)");
   LaneGuard lane(*this);
+  Lane& ln = lanes_[lane.index()];
   const uint32_t new_block = a.slots[lane.index()].block;
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   wait_rtt(a.index, new_block);
   media_.copy(data_off(a, new_block), buf, params_.lbasize);
   std::lock_guard<std::mutex> ml(map_lock(loc));
+  const uint64_t map_off = a.map + uint64_t{loc.premap} * 4;
   const uint32_t old_block = entry_block(load_map(a, loc.premap), loc.premap);
   const FlogUpdate u{&a, lane.index(), loc.premap, old_block, new_block};
   flog_store_first_half(u);
+  if (ln.pending_map_off != 0) media_.flush(ln.pending_map_off, 4);
+  media_.flush(map_off, 4);
   media_.drain();
   flog_store_second_half(u);
   media_.drain();
-  media_.store32(a.map + uint64_t{loc.premap} * 4, new_block | kMapNormal);
-  media_.drain();
+  media_.store32(map_off, new_block | kMapNormal);
+  ln.pending_map_off = map_off;
   flog_commit(u);
   return Status::ok();
 }
@@ -245,6 +262,8 @@ Status Btt::write_group_locked(uint32_t g, std::span<const BlockWrite> writes) {
   std::vector<uint32_t> used(arenas_.size(), 0);
   gs.entries.clear();
   gs.locks.clear();
+  // One fence covers the RTT checks of every block of the group.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   for (const auto& w : writes) {
     const Loc loc = locate(w.lba).value();
     Arena& a = *arenas_[loc.arena];
@@ -259,8 +278,12 @@ Status Btt::write_group_locked(uint32_t g, std::span<const BlockWrite> writes) {
   std::sort(gs.locks.begin(), gs.locks.end());
   gs.locks.erase(std::unique(gs.locks.begin(), gs.locks.end()), gs.locks.end());
   for (uint32_t li : gs.locks) map_locks_[li].mu.lock();
-  for (GroupEntry& e : gs.entries)
+  // Earlier map stores of these LBAs (lazily fenced single writes) must be
+  // durable before the record: its replay compares the map with old_map.
+  for (GroupEntry& e : gs.entries) {
     e.old_map = entry_block(load_map(*arenas_[e.arena], e.lba), e.lba);
+    media_.flush(arenas_[e.arena]->map + uint64_t{e.lba} * 4, 4);
+  }
   // 2. the commit record.
   GroupRecordHeader h{};
   h.magic = kGroupRecordMagic;

@@ -155,6 +155,8 @@ class Btt {
   uint64_t data_off(const Arena& a, uint32_t block) const;
   std::mutex& map_lock(const Loc& loc);
   uint32_t map_lock_index(const Loc& loc) const;
+  // Waits until no reader has `block` published; callers issue
+  // std::atomic_thread_fence(seq_cst) first (one fence may cover many).
   void wait_rtt(uint32_t arena, uint32_t block) const;
   Status set_flags(uint64_t lba, uint32_t flags, const char* what);
 
@@ -195,7 +197,10 @@ class Btt {
   uint64_t glog_slot_size_ = 0;
   std::vector<std::unique_ptr<Arena>> arenas_;
   std::unique_ptr<Lane[]> lanes_;
-  std::unique_ptr<std::atomic<uint64_t>[]> rtt_;  // one slot per lane
+  struct alignas(64) RttSlot {
+    std::atomic<uint64_t> v{0};
+  };
+  std::unique_ptr<RttSlot[]> rtt_;  // one slot per lane, a cache line each
   static constexpr uint32_t kMapLocks = 256;
   struct alignas(64) PaddedMutex {
     std::mutex mu;

@@ -72,6 +72,11 @@ struct Btt::Arena {
 
 struct alignas(64) Btt::Lane {
   std::mutex mu;
+  // Map entry stored by this lane's last write but not fenced yet: its
+  // flog entry is durable (recovery redoes the map), and the next write on
+  // this lane flushes and fences it before its own flog commit, which
+  // would otherwise make that flog entry the older one of the pair.
+  uint64_t pending_map_off = 0;
 };
 
 struct Btt::GroupSlot {

@@ -59,8 +59,7 @@ Status Btt::load(const OpenOptions& opts, RecoveryReport* report) {
   }
   for (uint32_t i = 0; i < arenas_.size(); i++) RETURN_IF_ERROR(load_arena_info(l, i, opts, report));
   lanes_ = std::make_unique<Lane[]>(params_.nlanes);
-  rtt_ = std::make_unique<std::atomic<uint64_t>[]>(params_.nlanes);
-  for (uint32_t i = 0; i < params_.nlanes; i++) rtt_[i].store(0);
+  rtt_ = std::make_unique<RttSlot[]>(params_.nlanes);
   map_locks_ = std::make_unique<PaddedMutex[]>(kMapLocks);
   for (auto& a : arenas_) RETURN_IF_ERROR(load_flog(*a));
   RETURN_IF_ERROR(load_group_log());

@@ -58,6 +58,9 @@ class Media {
   virtual void fill(uint64_t off, int byte, size_t n) = 0;
   virtual void store64(uint64_t off, uint64_t v) = 0;
   virtual void store32(uint64_t off, uint32_t v) = 0;
+  // Starts writing back bytes stored earlier (possibly by another thread);
+  // durable after this thread's next drain().
+  virtual void flush(uint64_t off, size_t n) = 0;
   // Fence: every store issued before (by this thread) is durable on return.
   virtual void drain() = 0;
 

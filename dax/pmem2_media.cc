@@ -174,6 +174,8 @@ void Pmem2Media::store32(uint64_t off, uint32_t v) {
   flush_fn_(p, sizeof v);
 }
 
+void Pmem2Media::flush(uint64_t off, size_t n) { flush_fn_(base() + off, n); }
+
 void Pmem2Media::drain() { drain_fn_(); }
 
 void Pmem2Media::prefault() {

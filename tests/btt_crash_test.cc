@@ -15,6 +15,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include "btt/btt.h"
@@ -50,7 +51,12 @@ class Workload {
     b.reset();
     media_->start_recording();
     b = test::open_btt(*media_);
-    for (size_t i = 0; i < nops; i++) run_op(*b);
+    // A third of the ops run on fresh threads, i.e. on other lanes, so that
+    // writes to one LBA hop between lanes and lanes change hands.
+    for (size_t i = 0; i < nops; i++) {
+      if (rng_() % 3 == 0) std::thread([&] { run_op(*b); }).join();
+      else run_op(*b);
+    }
     media_->stop_recording();
   }
 

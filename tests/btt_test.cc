@@ -222,6 +222,7 @@ TEST_F(BttTest, DaxModifyZeroFillsAZeroedBlock) {
 }
 
 TEST_F(BttTest, FiveHundredTwelveByteBlocks) {
+  btt_.reset();
   media_ = test::formatted_media(1 << 20, small_params(512));
   btt_ = test::open_btt(*media_);
   ASSERT_NE(btt_, nullptr);

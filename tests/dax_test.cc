@@ -147,6 +147,11 @@ TEST(SimMedia, FailAfterThrowsAtTheNthOperation) {
   m.store64(0, 1);
   m.drain();
   EXPECT_THROW(m.store64(8, 2), test::SimCrash);
+  m.store64(16, 3);  // dropped: the machine is dead
+  EXPECT_EQ(m.load64(16), 0u);
+  m.fail_after(-1);
+  m.store64(16, 3);
+  EXPECT_EQ(m.load64(16), 3u);
 }
 
 }  // namespace

@@ -28,17 +28,32 @@ SimMedia::SimMedia(const std::vector<std::byte>& image) : SimMedia(image.size())
 
 SimMedia::~SimMedia() { std::free(mem_); }
 
-void SimMedia::spend() {
-  if (budget_ < 0) return;
-  if (budget_ == 0) throw SimCrash{};
+bool SimMedia::spend() {
+  if (dead_) return false;
+  if (budget_ < 0) return true;
+  if (budget_ == 0) {
+    dead_ = true;  // the machine is gone: later stores (unwinding) are dropped
+    throw SimCrash{};
+  }
   budget_--;
+  return true;
+}
+
+uint32_t SimMedia::thread_id() {
+  const auto me = std::this_thread::get_id();
+  for (uint32_t i = 0; i < threads_.size(); i++)
+    if (threads_[i] == me) return i;
+  threads_.push_back(me);
+  return static_cast<uint32_t>(threads_.size() - 1);
 }
 
 void SimMedia::record(uint64_t off, const void* src, size_t n) {
   const auto* s = static_cast<const uint8_t*>(src);
+  const uint32_t tid = thread_id();
   while (n > 0) {
     Piece p{};
     p.off = off;
+    p.thread = tid;
     const size_t room = 8 - (off % 8);
     p.len = static_cast<uint8_t>(n < room ? n : room);
     std::memcpy(p.bytes, s, p.len);
@@ -52,7 +67,7 @@ void SimMedia::record(uint64_t off, const void* src, size_t n) {
 void SimMedia::copy(uint64_t off, const void* src, size_t n) {
   UNTORN_ASSERT(off + n <= size());
   std::lock_guard<std::mutex> lk(mu_);
-  spend();
+  if (!spend()) return;
   store_ops_++;
   std::memcpy(mem_ + off, src, n);
   if (recording_) record(off, src, n);
@@ -61,7 +76,7 @@ void SimMedia::copy(uint64_t off, const void* src, size_t n) {
 void SimMedia::fill(uint64_t off, int byte, size_t n) {
   UNTORN_ASSERT(off + n <= size());
   std::lock_guard<std::mutex> lk(mu_);
-  spend();
+  if (!spend()) return;
   store_ops_++;
   std::memset(mem_ + off, byte, n);
   if (recording_) record(off, mem_ + off, n);
@@ -70,7 +85,7 @@ void SimMedia::fill(uint64_t off, int byte, size_t n) {
 void SimMedia::store64(uint64_t off, uint64_t v) {
   UNTORN_ASSERT(off % 8 == 0 && off + 8 <= size());
   std::lock_guard<std::mutex> lk(mu_);
-  spend();
+  if (!spend()) return;
   store_ops_++;
   std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(mem_ + off))
       .store(v, std::memory_order_release);
@@ -80,18 +95,25 @@ void SimMedia::store64(uint64_t off, uint64_t v) {
 void SimMedia::store32(uint64_t off, uint32_t v) {
   UNTORN_ASSERT(off % 4 == 0 && off + 4 <= size());
   std::lock_guard<std::mutex> lk(mu_);
-  spend();
+  if (!spend()) return;
   store_ops_++;
   std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(mem_ + off))
       .store(v, std::memory_order_release);
   if (recording_) record(off, &v, 4);
 }
 
+void SimMedia::flush(uint64_t off, size_t n) {
+  UNTORN_ASSERT(off + n <= size());
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!spend()) return;
+  if (recording_) record(off, mem_ + off, n);
+}
+
 void SimMedia::drain() {
   std::lock_guard<std::mutex> lk(mu_);
-  spend();
+  if (!spend()) return;
   drain_ops_++;
-  if (recording_) fences_.push_back(log_.size());
+  if (recording_) fences_.emplace_back(log_.size(), thread_id());
 }
 
 void SimMedia::start_recording() {
@@ -118,17 +140,23 @@ size_t CrashImages::durable(size_t fences_done) const {
 
 void CrashImages::build(size_t fences_done, size_t point, std::mt19937_64& rng,
                         double keep_prob, SimMedia* out) {
-  const size_t d = durable(fences_done);
-  UNTORN_ASSERT(point >= d && point <= m_.pieces());
-  UNTORN_ASSERT(d >= applied_);
+  UNTORN_ASSERT(point >= durable(fences_done) && point <= m_.pieces());
   UNTORN_ASSERT(out->size() == persisted_.size());
+  // Per thread: pieces before its last completed fence are durable.
+  std::vector<size_t> fenced;
+  for (size_t j = 0; j < fences_done; j++) {
+    const uint32_t t = m_.fence_thread(j);
+    if (fenced.size() <= t) fenced.resize(t + 1, 0);
+    fenced[t] = m_.fence_at(j);
+  }
   const auto& log = m_.log();
-  for (; applied_ < d; applied_++)
+  auto is_durable = [&](size_t i) { return log[i].thread < fenced.size() && i < fenced[log[i].thread]; };
+  for (; applied_ < point && is_durable(applied_); applied_++)
     std::memcpy(persisted_.data() + log[applied_].off, log[applied_].bytes, log[applied_].len);
   out->load_image(persisted_.data());
   std::bernoulli_distribution keep(keep_prob);
-  for (size_t i = d; i < point; i++) {
-    if (keep(rng)) std::memcpy(out->raw() + log[i].off, log[i].bytes, log[i].len);
+  for (size_t i = applied_; i < point; i++) {
+    if (is_durable(i) || keep(rng)) std::memcpy(out->raw() + log[i].off, log[i].bytes, log[i].len);
   }
 }
 

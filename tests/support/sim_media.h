@@ -1,10 +1,12 @@
 // SimMedia: simulated persistent memory for crash tests.
 //
-// Every store is recorded, split into 8-byte aligned pieces; every drain()
-// is a fence. A crash at point p (the number of pieces issued so far)
-// yields an image that real hardware could leave: everything issued before
-// the last fence at or before p, plus any subset of the pieces issued after
-// it (the stores still in flight), applied in issue order.
+// Every store is recorded, split into 8-byte aligned pieces, with the thread
+// that issued it; every drain() is a fence of the calling thread only (like
+// sfence). A crash at point p (the number of pieces issued so far) yields
+// an image that real hardware could leave: every piece followed by a fence
+// of its own thread, plus any subset of the others (the stores still in
+// flight), applied in issue order. flush() re-issues bytes as pieces of the
+// calling thread, so a thread can make another thread's stores durable.
 //
 // Fault injection: fail_after(n) makes the n-th store/drain operation from
 // now (0-based) and all later ones raise a SimCrash exception, so code can
@@ -20,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "dax/media.h"
@@ -39,6 +42,8 @@ class SimMedia final : public dax::Media {
   void fill(uint64_t off, int byte, size_t n) override;
   void store64(uint64_t off, uint64_t v) override;
   void store32(uint64_t off, uint32_t v) override;
+  // Re-issues the current bytes as in-flight pieces (a write-back).
+  void flush(uint64_t off, size_t n) override;
   void drain() override;
   dax::Granularity granularity() const override { return dax::Granularity::kCacheLine; }
 
@@ -47,22 +52,29 @@ class SimMedia final : public dax::Media {
   void stop_recording();
   size_t pieces() const { return log_.size(); }
   size_t fences() const { return fences_.size(); }
-  // Piece index at which fence i happened (pieces before it are durable).
-  size_t fence_at(size_t i) const { return fences_[i]; }
+  // Piece index at which fence i happened, and the thread that issued it.
+  size_t fence_at(size_t i) const { return fences_[i].first; }
+  uint32_t fence_thread(size_t i) const { return fences_[i].second; }
   uint64_t store_ops() const { return store_ops_; }
   uint64_t drain_ops() const { return drain_ops_; }
 
   // Current image (the cache view), e.g. to snapshot a clean state.
   std::vector<std::byte> image() const;
 
-  // Operation budget: after n more store/drain calls, every call throws
-  // SimCrash. fail_after(-1) disables it.
-  void fail_after(int64_t n) { budget_ = n; }
+  // Operation budget: the (n+1)-th store/flush/drain call from now throws
+  // SimCrash and every later one is silently dropped (the machine is dead),
+  // so destructors running during unwinding change nothing.
+  // fail_after(-1) disables the budget and revives the media.
+  void fail_after(int64_t n) {
+    budget_ = n;
+    if (n < 0) dead_ = false;
+  }
 
   struct Piece {
-    uint64_t off;  // first byte
-    uint8_t len;   // 1..8, never crossing an 8-byte boundary
+    uint64_t off;     // first byte
+    uint8_t len;      // 1..8, never crossing an 8-byte boundary
     uint8_t bytes[8];
+    uint32_t thread;  // issuing thread (small id)
   };
   const std::vector<Piece>& log() const { return log_; }
   const std::vector<std::byte>& base_image() const { return base_; }
@@ -72,25 +84,27 @@ class SimMedia final : public dax::Media {
 
  private:
   void record(uint64_t off, const void* src, size_t n);
-  void spend();
+  bool spend();
 
   std::byte* mem_;
   std::mutex mu_;
   bool recording_ = false;
   std::vector<std::byte> base_;
+  uint32_t thread_id();
   std::vector<Piece> log_;
-  std::vector<size_t> fences_;
+  std::vector<std::pair<size_t, uint32_t>> fences_;
+  std::vector<std::thread::id> threads_;
   uint64_t store_ops_ = 0;
   uint64_t drain_ops_ = 0;
   int64_t budget_ = -1;
+  bool dead_ = false;
 };
 
 // Builds crash images from a recorded SimMedia. A crash state is
 // (fences_done, point): the first fences_done fences completed, `point`
 // pieces were issued (point >= the piece index of the last completed
 // fence). Crash states must be requested with non-decreasing fences_done;
-// the persisted prefix is kept incrementally, so each image costs one copy
-// plus its in-flight pieces.
+// the prefix of pieces that are all durable is kept incrementally.
 class CrashImages {
  public:
   explicit CrashImages(const SimMedia& m);
@@ -100,13 +114,13 @@ class CrashImages {
              SimMedia* out);
   std::vector<std::byte> at(size_t fences_done, size_t point, std::mt19937_64& rng,
                             double keep_prob);
-  // Pieces made durable by the first `fences_done` fences.
+  // Piece index of the last of the first `fences_done` fences.
   size_t durable(size_t fences_done) const;
 
  private:
   const SimMedia& m_;
   std::vector<std::byte> persisted_;
-  size_t applied_ = 0;  // pieces applied to persisted_
+  size_t applied_ = 0;  // pieces [0, applied_) are durable and in persisted_
 };
 
 // Seed for randomized tests: env UNTORN_SEED or a fresh random one;
