@@ -345,10 +345,12 @@ Result<DaxBlock> Btt::dax_block(uint64_t lba, DaxIntent intent) {
   e = load_map(a, loc.premap);
   const uint32_t block = entry_block(e, loc.premap);
   if ((e & kMapFlags) != kMapNormal) {
-    if (intent == DaxIntent::kModify) media_.fill(data_off(a, block), 0, params_.lbasize);
-    media_.drain();
+    // Zeros first (durable), then the mapping: it never points at stale data.
+    if (intent == DaxIntent::kModify) {
+      media_.fill(data_off(a, block), 0, params_.lbasize);
+      media_.drain();
+    }
     media_.store32(a.map + uint64_t{loc.premap} * 4, block | kMapNormal);
-    media_.drain();
   }
   return DaxBlock{data_off(a, block), false};
 }

@@ -132,6 +132,9 @@ class Btt {
 
   // Physical location of an LBA for in-place (dax) access. The BTT never
   // remaps an LBA unless it is written through write()/write_group().
+  // For kOverwrite/kModify of a block that is not mapped normally yet, the
+  // map entry becomes normal; that update is durable after the caller's
+  // next media().drain() (callers write the data, then fence both).
   Result<DaxBlock> dax_block(uint64_t lba, DaxIntent intent);
 
   // Full consistency check: info blocks and backups, every physical block

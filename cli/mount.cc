@@ -29,20 +29,38 @@ struct MountArgs {
   unsigned threads = 8;
 };
 
+// untorn's own -o options; the others go to libfuse.
+struct OwnOpts {
+  bool prefault = true;
+  std::string default_mode;  // "", "dax" or "atomic"
+};
+
 // Splits -o lists; keeps our own options out of libfuse's way.
-std::vector<std::string> split_opts(const std::vector<std::string>& in) {
+Result<std::vector<std::string>> split_opts(const std::vector<std::string>& in, OwnOpts* own) {
   std::vector<std::string> out;
   for (const auto& o : in) {
     std::stringstream ss(o);
     std::string item;
-    while (std::getline(ss, item, ','))
-      if (!item.empty()) out.push_back(item);
+    while (std::getline(ss, item, ',')) {
+      if (item.empty()) continue;
+      if (item == "prefault") own->prefault = true;
+      else if (item == "noprefault") own->prefault = false;
+      else if (item.rfind("default_mode=", 0) == 0) {
+        own->default_mode = item.substr(13);
+        if (own->default_mode != "dax" && own->default_mode != "atomic")
+          return InvalidArgument("default_mode must be 'dax' or 'atomic', not '" + own->default_mode + "'");
+      }
+      else out.push_back(item);
+    }
   }
   return out;
 }
 
 int run_mount(const MountArgs& a) {
   setup_logging(a.log_level, "", false);
+  OwnOpts own;
+  auto fuse_opts = split_opts(a.opts, &own);
+  if (!fuse_opts.is_ok()) return print_error("mount", fuse_opts.status()), 2;
   struct stat st {};
   if (::stat(a.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     return print_error("mount", NotFound("mount point '" + a.mountpoint + "' is not a directory")), 1;
@@ -52,7 +70,10 @@ int run_mount(const MountArgs& a) {
     spdlog::warn("'{}' is mapped with page granularity: every flush is an msync. On a DRAM-backed "
                  "pool set PMEM2_FORCE_GRANULARITY=CACHE_LINE.", a.pool);
   fs::MountReport report;
-  auto fsr = fs::FileSystem::mount(**media, {}, &report);
+  fs::MountOptions mo;
+  if (!own.default_mode.empty())
+    mo.default_mode = own.default_mode == "atomic" ? fs::DataMode::kAtomic : fs::DataMode::kDax;
+  auto fsr = fs::FileSystem::mount(**media, mo, &report);
   if (!fsr.is_ok()) {
     Status s = fsr.status();
     if (s.code() == Code::kCorruption && s.message().find("fsck") == std::string::npos)
@@ -67,14 +88,17 @@ int run_mount(const MountArgs& a) {
   d.mountpoint = a.mountpoint;
   char real[PATH_MAX];
   d.fsname = "untorn:" + std::string(::realpath(a.pool.c_str(), real) ? real : a.pool.c_str());
-  d.fuse_opts = split_opts(a.opts);
+  d.fuse_opts = *fuse_opts;
   d.foreground = a.foreground;
   d.debug = a.debug;
   d.max_threads = a.threads;
   const bool to_syslog = !a.foreground && a.log_file.empty();
   const std::string level = a.log_level, file = a.log_file;
-  d.after_daemonize = [level, file, to_syslog, fg = a.foreground] {
+  dax::Pmem2Media* mp = media->get();
+  d.after_daemonize = [level, file, to_syslog, fg = a.foreground, mp, pre = own.prefault] {
     if (!fg || !file.empty()) setup_logging(level, file, to_syslog);
+    // Threads do not survive daemonizing: start the prefault here.
+    if (pre) mp->prefault_async();
     return Status::ok();
   };
   return fs::fuse::run(**fsr, d);
@@ -138,7 +162,11 @@ void add_mount(CLI::App& app, int* rc) {
   c->add_option("mountpoint", a->mountpoint, "Directory to mount on")->required();
   c->add_flag("-f,--foreground", a->foreground, "Stay in the foreground, log to stderr");
   c->add_flag("-d,--debug", a->debug, "Trace every FUSE request (implies nothing else)");
-  c->add_option("-o", a->opts, "Mount options, comma separated (e.g. allow_other,ro)");
+  c->add_option("-o", a->opts,
+                 "Mount options, comma separated: FUSE options (allow_other, ro, ...) and untorn's\n"
+                 "default_mode=dax|atomic (mode of new files where no directory sets one; the\n"
+                 "pool's mkfs default otherwise) and noprefault (do not populate the pool's page\n"
+                 "tables in the background)");
   c->add_option("--log-file", a->log_file, "Log to this file (default: syslog in the background)");
   c->add_option("--log-level", a->log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <libpmem2.h>
 #include <spdlog/spdlog.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,6 +59,8 @@ Pmem2Media::Pmem2Media(std::byte* base, uint64_t size, int fd, pmem2_map* map,
 }
 
 Pmem2Media::~Pmem2Media() {
+  prefault_stop_ = true;
+  if (prefault_thread_.joinable()) prefault_thread_.join();
   if (map_ != nullptr) {
     if (pmem2_map_delete(&map_) != 0) spdlog::warn("pmem2_map_delete: {}", pmem2_errormsg());
   }
@@ -177,6 +180,25 @@ void Pmem2Media::store32(uint64_t off, uint32_t v) {
 void Pmem2Media::flush(uint64_t off, size_t n) { flush_fn_(base() + off, n); }
 
 void Pmem2Media::drain() { drain_fn_(); }
+
+void Pmem2Media::prefault_async() {
+  if (prefault_thread_.joinable()) return;
+  prefault_thread_ = std::thread([this] {
+#ifndef MADV_POPULATE_WRITE
+    constexpr int MADV_POPULATE_WRITE = 23;  // Linux 5.14
+#endif
+    const uint64_t step = 64ull << 20;
+    for (uint64_t off = 0; off < size() && !prefault_stop_; off += step) {
+      const uint64_t n = std::min(step, size() - off);
+      if (::madvise(base() + off, n, MADV_POPULATE_WRITE) != 0) {
+        spdlog::debug("prefault of '{}' stopped: {}", path_, std::strerror(errno));
+        return;
+      }
+    }
+    prefault_done_ = true;
+    spdlog::debug("prefaulted '{}'", path_);
+  });
+}
 
 void Pmem2Media::prefault() {
   volatile std::byte* p = base();

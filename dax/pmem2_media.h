@@ -8,7 +8,9 @@
 // Ownership: owns the fd and the mapping; both are released by the dtor.
 #pragma once
 
+#include <atomic>
 #include <memory>
+#include <thread>
 #include <string>
 
 #include "dax/media.h"
@@ -42,6 +44,13 @@ class Pmem2Media final : public Media {
 
   // Touches every page so that later stores do not fault (benchmarks).
   void prefault();
+  // Populates the page tables of the whole mapping in a background thread
+  // (MADV_POPULATE_WRITE, in 64 MiB steps), so that first stores to a page
+  // do not take a fault in the I/O path. A page fault on a DRAM-backed pool
+  // costs ~10 us on the VMs this was measured on. Stops with the media.
+  void prefault_async();
+  // True once prefault_async() has covered the whole mapping.
+  bool prefaulted() const { return prefault_done_.load(); }
 
  private:
   Pmem2Media(std::byte* base, uint64_t size, int fd, pmem2_map* map, std::string path,
@@ -56,6 +65,9 @@ class Pmem2Media final : public Media {
 
   int fd_;
   pmem2_map* map_;
+  std::thread prefault_thread_;
+  std::atomic<bool> prefault_stop_{false};
+  std::atomic<bool> prefault_done_{false};
   std::string path_;
   bool is_device_;
   Granularity gran_ = Granularity::kPage;

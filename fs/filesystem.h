@@ -22,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -101,6 +102,8 @@ struct MkfsOptions {
 struct MountOptions {
   bool repair = false;     // restore damaged redundant copies (fsck --repair)
   bool inspect = false;    // info/fsck: no mount count update, orphans left alone
+  // Overrides the pool's default data mode for this mount (not persisted).
+  std::optional<DataMode> default_mode;
 };
 
 struct MountReport {

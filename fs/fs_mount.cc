@@ -218,6 +218,7 @@ Result<std::unique_ptr<FileSystem>> FileSystem::mount(dax::Media& media, const M
 }
 
 Status FileSystem::load(const MountOptions& o, MountReport* report) {
+  if (o.default_mode) sb_.default_mode = static_cast<uint32_t>(*o.default_mode);
   btt::OpenOptions bo;
   bo.repair = o.repair;
   btt::Params hint;
