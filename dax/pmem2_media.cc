@@ -6,7 +6,9 @@
 #include <libpmem2.h>
 #include <spdlog/spdlog.h>
 #include <sys/mman.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -69,6 +71,14 @@ Pmem2Media::~Pmem2Media() {
 
 Result<std::unique_ptr<Pmem2Media>> Pmem2Media::map_fd(int fd, const std::string& path,
                                                       bool is_device) {
+  // A pool on tmpfs (e.g. /dev/shm) lives in DRAM: msync there persists
+  // nothing, so use the cache-flush path unless the user chose otherwise.
+  struct statfs sfs {};
+  if (!is_device && ::fstatfs(fd, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC &&
+      std::getenv("PMEM2_FORCE_GRANULARITY") == nullptr) {
+    ::setenv("PMEM2_FORCE_GRANULARITY", "CACHE_LINE", 0);
+    spdlog::debug("'{}' is on tmpfs: using cache-line flushes", path);
+  }
   pmem2_source* src = nullptr;
   if (pmem2_source_from_fd(&src, fd) != 0) {
     ::close(fd);
