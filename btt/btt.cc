@@ -226,8 +226,7 @@ void Btt::release_group_slot(uint32_t g) {
   group_cv_.notify_one();
 }
 
-Status Btt::write_group(std::span<const BlockWrite> writes) {
-  if (writes.empty()) return Status::ok();
+Status Btt::check_group(std::span<const BlockWrite> writes) const {
   if (writes.size() > params_.group_max_blocks)
     return InvalidArgument("group of " + std::to_string(writes.size()) + " blocks exceeds the " +
                            std::to_string(params_.group_max_blocks) + "-block limit");
@@ -242,21 +241,63 @@ Status Btt::write_group(std::span<const BlockWrite> writes) {
     return InvalidArgument("group writes the same LBA twice");
   for (const auto& a : arenas_)
     if (a->error) return IOError("BTT arena " + std::to_string(a->index) + " is read-only (error flag)");
+  return Status::ok();
+}
+
+Status Btt::write_group(std::span<const BlockWrite> writes) {
+  if (writes.empty()) return Status::ok();
+  ASSIGN_OR_RETURN(GroupTicket t, prepare_group(writes));
+  return commit_group(t);
+}
+
+Result<GroupTicket> Btt::prepare_group(std::span<const BlockWrite> writes) {
+  if (writes.empty()) return InvalidArgument("empty group");
+  RETURN_IF_ERROR(check_group(writes));
   const uint32_t g = acquire_group_slot();
-  Status st = write_group_locked(g, writes);
-  release_group_slot(g);
-  return st;
+  prepare_locked(g, writes);
+  return GroupTicket(this, g);
+}
+
+Status Btt::commit_group(GroupTicket& t) {
+  UNTORN_ASSERT(t.btt_ == this);
+  commit_locked(t.slot_);
+  t.btt_ = nullptr;
+  return Status::ok();
+}
+
+GroupTicket& GroupTicket::operator=(GroupTicket&& o) noexcept {
+  if (this != &o) {
+    if (btt_) btt_->abort_group(slot_);
+    btt_ = o.btt_;
+    slot_ = o.slot_;
+    o.btt_ = nullptr;
+  }
+  return *this;
+}
+
+GroupTicket::~GroupTicket() {
+  if (btt_) btt_->abort_group(slot_);
+}
+
+std::span<const std::byte> GroupTicket::record() const {
+  UNTORN_ASSERT(btt_ != nullptr);
+  return btt_->group_record(slot_);
+}
+
+std::span<const std::byte> Btt::group_record(uint32_t g) const {
+  return {groups_[g]->record.data(), groups_[g]->record_bytes};
 }
 
 // Group commit in group slot g. Persistence order:
 //   1. data of every block -> a free block reserved for slot g;       fence
+//      (prepare: then the LBAs' map locks are taken and old maps read)
 //   2. commit record {txid, (arena, slot, lba, old, new) x n, crc};   fence
 //      (COMMIT POINT: from here recovery re-applies the record)
 //   3. flog {lba, old} of every entry;                                 fence
 //   4. flog {new, seq} of every entry;                                 fence
 //   5. map[lba] = new of every entry;                                  fence
 // No data block is written twice; the record is the only extra write.
-Status Btt::write_group_locked(uint32_t g, std::span<const BlockWrite> writes) {
+void Btt::prepare_locked(uint32_t g, std::span<const BlockWrite> writes) {
   GroupSlot& gs = *groups_[g];
   const uint32_t first_slot = params_.nlanes + g * params_.group_max_blocks;
   std::vector<uint32_t> used(arenas_.size(), 0);
@@ -284,7 +325,6 @@ Status Btt::write_group_locked(uint32_t g, std::span<const BlockWrite> writes) {
     e.old_map = entry_block(load_map(*arenas_[e.arena], e.lba), e.lba);
     media_.flush(arenas_[e.arena]->map + uint64_t{e.lba} * 4, 4);
   }
-  // 2. the commit record.
   GroupRecordHeader h{};
   h.magic = kGroupRecordMagic;
   h.txid = next_txid_.fetch_add(1);
@@ -292,11 +332,16 @@ Status Btt::write_group_locked(uint32_t g, std::span<const BlockWrite> writes) {
   h.slot = g;
   std::memcpy(h.uuid, uuid_.data(), 16);
   const size_t ent_bytes = gs.entries.size() * sizeof(GroupEntry);
-  uint32_t crc = crc32c(&h, sizeof h);
-  h.crc = crc32c(gs.entries.data(), ent_bytes, crc);
+  h.crc = crc32c(gs.entries.data(), ent_bytes, crc32c(&h, sizeof h));
   std::memcpy(gs.record.data(), &h, sizeof h);
   std::memcpy(gs.record.data() + sizeof h, gs.entries.data(), ent_bytes);
-  media_.copy(glog_off_ + kAlign + g * glog_slot_size_, gs.record.data(), sizeof h + ent_bytes);
+  gs.record_bytes = sizeof h + ent_bytes;
+}
+
+void Btt::commit_locked(uint32_t g) {
+  GroupSlot& gs = *groups_[g];
+  // 2. the commit record.
+  media_.copy(glog_off_ + kAlign + g * glog_slot_size_, gs.record.data(), gs.record_bytes);
   media_.drain();
   // 3-5. apply: flog halves, then the map.
   for (const GroupEntry& e : gs.entries)
@@ -311,7 +356,15 @@ Status Btt::write_group_locked(uint32_t g, std::span<const BlockWrite> writes) {
   for (const GroupEntry& e : gs.entries)
     flog_commit({arenas_[e.arena].get(), e.flog_slot, e.lba, e.old_map, e.new_map});
   for (auto it = gs.locks.rbegin(); it != gs.locks.rend(); ++it) map_locks_[*it].mu.unlock();
-  return Status::ok();
+  gs.locks.clear();
+  release_group_slot(g);
+}
+
+void Btt::abort_group(uint32_t g) {
+  GroupSlot& gs = *groups_[g];
+  for (auto it = gs.locks.rbegin(); it != gs.locks.rend(); ++it) map_locks_[*it].mu.unlock();
+  gs.locks.clear();
+  release_group_slot(g);
 }
 
 // Flag update: keeps the post-map block, replaces the Z/E bits.

@@ -96,6 +96,30 @@ struct CheckReport {
   bool clean() const { return errors.empty(); }
 };
 
+class Btt;
+
+// A prepared multi-block group: its data is durable in free blocks and its
+// LBAs' map locks are held, but nothing is visible yet. Btt::commit_group()
+// makes it visible atomically; destroying an uncommitted ticket aborts it
+// (the data blocks simply stay free). A ticket belongs to one thread.
+class GroupTicket {
+ public:
+  GroupTicket() = default;
+  GroupTicket(GroupTicket&& o) noexcept : btt_(o.btt_), slot_(o.slot_) { o.btt_ = nullptr; }
+  GroupTicket& operator=(GroupTicket&& o) noexcept;
+  ~GroupTicket();
+  // The commit record exactly as commit_group() will write it: a journal
+  // can keep it so recovery can finish the group (Btt::apply_group_record).
+  std::span<const std::byte> record() const;
+  bool live() const { return btt_ != nullptr; }
+
+ private:
+  friend class Btt;
+  GroupTicket(Btt* b, uint32_t slot) : btt_(b), slot_(slot) {}
+  Btt* btt_ = nullptr;
+  uint32_t slot_ = 0;
+};
+
 class Btt {
  public:
   // Smallest namespace that holds one arena with at least one LBA.
@@ -123,8 +147,18 @@ class Btt {
 
   [[nodiscard]] Status read(uint64_t lba, void* buf);
   [[nodiscard]] Status write(uint64_t lba, const void* buf);
-  // All-or-nothing write of up to params().group_max_blocks distinct LBAs.
+  // All-or-nothing write of up to params().group_max_blocks distinct LBAs
+  // (prepare_group + commit_group).
   [[nodiscard]] Status write_group(std::span<const BlockWrite> writes);
+  // The two halves of write_group, for callers that commit a group together
+  // with their own journal: prepare writes the data out of place and fences;
+  // commit writes the record (the commit point) and remaps.
+  Result<GroupTicket> prepare_group(std::span<const BlockWrite> writes);
+  [[nodiscard]] Status commit_group(GroupTicket& ticket);
+  // Recovery of a group whose record a journal kept: if its group slot has
+  // not recorded this group (or a newer one), writes the record and applies
+  // it. Idempotent; kCorruption for a record that does not belong here.
+  [[nodiscard]] Status apply_group_record(std::span<const std::byte> record);
 
   [[nodiscard]] Status set_zero(uint64_t lba);   // reads return zeros
   [[nodiscard]] Status set_error(uint64_t lba);  // reads fail with kIOError
@@ -188,7 +222,12 @@ class Btt {
 
   uint32_t acquire_group_slot();
   void release_group_slot(uint32_t g);
-  Status write_group_locked(uint32_t g, std::span<const BlockWrite> writes);
+  Status check_group(std::span<const BlockWrite> writes) const;
+  void prepare_locked(uint32_t g, std::span<const BlockWrite> writes);
+  void commit_locked(uint32_t g);
+  void abort_group(uint32_t g);
+  std::span<const std::byte> group_record(uint32_t g) const;
+  friend class GroupTicket;
 
   dax::Media& media_;
   const uint64_t ns_off_;

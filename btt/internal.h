@@ -80,9 +80,10 @@ struct alignas(64) Btt::Lane {
 };
 
 struct Btt::GroupSlot {
-  std::vector<std::byte> record;  // staging buffer for the commit record
+  std::vector<std::byte> record;  // the prepared commit record
+  size_t record_bytes = 0;
   std::vector<GroupEntry> entries;
-  std::vector<uint32_t> locks;
+  std::vector<uint32_t> locks;    // map locks held while prepared
 };
 
 // Decoded flog pair of one slot.

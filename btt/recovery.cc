@@ -253,6 +253,37 @@ Status Btt::replay_group_record(uint32_t g, RecoveryReport* report) {
   return Status::ok();
 }
 
+Status Btt::apply_group_record(std::span<const std::byte> record) {
+  GroupRecordHeader h;
+  if (record.size() < sizeof h) return Corruption("group record too short");
+  std::memcpy(&h, record.data(), sizeof h);
+  if (h.magic != kGroupRecordMagic || h.slot >= params_.group_slots || h.nentries == 0 ||
+      h.nentries > params_.group_max_blocks || record.size() != sizeof h + h.nentries * sizeof(GroupEntry) ||
+      std::memcmp(h.uuid, uuid_.data(), 16) != 0)
+    return Corruption("group record does not belong to this BTT");
+  GroupRecordHeader hc = h;
+  hc.crc = 0;
+  if (crc32c(record.data() + sizeof h, record.size() - sizeof h, crc32c(&hc, sizeof hc)) != h.crc)
+    return Corruption("group record checksum mismatch");
+  // The slot's own record says whether this group (or a later one) is in.
+  const uint64_t off = glog_off_ + kAlign + h.slot * glog_slot_size_;
+  GroupRecordHeader cur;
+  media_.read(off, &cur, sizeof cur);
+  if (cur.magic == kGroupRecordMagic && cur.slot == h.slot && cur.txid >= h.txid) {
+    std::vector<std::byte> mine(sizeof cur + cur.nentries * sizeof(GroupEntry));
+    if (cur.nentries <= params_.group_max_blocks) {
+      media_.read(off, mine.data(), mine.size());
+      GroupRecordHeader mc = cur;
+      mc.crc = 0;
+      if (crc32c(mine.data() + sizeof mc, mine.size() - sizeof mc, crc32c(&mc, sizeof mc)) == cur.crc) return Status::ok();
+    }
+  }
+  media_.persist_copy(off, record.data(), record.size());
+  next_txid_ = std::max<uint64_t>(next_txid_.load(), h.txid + 1);
+  RecoveryReport r;
+  return replay_group_record(h.slot, &r);
+}
+
 Status Btt::roll_forward(Arena& a, RecoveryReport* report) {
   for (uint32_t i = 0; i < a.geo.nfree; i++) {
     FlogPair p;

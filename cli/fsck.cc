@@ -29,7 +29,8 @@ int run_fsck(const std::string& pool, bool repair) {
   fs::FsckReport r = (*fsr)->fsck(repair, progress);
   if (tty) std::fprintf(stderr, "\n");
   for (const auto& w : report.btt.warnings) std::printf("warning: %s\n", w.c_str());
-  const uint64_t recovered = report.btt.info_blocks_repaired;
+  const uint64_t recovered = report.btt.info_blocks_repaired + (report.superblock_restored ? 1 : 0);
+  if (report.superblock_restored) std::printf("repaired: superblock restored from its backup copy\n");
   for (const auto& x : r.repaired) std::printf("repaired: %s\n", x.c_str());
   for (const auto& x : r.errors) std::printf("error: %s\n", x.c_str());
   std::printf("%s: %llu inodes, %llu blocks checked: %s\n", pool.c_str(), (unsigned long long)r.inodes_checked,

@@ -109,6 +109,8 @@ struct MountOptions {
 struct MountReport {
   btt::RecoveryReport btt;
   uint64_t orphans_freed = 0;
+  bool superblock_restored = false;  // repair copied the backup superblock
+  uint64_t journal_replayed = 0;     // csum mode: records replayed
 };
 
 struct FsckReport {
@@ -210,6 +212,8 @@ class FileSystem {
  private:
   FileSystem(dax::Media& media, const Superblock& sb);
   Status load(const MountOptions& o, MountReport* report);
+  static Result<std::unique_ptr<MetaStore>> open_store(btt::Btt& btt, const Superblock& sb,
+                                                       MountReport* report);
   Status free_orphans(MountReport* report);
 
   std::shared_ptr<InodeRef> ref(uint64_t ino);

@@ -172,12 +172,14 @@ FsckReport FileSystem::fsck(bool repair, const std::function<void(uint64_t, uint
   }
   // Per inode: blocks, link counts.
   std::unordered_set<uint64_t> live(w.reachable.begin(), w.reachable.end());
+  const std::unordered_set<uint64_t> orphan_set(orphan_inos.begin(), orphan_inos.end());
   for (uint64_t ino : w.reachable) {
     Result<Inode*> rin = op.inode(ino);
     if (!rin.is_ok()) continue;
     Inode* in = *rin;
     const uint64_t owned = claim_inode(w, ino, *in);
-    uint32_t want = S_ISDIR(in->mode) ? 2 + w.subdirs[ino] : w.links[ino];
+    // Orphans (unlinked, still open at the crash) have no links left.
+    uint32_t want = orphan_set.count(ino) ? 0 : S_ISDIR(in->mode) ? 2 + w.subdirs[ino] : w.links[ino];
     if (in->nlink != want) {
       const std::string msg = "inode " + std::to_string(ino) + " has link count " + std::to_string(in->nlink) + ", should be " + std::to_string(want);
       if (repair && want > 0) {

@@ -57,6 +57,13 @@ Status compute_geometry(uint64_t pool_size, const MkfsOptions& o, Superblock* sb
   sb->journal_lba = 0;
   sb->journal_blocks = 0;
   sb->first_data_lba = sb->itable_lba + sb->itable_blocks;
+  if (o.meta == MetaMode::kCsum) {
+    // Redo journal: a super block and a ring that holds the largest commit
+    // twice; 4 MiB on pools of 64 MiB and more.
+    sb->journal_lba = sb->first_data_lba;
+    sb->journal_blocks = 1 + std::max<uint64_t>(2 * (o.btt.group_max_blocks + 16), std::min<uint64_t>(1023, nblocks / 16));
+    sb->first_data_lba += sb->journal_blocks;
+  }
   if (sb->first_data_lba + kMinDataBlocks > nblocks)
     return NoSpace("pool too small for " + std::to_string(sb->ninodes) + " inodes");
   return Status::ok();
@@ -144,7 +151,9 @@ Status FileSystem::mkfs(dax::Media& media, const MkfsOptions& o) {
   std::memcpy(bo.parent_uuid.data(), sb.uuid, 16);
   RETURN_IF_ERROR(btt::Btt::format(media, sb.ns_off, sb.ns_size, bo));
   ASSIGN_OR_RETURN(auto btt, btt::Btt::open(media, sb.ns_off, sb.ns_size));
-  BttMetaStore store(*btt);
+  if (o.meta == MetaMode::kCsum) RETURN_IF_ERROR(CsumMetaStore::format(*btt, sb.journal_lba, sb.journal_blocks));
+  ASSIGN_OR_RETURN(std::unique_ptr<MetaStore> store_ptr, open_store(*btt, sb, nullptr));
+  MetaStore& store = *store_ptr;
   Allocator blocks("block", sb.bbitmap_lba, sb.nblocks);
   Allocator inodes("inode", sb.ibitmap_lba, sb.ninodes + 1);
   {
@@ -190,6 +199,16 @@ Status FileSystem::mkfs(dax::Media& media, const MkfsOptions& o) {
   return Status::ok();
 }
 
+Result<std::unique_ptr<MetaStore>> FileSystem::open_store(btt::Btt& btt, const Superblock& sb,
+                                                         MountReport* report) {
+  if (sb.meta_mode == static_cast<uint32_t>(MetaMode::kBtt)) return std::unique_ptr<MetaStore>(new BttMetaStore(btt));
+  if (sb.meta_mode != static_cast<uint32_t>(MetaMode::kCsum))
+    return Corruption("superblock names unknown metadata mode " + std::to_string(sb.meta_mode));
+  ASSIGN_OR_RETURN(auto cs, CsumMetaStore::open(btt, sb.journal_lba, sb.journal_blocks));
+  if (report) report->journal_replayed = cs->replayed();
+  return std::unique_ptr<MetaStore>(std::move(cs));
+}
+
 FileSystem::FileSystem(dax::Media& media, const Superblock& sb) : media_(media), sb_(sb) {}
 FileSystem::~FileSystem() = default;
 
@@ -208,6 +227,7 @@ Result<std::unique_ptr<FileSystem>> FileSystem::mount(dax::Media& media, const M
     media.persist_copy(0, &backup, sizeof backup);
     spdlog::warn("restored the superblock from its backup copy");
     sb = backup;
+    if (report) report->superblock_restored = true;
   } else {
     sb = *r;
   }
@@ -231,9 +251,7 @@ Status FileSystem::load(const MountOptions& o, MountReport* report) {
   if (btt_->nblocks() != sb_.nblocks)
     return Corruption("BTT has " + std::to_string(btt_->nblocks()) + " blocks, superblock says " +
                       std::to_string(sb_.nblocks));
-  if (sb_.meta_mode != static_cast<uint32_t>(MetaMode::kBtt))
-    return NotSupported("metadata mode 'csum' is not supported by this build");
-  store_ = std::make_unique<BttMetaStore>(*btt_);
+  ASSIGN_OR_RETURN(store_, open_store(*btt_, sb_, report));
   blocks_ = std::make_unique<Allocator>("block", sb_.bbitmap_lba, sb_.nblocks);
   inodes_ = std::make_unique<Allocator>("inode", sb_.ibitmap_lba, sb_.ninodes + 1);
   RETURN_IF_ERROR(blocks_->load(*store_));

@@ -106,12 +106,13 @@ Result<Attr> FileSystem::make_node(uint64_t parent, std::string_view name, uint3
     in->parent = parent;
     dir->nlink++;
   } else if (S_ISLNK(mode)) {
+    // The first kInlineSymlink bytes live in the inode, the rest in a block.
     in->symlink_len = static_cast<uint32_t>(target.size());
-    if (target.size() <= kInlineSymlink) {
-      std::memcpy(in->symlink, target.data(), target.size());
-    } else {
+    const size_t head = std::min<size_t>(target.size(), kInlineSymlink);
+    std::memcpy(in->symlink, target.data(), head);
+    if (target.size() > head) {
       ASSIGN_OR_RETURN(in->root, op.blocks().alloc(op.txn, meta_goal_));
-      std::memcpy(op.txn.fresh(in->root), target.data(), target.size());
+      std::memcpy(op.txn.fresh(in->root), target.data() + head, target.size() - head);
       in->blocks = 1;
     }
   }
@@ -150,10 +151,12 @@ Result<std::string> FileSystem::readlink(uint64_t ino) {
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   if (!S_ISLNK(in->mode)) return InvalidArgument("not a symlink");
   if (in->symlink_len > kMaxSymlinkLen) return Corruption("symlink inode " + std::to_string(ino) + " target too long");
-  if (in->symlink_len <= kInlineSymlink)
-    return std::string(reinterpret_cast<const char*>(in->symlink), in->symlink_len);
+  std::string t(reinterpret_cast<const char*>(in->symlink), std::min<uint32_t>(in->symlink_len, kInlineSymlink));
+  if (in->symlink_len <= kInlineSymlink) return t;
+  if (in->root == 0) return Corruption("symlink inode " + std::to_string(ino) + " lost its target block");
   ASSIGN_OR_RETURN(const std::byte* b, op.txn.get(in->root));
-  return std::string(reinterpret_cast<const char*>(b), in->symlink_len);
+  t.append(reinterpret_cast<const char*>(b), in->symlink_len - kInlineSymlink);
+  return t;
 }
 
 Result<Attr> FileSystem::link(uint64_t ino, uint64_t newparent, std::string_view newname) {

@@ -32,7 +32,7 @@ inline constexpr uint32_t kTrailerSize = 16;
 inline constexpr uint32_t kPayload = kBlockSize - kTrailerSize;  // usable bytes per metadata block
 inline constexpr uint64_t kNsOffset = 64 << 10;  // BTT namespace starts at 64 KiB
 inline constexpr uint32_t kMaxNameLen = 255;
-inline constexpr uint32_t kMaxSymlinkLen = 4095;
+inline constexpr uint32_t kMaxSymlinkLen = 4095;  // PATH_MAX - 1
 inline constexpr uint64_t kRootIno = 1;
 inline constexpr uint64_t kMaxFileSize = 1ull << 50;  // 1 PiB logical
 
@@ -86,6 +86,44 @@ static_assert(sizeof(Superblock) == 4096);
 static_assert(offsetof(Superblock, uuid) == 40);
 static_assert(offsetof(Superblock, crc) == 4092);
 
+// ----------------------------------------- csum mode: trailer and journal
+// Every metadata block written by the csum store ends with this trailer.
+inline constexpr uint32_t kTrailerMagic = 0x424d5455;  // "UTMB"
+struct BlockTrailer {
+  uint32_t crc;    // crc32c of the payload, then of {magic, lba}
+  uint32_t magic;  // kTrailerMagic
+  uint64_t lba;    // the block's own LBA (catches misdirected writes)
+};
+static_assert(sizeof(BlockTrailer) == kTrailerSize);
+
+// Redo journal: [super block][ring of record blocks]. A record is
+// header block(s) {JournalRecordHeader, lba[n], btt group record} followed
+// by n block images (with trailers). Records never wrap inside; the
+// writer starts over at ring block 0, after persisting the super block.
+inline constexpr uint32_t kJournalSuperMagic = 0x534a5455;   // "UTJS"
+inline constexpr uint32_t kJournalRecordMagic = 0x524a5455;  // "UTJR"
+struct JournalSuper {
+  uint32_t magic;       // kJournalSuperMagic
+  uint32_t version;     // 1
+  uint32_t ring_blocks; // blocks in the ring
+  uint32_t crc;         // crc32c of the three fields above
+  uint64_t start_seq;   // sequence number of the record at ring block 0;
+                        // changed by one atomic 8-byte store when the
+                        // writer wraps to ring block 0
+};
+static_assert(sizeof(JournalSuper) == 24);
+static_assert(offsetof(JournalSuper, start_seq) == 16);
+struct JournalRecordHeader {
+  uint32_t magic;        // kJournalRecordMagic
+  uint32_t nblocks;      // metadata block images that follow the header
+  uint64_t seq;          // consecutive sequence number
+  uint32_t hdr_blocks;   // blocks taken by header + lbas + group record
+  uint32_t group_bytes;  // bytes of the embedded BTT group record (0: none)
+  uint32_t crc;          // crc32c: header (crc = 0), lbas, group record, image trailer crcs
+  uint32_t reserved;
+};
+static_assert(sizeof(JournalRecordHeader) == 32);
+
 // ------------------------------------------------------------- state block
 inline constexpr uint32_t kStateMagic = 0x54535455;  // "UTST"
 struct StateBlock {
@@ -102,6 +140,7 @@ static_assert(sizeof(StateBlock) == kPayload);
 inline constexpr uint32_t kInodeSize = 256;
 inline constexpr uint32_t kInodesPerBlock = kPayload / kInodeSize;  // 15
 inline constexpr uint32_t kInlineSymlink = 96;
+static_assert(4095 - 96 <= 4096 - 16, "a symlink target fits the inode plus one block payload");
 
 // Inode flags.
 inline constexpr uint32_t kInodeAtomic = 1u << 0;         // file data mode: atomic
@@ -132,7 +171,7 @@ struct Inode {
   uint64_t xattr_lba;   // xattr block or 0
   uint32_t flags;       // kInode* flags
   uint32_t symlink_len; // symlinks: length of the target
-  uint8_t symlink[kInlineSymlink];  // target if <= kInlineSymlink, else in block `root`
+  uint8_t symlink[kInlineSymlink];  // target's first bytes; the rest in block `root`
   uint64_t parent;      // directories: the parent directory (root: itself)
   uint8_t pad[16];
 };
@@ -204,6 +243,6 @@ struct XattrHeader {
 };
 inline constexpr uint32_t kXattrEntryHeader = 4;
 inline constexpr uint32_t kXattrSpace = kPayload - sizeof(XattrHeader);
-inline constexpr uint32_t kMaxXattrValue = 3968;
+inline constexpr uint32_t kMaxXattrValue = kXattrSpace - kXattrEntryHeader - 1;  // with a 1-byte name
 
 }  // namespace untorn::fs

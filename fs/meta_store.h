@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "btt/btt.h"
 #include "dax/status.h"
@@ -48,6 +49,53 @@ class BttMetaStore final : public MetaStore {
 
  private:
   btt::Btt& btt_;
+};
+
+// CsumMetaStore: the conventional design (--metadata csum). Metadata
+// blocks live in place at their physical location (no BTT remap), each with
+// a CRC32C trailer verified on every read; a commit first writes a redo
+// record (block images + checksum) to a journal ring, fences, then updates
+// the blocks in place. Data blocks of atomic files still go through a BTT
+// group, whose commit record rides inside the journal record, so data and
+// metadata of a request commit together. Recovery replays the last record
+// of the journal (earlier ones were fully applied before the next began).
+class CsumMetaStore final : public MetaStore {
+ public:
+  // Opens the journal [journal_lba, +journal_blocks) and replays it.
+  static Result<std::unique_ptr<CsumMetaStore>> open(btt::Btt& btt, uint64_t journal_lba,
+                                                     uint64_t journal_blocks);
+  // Writes an empty journal (mkfs).
+  [[nodiscard]] static Status format(btt::Btt& btt, uint64_t journal_lba, uint64_t journal_blocks);
+  const char* name() const override { return "csum"; }
+  Status read(uint64_t lba, std::byte* out) override;
+  Status commit(std::span<const btt::BlockWrite> meta,
+                std::span<const btt::BlockWrite> data) override;
+  uint32_t max_commit_blocks() const override;
+  uint64_t replayed() const { return replayed_; }
+
+  // Stamps a block's trailer (exposed for tests).
+  static void seal(std::byte* block, uint64_t lba);
+  static Status verify(const std::byte* block, uint64_t lba);
+
+ private:
+  CsumMetaStore(btt::Btt& btt, uint64_t journal_lba, uint64_t journal_blocks)
+      : btt_(btt), media_(btt.media()), journal_lba_(journal_lba), ring_(journal_blocks - 1) {}
+  Status map_journal();
+  Status recover();
+  Status write_super(uint64_t start_seq);
+  void set_start(uint64_t start_seq);
+  uint64_t ring_off(uint64_t pos) const { return ring_offs_[pos]; }
+
+  btt::Btt& btt_;
+  dax::Media& media_;
+  uint64_t journal_lba_;
+  uint64_t ring_;  // ring blocks
+  std::vector<uint64_t> ring_offs_;  // media offset of each ring block
+  uint64_t super_off_ = 0;
+  uint64_t seq_ = 1;  // next record's sequence number
+  uint64_t pos_ = 0;  // next record's ring block
+  uint64_t replayed_ = 0;
+  std::vector<std::byte> staging_;
 };
 
 }  // namespace untorn::fs

@@ -9,7 +9,9 @@
 //   - a dax file write may differ from both only inside the blocks the
 //     request touched (data may tear there), never its metadata;
 //   - fsck is clean.
-// UNTORN_FS_CRASH_STATES sets the number of states (default 10000);
+// Runs with both metadata stores (btt: BTT groups; csum: in-place blocks
+// with a checksummed redo journal).
+// UNTORN_FS_CRASH_STATES sets the number of states per store (default 10000);
 // UNTORN_SEED replays a run.
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -204,9 +206,10 @@ bool same(const Model& want, const Model& got, const TornRange& torn, std::strin
 
 class Workload {
  public:
-  explicit Workload(uint64_t seed) : rng_(seed) {
+  Workload(uint64_t seed, MetaMode meta) : rng_(seed) {
     media_ = std::make_unique<test::SimMedia>(kPool);
     MkfsOptions o;
+    o.meta = meta;
     o.inodes = 512;
     o.btt.nlanes = 4;
     o.btt.group_slots = 2;
@@ -454,7 +457,9 @@ bool check_state(test::SimMedia& img, const Workload& w, size_t fences_done, siz
   return true;
 }
 
-TEST(FsCrash, TreeIsBeforeOrAfterTheOperationInFlight) {
+class FsCrash : public ::testing::TestWithParam<MetaMode> {};
+
+TEST_P(FsCrash, TreeIsBeforeOrAfterTheOperationInFlight) {
   const uint64_t seed = test::test_seed("FsCrash");
   const uint64_t target = test::env_u64("UNTORN_FS_CRASH_STATES", 10000);
   spdlog::set_level(spdlog::level::warn);  // recovery logs every freed orphan
@@ -463,7 +468,7 @@ TEST(FsCrash, TreeIsBeforeOrAfterTheOperationInFlight) {
   uint64_t states = 0, workloads = 0;
   while (states < target) {
     const uint64_t wseed = rng();
-    Workload w(wseed);
+    Workload w(wseed, GetParam());
     w.run(40);
     ASSERT_FALSE(::testing::Test::HasFailure()) << "workload seed " << wseed;
     const test::SimMedia& m = w.media();
@@ -493,6 +498,9 @@ TEST(FsCrash, TreeIsBeforeOrAfterTheOperationInFlight) {
   std::printf("[ crash    ] %llu file-system crash states over %llu workloads\n",
               static_cast<unsigned long long>(states), static_cast<unsigned long long>(workloads));
 }
+
+INSTANTIATE_TEST_SUITE_P(Metadata, FsCrash, ::testing::Values(MetaMode::kBtt, MetaMode::kCsum),
+                         [](const auto& i) { return i.param == MetaMode::kBtt ? "btt" : "csum"; });
 
 }  // namespace
 }  // namespace untorn::fs

@@ -1,0 +1,308 @@
+// Extended attributes through the mount: user.* and trusted.* semantics
+// and error codes, value sizes, and the untorn attributes
+// user.untorn.mode (per-file data mode, inherited from directories) and
+// user.untorn.atomic_unit (read-only).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <set>
+
+#include "tests/fuse/fuse_harness.h"
+
+namespace untorn::fusetest {
+namespace {
+
+constexpr const char* kMode = "user.untorn.mode";
+constexpr const char* kUnit = "user.untorn.atomic_unit";
+
+int set(const std::string& path, const char* name, std::string_view v, int flags = 0) {
+  return err(::setxattr(path.c_str(), name, v.data(), v.size(), flags));
+}
+
+std::set<std::string> list_names(const std::string& path, bool nofollow = false) {
+  std::string buf(65536, '\0');
+  const ssize_t n = nofollow ? ::llistxattr(path.c_str(), buf.data(), buf.size())
+                             : ::listxattr(path.c_str(), buf.data(), buf.size());
+  EXPECT_GE(n, 0) << "listxattr " << path << ": " << errno_name(errno);
+  std::set<std::string> out;
+  for (ssize_t i = 0; i < n;) {
+    const std::string name(buf.data() + i);
+    out.insert(name);
+    i += static_cast<ssize_t>(name.size()) + 1;
+  }
+  return out;
+}
+
+std::string mode_of(const std::string& path) {
+  auto v = get_xattr(path, kMode);
+  EXPECT_TRUE(v.has_value()) << "getxattr " << kMode << " on " << path << ": " << errno_name(errno);
+  return v.value_or("<error>");
+}
+
+using FuseXattrTest = FuseTest;
+
+TEST_F(FuseXattrTest, UserAttributesSetGetListRemove) {
+  const std::string f = p("f");
+  ASSERT_EQ(0, write_file(f, "x"));
+  EXPECT_FALSE(get_xattr(f, "user.color").has_value());
+  EXPECT_EQ(errno, ENODATA);
+
+  ASSERT_EQ(0, set(f, "user.color", "blue"));
+  EXPECT_EQ(get_xattr(f, "user.color").value_or("?"), "blue");
+  // Size query and a too-small buffer.
+  EXPECT_EQ(::getxattr(f.c_str(), "user.color", nullptr, 0), 4);
+  char small[2];
+  EXPECT_ERRNO(ERANGE, ::getxattr(f.c_str(), "user.color", small, sizeof small));
+
+  // XATTR_CREATE / XATTR_REPLACE.
+  EXPECT_EQ(EEXIST, set(f, "user.color", "red", XATTR_CREATE));
+  EXPECT_EQ(get_xattr(f, "user.color").value_or("?"), "blue");
+  EXPECT_EQ(ENODATA, set(f, "user.missing", "v", XATTR_REPLACE));
+  EXPECT_FALSE(get_xattr(f, "user.missing").has_value());
+  ASSERT_EQ(0, set(f, "user.color", "green", XATTR_REPLACE));
+  EXPECT_EQ(get_xattr(f, "user.color").value_or("?"), "green");
+  ASSERT_EQ(0, set(f, "user.new", "n", XATTR_CREATE));
+
+  // Empty and binary values; replacing with a shorter value.
+  ASSERT_EQ(0, set(f, "user.empty", ""));
+  EXPECT_EQ(get_xattr(f, "user.empty").value_or("?"), "");
+  const std::string bin("\0\x01\xff\0zz", 6);
+  ASSERT_EQ(0, set(f, "user.bin", bin));
+  EXPECT_EQ(get_xattr(f, "user.bin").value_or("?"), bin);
+  ASSERT_EQ(0, set(f, "user.color", "g"));
+  EXPECT_EQ(get_xattr(f, "user.color").value_or("?"), "g");
+
+  auto names = list_names(f);
+  for (const char* n : {"user.color", "user.new", "user.empty", "user.bin"}) EXPECT_EQ(names.count(n), 1u) << n;
+  // listxattr size query and ERANGE.
+  const ssize_t need = ::listxattr(f.c_str(), nullptr, 0);
+  EXPECT_GT(need, 0);
+  std::string tiny(static_cast<size_t>(std::max<ssize_t>(need, 1) - 1), '\0');
+  EXPECT_ERRNO(ERANGE, ::listxattr(f.c_str(), tiny.data(), tiny.size()));
+
+  ASSERT_EQ(0, err(::removexattr(f.c_str(), "user.new")));
+  EXPECT_FALSE(get_xattr(f, "user.new").has_value());
+  EXPECT_EQ(errno, ENODATA);
+  EXPECT_ERRNO(ENODATA, ::removexattr(f.c_str(), "user.new"));
+  EXPECT_EQ(list_names(f).count("user.new"), 0u);
+
+  ASSERT_TRUE(fs().remount());
+  EXPECT_EQ(get_xattr(f, "user.color").value_or("?"), "g");
+  EXPECT_EQ(get_xattr(f, "user.bin").value_or("?"), bin);
+  EXPECT_EQ(get_xattr(f, "user.empty").value_or("?"), "");
+  EXPECT_FALSE(get_xattr(f, "user.new").has_value());
+  EXPECT_EQ(errno, ENODATA);
+}
+
+TEST_F(FuseXattrTest, OnDirectoriesAndThroughHardLinksAndRenames) {
+  ASSERT_SYS(::mkdir(p("d").c_str(), 0755));
+  ASSERT_EQ(0, set(p("d"), "user.tag", "dir"));
+  EXPECT_EQ(get_xattr(p("d"), "user.tag").value_or("?"), "dir");
+  ASSERT_EQ(0, write_file(p("d/f"), "x"));
+  ASSERT_EQ(0, set(p("d/f"), "user.tag", "file"));
+  ASSERT_SYS(::link(p("d/f").c_str(), p("hl").c_str()));
+  EXPECT_EQ(get_xattr(p("hl"), "user.tag").value_or("?"), "file");
+  ASSERT_SYS(::rename(p("d").c_str(), p("e").c_str()));
+  EXPECT_EQ(get_xattr(p("e"), "user.tag").value_or("?"), "dir");
+  EXPECT_EQ(get_xattr(p("e/f"), "user.tag").value_or("?"), "file");
+  // Through a descriptor.
+  const int fd = ::open(p("hl").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  EXPECT_SYS(::fsetxattr(fd, "user.fd", "1", 1, 0));
+  char v[4];
+  EXPECT_EQ(::fgetxattr(fd, "user.fd", v, sizeof v), 1);
+  ::close(fd);
+  EXPECT_EQ(get_xattr(p("e/f"), "user.fd").value_or("?"), "1");
+  // Missing file.
+  EXPECT_EQ(ENOENT, set(p("missing"), "user.x", "1"));
+}
+
+TEST_F(FuseXattrTest, ManyAttributesOnOneFile) {
+  const std::string f = p("many");
+  ASSERT_EQ(0, write_file(f, ""));
+  for (int i = 0; i < 40; i++)
+    ASSERT_EQ(0, set(f, ("user.attr" + std::to_string(i)).c_str(), "value" + std::to_string(i))) << i;
+  auto names = list_names(f);
+  for (int i = 0; i < 40; i++) EXPECT_EQ(names.count("user.attr" + std::to_string(i)), 1u) << i;
+  for (int i = 0; i < 40; i += 2) ASSERT_EQ(0, err(::removexattr(f.c_str(), ("user.attr" + std::to_string(i)).c_str())));
+  ASSERT_TRUE(fs().remount());
+  names = list_names(f);
+  for (int i = 0; i < 40; i++) {
+    const std::string n = "user.attr" + std::to_string(i);
+    EXPECT_EQ(names.count(n), i % 2 ? 1u : 0u) << n;
+    if (i % 2) { EXPECT_EQ(get_xattr(f, n.c_str()).value_or("?"), "value" + std::to_string(i)); }
+  }
+}
+
+TEST_F(FuseXattrTest, TrustedNamespaceAsRoot) {
+  ASSERT_EQ(::geteuid(), 0u);
+  const std::string f = p("t");
+  ASSERT_EQ(0, write_file(f, ""));
+  ASSERT_EQ(0, set(f, "trusted.secret", "root only")) << errno_name(set(f, "trusted.secret", "root only"));
+  EXPECT_EQ(get_xattr(f, "trusted.secret").value_or("?"), "root only");
+  EXPECT_EQ(list_names(f).count("trusted.secret"), 1u);
+  ASSERT_EQ(0, err(::removexattr(f.c_str(), "trusted.secret")));
+  EXPECT_FALSE(get_xattr(f, "trusted.secret").has_value());
+  EXPECT_EQ(errno, ENODATA);
+}
+
+TEST_F(FuseXattrTest, ValueSizes) {
+  const std::string f = p("sizes");
+  ASSERT_EQ(0, write_file(f, ""));
+  std::mt19937_64 rng(seed());
+  const std::string v4000 = random_bytes(rng, 4000);
+  const int e = set(f, "user.big", v4000);
+  EXPECT_EQ(e, 0) << "setxattr of a 4000-byte value: " << errno_name(e);
+  if (e == 0) { EXPECT_EQ(get_xattr(f, "user.big").value_or("?"), v4000); }
+  // The largest value the kernel passes (64 KiB) must be refused cleanly
+  // if the file system cannot hold it.
+  const std::string v64k = random_bytes(rng, 65536);
+  const int e2 = set(f, "user.huge", v64k);
+  if (e2 == 0) {
+    EXPECT_EQ(get_xattr(f, "user.huge").value_or("?"), v64k);
+  } else {
+    EXPECT_TRUE(e2 == E2BIG || e2 == ENOSPC) << "too large a value: expected E2BIG or ENOSPC, got " << errno_name(e2);
+    EXPECT_FALSE(get_xattr(f, "user.huge").has_value());
+  }
+  // Growing an existing value beyond what fits leaves the old value.
+  ASSERT_EQ(0, set(f, "user.grow", "small"));
+  const int e3 = set(f, "user.grow", v64k);
+  if (e3 != 0) { EXPECT_EQ(get_xattr(f, "user.grow").value_or("?"), "small"); }
+  ASSERT_TRUE(fs().remount());
+  if (e == 0) { EXPECT_EQ(get_xattr(f, "user.big").value_or("?"), v4000) << "after remount"; }
+}
+
+// ------------------------------------------------------------- user.untorn.mode
+
+TEST_F(FuseXattrTest, ModeDefaultSetAndInvalid) {
+  const std::string f = p("m");
+  ASSERT_EQ(0, write_file(f, "data"));
+  EXPECT_EQ(mode_of(f), "dax");
+  EXPECT_EQ(list_names(f).count(kMode), 1u) << "listxattr must include " << kMode;
+  ASSERT_EQ(0, set(f, kMode, "atomic"));
+  EXPECT_EQ(mode_of(f), "atomic");
+  for (const char* bad : {"foo", "", "DAX", "atomic ", "dax\n", "atomicx"}) {
+    EXPECT_EQ(EINVAL, set(f, kMode, bad)) << "'" << bad << "'";
+    EXPECT_EQ(mode_of(f), "atomic") << "an invalid value changed the mode";
+  }
+  ASSERT_EQ(0, set(f, kMode, "dax"));
+  EXPECT_EQ(mode_of(f), "dax");
+  ASSERT_EQ(0, set(f, kMode, "atomic", XATTR_REPLACE));
+  EXPECT_EQ(mode_of(f), "atomic");
+  ASSERT_TRUE(fs().remount());
+  EXPECT_EQ(mode_of(f), "atomic") << "after remount";
+  std::string s;
+  ASSERT_EQ(0, read_file(f, &s));
+  EXPECT_EQ(s, "data");
+}
+
+TEST_F(FuseXattrTest, ModeInheritedFromDirectory) {
+  ASSERT_EQ(0, write_file(p("rootfile"), ""));
+  ASSERT_SYS(::mkdir(p("d").c_str(), 0755));
+  ASSERT_EQ(0, write_file(p("d/before"), ""));
+  EXPECT_EQ(mode_of(p("d")), "dax");
+  EXPECT_EQ(list_names(p("d")).count(kMode), 1u) << "listxattr of a directory must include " << kMode;
+  ASSERT_EQ(0, set(p("d"), kMode, "atomic"));
+  EXPECT_EQ(mode_of(p("d")), "atomic");
+  ASSERT_EQ(0, write_file(p("d/after"), ""));
+  ASSERT_SYS(::mkdir(p("d/sub").c_str(), 0755));
+  ASSERT_EQ(0, write_file(p("d/sub/deep"), ""));
+  ASSERT_SYS(::mknod(p("d/sub/node").c_str(), S_IFREG | 0644, 0));
+  EXPECT_EQ(mode_of(p("d/after")), "atomic");
+  EXPECT_EQ(mode_of(p("d/sub")), "atomic");
+  EXPECT_EQ(mode_of(p("d/sub/deep")), "atomic");
+  EXPECT_EQ(mode_of(p("d/sub/node")), "atomic");
+  // Existing children and files elsewhere keep their mode.
+  EXPECT_EQ(mode_of(p("d/before")), "dax");
+  EXPECT_EQ(mode_of(p("rootfile")), "dax");
+  // A subdirectory switched back to dax passes dax on.
+  ASSERT_EQ(0, set(p("d/sub"), kMode, "dax"));
+  ASSERT_EQ(0, write_file(p("d/sub/again"), ""));
+  EXPECT_EQ(mode_of(p("d/sub/again")), "dax");
+  ASSERT_TRUE(fs().remount());
+  ASSERT_EQ(0, write_file(p("d/after_remount"), ""));
+  EXPECT_EQ(mode_of(p("d/after_remount")), "atomic");
+  EXPECT_EQ(mode_of(p("d/sub/deep")), "atomic");
+}
+
+TEST_F(FuseXattrTest, ModeOnSymlinkIsRefused) {
+  ASSERT_EQ(0, write_file(p("target"), ""));
+  ASSERT_SYS(::symlink("target", p("l").c_str()));
+  const int e = err(::lsetxattr(p("l").c_str(), kMode, "atomic", 6, 0));
+  EXPECT_TRUE(e == EPERM || e == ENOTSUP || e == EOPNOTSUPP)
+      << "lsetxattr user.untorn.mode on a symlink: expected EPERM or ENOTSUP, got " << errno_name(e);
+  // The target is untouched.
+  EXPECT_EQ(mode_of(p("target")), "dax");
+  // Through the link (following it) the target's mode is set.
+  ASSERT_EQ(0, set(p("l"), kMode, "atomic"));
+  EXPECT_EQ(mode_of(p("target")), "atomic");
+}
+
+TEST_F(FuseXattrTest, ModeOnSpecialFilesIsRefused) {
+  ASSERT_SYS(::mkfifo(p("fifo").c_str(), 0644));
+  const int e = set(p("fifo"), kMode, "atomic");
+  EXPECT_NE(e, 0) << "a fifo has no data mode";
+}
+
+TEST_F(FuseXattrTest, AtomicUnitIsReadOnly) {
+  const std::string f = p("u");
+  ASSERT_EQ(0, write_file(f, ""));
+  ASSERT_EQ(0, set(f, kMode, "atomic"));
+  auto unit = get_xattr(f, kUnit);
+  ASSERT_TRUE(unit.has_value()) << errno_name(errno);
+  ASSERT_FALSE(unit->empty());
+  EXPECT_TRUE(std::all_of(unit->begin(), unit->end(), [](char c) { return c >= '0' && c <= '9'; }))
+      << "atomic_unit '" << *unit << "' is not a decimal number";
+  EXPECT_GE(std::stoull(*unit), 4096u) << "an atomic file must advertise at least one block";
+  const int e = set(f, kUnit, "1");
+  EXPECT_NE(e, 0) << kUnit << " must be read-only";
+  EXPECT_EQ(get_xattr(f, kUnit).value_or("?"), *unit);
+  EXPECT_NE(err(::removexattr(f.c_str(), kUnit)), 0);
+}
+
+class FuseXattrModeSwitchTest : public FuseModeTest {};
+
+// Switching modes moves no data: contents read the same before and after,
+// also with a descriptor kept open across the switch.
+TEST_P(FuseXattrModeSwitchTest, SwitchKeepsData) {
+  std::mt19937_64 rng(seed());
+  const std::string other = GetParam() == "dax" ? "atomic" : "dax";
+  const std::string f = p("sw");
+  std::string model = random_bytes(rng, (1 << 20) + 333);
+  ASSERT_EQ(0, write_file(f, model));
+  const int fd = ::open(f.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(0, set(f, kMode, other));
+  EXPECT_EQ(mode_of(f), other);
+  std::string got;
+  ASSERT_EQ(0, read_file(f, &got));
+  EXPECT_EQ(first_difference(model, got), "") << "after switching to " << other;
+  // Write through the descriptor opened before the switch, then a new one.
+  const std::string a = random_bytes(rng, 10000);
+  ASSERT_EQ(0, pwrite_all(fd, a.data(), a.size(), 5000));
+  model.replace(5000, a.size(), a);
+  ::close(fd);
+  ASSERT_EQ(0, read_file(f, &got));
+  EXPECT_EQ(first_difference(model, got), "");
+  ASSERT_EQ(0, set(f, kMode, GetParam()));
+  const std::string b = random_bytes(rng, 70000);
+  const int fd2 = ::open(f.c_str(), O_RDWR);
+  ASSERT_GE(fd2, 0);
+  ASSERT_EQ(0, pwrite_all(fd2, b.data(), b.size(), static_cast<off_t>(model.size())));
+  ::close(fd2);
+  model += b;
+  ASSERT_EQ(0, read_file(f, &got));
+  EXPECT_EQ(first_difference(model, got), "");
+  ASSERT_TRUE(fs().remount());
+  ASSERT_EQ(0, read_file(f, &got));
+  EXPECT_EQ(first_difference(model, got), "") << "after remount";
+  EXPECT_EQ(mode_of(f), GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, FuseXattrModeSwitchTest, kBothModes, ModeName);
+
+}  // namespace
+}  // namespace untorn::fusetest
