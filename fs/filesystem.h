@@ -104,6 +104,8 @@ struct MountOptions {
   bool inspect = false;    // info/fsck: no mount count update, orphans left alone
   // Overrides the pool's default data mode for this mount (not persisted).
   std::optional<DataMode> default_mode;
+  // Fault injection (tests): wraps the metadata store after it is opened.
+  std::function<std::unique_ptr<MetaStore>(std::unique_ptr<MetaStore>)> wrap_store;
 };
 
 struct MountReport {

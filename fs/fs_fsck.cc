@@ -160,9 +160,9 @@ FsckReport FileSystem::fsck(bool repair, const std::function<void(uint64_t, uint
     if (progress && dirs.size() % 1024 == 0) progress(w.reachable.size(), sb_.ninodes - inodes_->free_count());
   }
   // Orphans: unlinked inodes still waiting to be freed.
-  BTree orphans = op.orphans();
   std::vector<uint64_t> orphan_inos;
-  Status ost = orphans.walk([&](uint64_t key, std::string_view) { orphan_inos.push_back(key); return true; },
+  Result<BTree> orphans = op.orphans();
+  Status ost = !orphans.is_ok() ? orphans.status() : orphans->walk([&](uint64_t key, std::string_view) { orphan_inos.push_back(key); return true; },
                             [&](uint64_t lba, int) { claim(w, lba, 1, 0, "orphan list node"); });
   if (!ost.is_ok()) r.errors.push_back("orphan list: " + ost.message());
   for (uint64_t o : orphan_inos) {

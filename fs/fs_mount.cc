@@ -252,6 +252,7 @@ Status FileSystem::load(const MountOptions& o, MountReport* report) {
     return Corruption("BTT has " + std::to_string(btt_->nblocks()) + " blocks, superblock says " +
                       std::to_string(sb_.nblocks));
   ASSIGN_OR_RETURN(store_, open_store(*btt_, sb_, report));
+  if (o.wrap_store) store_ = o.wrap_store(std::move(store_));
   blocks_ = std::make_unique<Allocator>("block", sb_.bbitmap_lba, sb_.nblocks);
   inodes_ = std::make_unique<Allocator>("inode", sb_.ibitmap_lba, sb_.ninodes + 1);
   RETURN_IF_ERROR(blocks_->load(*store_));
@@ -343,14 +344,14 @@ Status FileSystem::Op::commit() {
   return txn.commit();
 }
 
-BTree FileSystem::Op::orphans() {
+Result<BTree> FileSystem::Op::orphans() {
   if (orphan_root_ == 0) {
-    Result<const std::byte*> stb = txn.get(fs_.sb_.state_lba);
-    if (stb.is_ok()) {
-      StateBlock st;
-      std::memcpy(&st, *stb, sizeof st);
-      orphan_root_ = st.orphan_root;
-    }
+    ASSIGN_OR_RETURN(const std::byte* stb, txn.get(fs_.sb_.state_lba));
+    StateBlock st;
+    std::memcpy(&st, stb, sizeof st);
+    if (st.magic != kStateMagic || st.orphan_root < fs_.sb_.first_data_lba || st.orphan_root >= fs_.sb_.nblocks)
+      return Corruption("state block (LBA 0) is damaged");
+    orphan_root_ = st.orphan_root;
   }
   return BTree(txn, *fs_.blocks_, NodeKind::kOrphan, 0, orphan_root_, fs_.meta_goal_);
 }
@@ -473,7 +474,7 @@ Status FileSystem::destroy_inode(uint64_t ino) {
     if (in->xattr_lba != 0) RETURN_IF_ERROR(blocks_->free(op.txn, in->xattr_lba, 1));
     op.clear_inode(ino);
     RETURN_IF_ERROR(inodes_->free(op.txn, ino, 1));
-    BTree orphans = op.orphans();
+    ASSIGN_OR_RETURN(BTree orphans, op.orphans());
     Status e = orphans.erase(ino);
     if (!e.is_ok() && e.code() != Code::kNotFound) return e;
     return op.commit();
@@ -484,7 +485,7 @@ Status FileSystem::free_orphans(MountReport* report) {
   std::vector<uint64_t> inos;
   {
     Op op(*this);
-    BTree orphans = op.orphans();
+    ASSIGN_OR_RETURN(BTree orphans, op.orphans());
     RETURN_IF_ERROR(orphans.walk([&](uint64_t key, std::string_view) { inos.push_back(key); return true; }, nullptr));
   }
   for (uint64_t ino : inos) {

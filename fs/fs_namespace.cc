@@ -193,7 +193,7 @@ static Status drop_link(FileSystem::Op& op, uint64_t ino, Inode* child, const Ti
   child->ctime = now;
   op.dirty(ino);
   if (child->nlink > 0) return Status::ok();
-  BTree orphans = op.orphans();
+  ASSIGN_OR_RETURN(BTree orphans, op.orphans());
   return orphans.insert(ino, {});
 }
 

@@ -49,7 +49,7 @@ class FileSystem::Op {
   void clear_inode(uint64_t ino);
   Attr attr(uint64_t ino, const Inode& in) const;
   BTree tree(uint64_t ino, const Inode& in, NodeKind kind);
-  BTree orphans();
+  Result<BTree> orphans();
   Allocator& blocks() { return *fs_.blocks_; }
   Allocator& inodes() { return *fs_.inodes_; }
   FileSystem& fs() { return fs_; }
