@@ -141,7 +141,7 @@ void leaf_insert_at(std::byte* n, uint32_t i, uint64_t key, std::string_view v) 
   std::memmove(n + kHdr + (i + 1) * kLeafSlotSize, n + kHdr + i * kLeafSlotSize,
                (h.nkeys - i) * kLeafSlotSize);
   h.data_start = static_cast<uint16_t>(h.data_start - v.size());
-  std::memcpy(n + h.data_start, v.data(), v.size());
+  if (!v.empty()) std::memcpy(n + h.data_start, v.data(), v.size());  // empty views may be null
   set_leaf_slot(n, i, {key, h.data_start, static_cast<uint16_t>(v.size())});
   h.nkeys++;
   set_header(n, h);
@@ -420,7 +420,7 @@ Status BTree::update(uint64_t key, std::string_view value) {
   const LeafSlot s = leaf_slot(leaf_ro, pos);
   if (s.len == value.size()) {
     ASSIGN_OR_RETURN(std::byte* leaf, txn_.mut(path.back().lba));
-    std::memcpy(leaf + s.off, value.data(), value.size());
+    if (!value.empty()) std::memcpy(leaf + s.off, value.data(), value.size());
     return Status::ok();
   }
   if (leaf_free(header(leaf_ro)) + s.len >= value.size()) {
