@@ -197,7 +197,7 @@ void Pmem2Media::prefault_async() {
 #ifndef MADV_POPULATE_WRITE
     constexpr int MADV_POPULATE_WRITE = 23;  // Linux 5.14
 #endif
-    const uint64_t step = 64ull << 20;
+    const uint64_t step = 8ull << 20;  // small steps: unmount never waits long
     for (uint64_t off = 0; off < size() && !prefault_stop_; off += step) {
       const uint64_t n = std::min(step, size() - off);
       if (::madvise(base() + off, n, MADV_POPULATE_WRITE) != 0) {

@@ -45,7 +45,7 @@ class Pmem2Media final : public Media {
   // Touches every page so that later stores do not fault (benchmarks).
   void prefault();
   // Populates the page tables of the whole mapping in a background thread
-  // (MADV_POPULATE_WRITE, in 64 MiB steps), so that first stores to a page
+  // (MADV_POPULATE_WRITE, in 8 MiB steps), so that first stores to a page
   // do not take a fault in the I/O path. A page fault on a DRAM-backed pool
   // costs ~10 us on the VMs this was measured on. Stops with the media.
   void prefault_async();
