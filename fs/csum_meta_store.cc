@@ -121,6 +121,17 @@ Status CsumMetaStore::commit(std::span<const btt::BlockWrite> meta,
                              std::span<const btt::BlockWrite> data) {
   if (meta.size() + data.size() > max_commit_blocks())
     return NoSpace("commit larger than the journal holds");
+  // 0. Where each metadata block lives. Resolved before prepare_group: a
+  // prepared group holds the map locks of its LBAs' map cache lines, which
+  // metadata LBAs may share, and dax_block takes that lock to make a zero
+  // entry normal (a self-deadlock on a nearly full pool, found by
+  // FuseFullDataTest). An entry made normal here and then abandoned by a
+  // crash before the commit point maps a block no structure references.
+  std::vector<uint64_t> dst(meta.size());
+  for (size_t i = 0; i < meta.size(); i++) {
+    ASSIGN_OR_RETURN(btt::DaxBlock d, btt_.dax_block(meta[i].lba, btt::DaxIntent::kOverwrite));
+    dst[i] = d.media_off;
+  }
   // 1. Atomic-file data out of place in the BTT (durable, not visible).
   btt::GroupTicket ticket;
   if (!data.empty()) {
@@ -156,10 +167,7 @@ Status CsumMetaStore::commit(std::span<const btt::BlockWrite> meta,
   for (uint64_t i = 0; i < total; i++) media_.copy(ring_off(pos_ + i), staging_.data() + i * kBlockSize, kBlockSize);
   media_.drain();  // COMMIT POINT: recovery replays this record from here on
   // 3. In place.
-  for (uint32_t i = 0; i < n; i++) {
-    ASSIGN_OR_RETURN(btt::DaxBlock d, btt_.dax_block(meta[i].lba, btt::DaxIntent::kOverwrite));
-    media_.copy(d.media_off, images + i * size_t{kBlockSize}, kBlockSize);
-  }
+  for (uint32_t i = 0; i < n; i++) media_.copy(dst[i], images + i * size_t{kBlockSize}, kBlockSize);
   media_.drain();
   seq_++;
   pos_ += total;
