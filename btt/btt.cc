@@ -102,6 +102,19 @@ uint64_t Btt::data_off(const Arena& a, uint32_t block) const {
   return a.data + uint64_t{block} * a.geo.internal_lbasize;
 }
 
+// Map entries are checked where they are used, not at open: a damaged
+// entry makes its LBA fail with Corruption (and check() report it) while
+// the rest of the pool stays usable; it never indexes outside the data
+// area or enters a free list.
+Result<uint32_t> Btt::mapped_block(const Arena& a, uint32_t premap, uint32_t e) const {
+  const uint32_t block = entry_block(e, premap);
+  if (block >= a.geo.internal_nlba)
+    return Corruption("BTT arena " + std::to_string(a.index) + " map entry " + std::to_string(premap) +
+                      " at offset " + hex(a.map + uint64_t{premap} * 4) + " points outside the arena (block " +
+                      std::to_string(block) + " of " + std::to_string(a.geo.internal_nlba) + ")");
+  return block;
+}
+
 // One lock per 64-byte cache line of the map (16 entries), hashed, as in
 // Linux btt.c lock_map().
 uint32_t Btt::map_lock_index(const Loc& loc) const {
@@ -134,11 +147,7 @@ Status Btt::read(uint64_t lba, void* buf) {
     }
     if ((e & kMapFlags) == kMapError)
       return IOError("LBA " + std::to_string(lba) + " is marked bad (BTT map E flag)");
-    const uint32_t block = e & kMapBlockMask;
-    if (block >= a.geo.internal_nlba)
-      return Corruption("BTT arena " + std::to_string(a.index) + " map entry " +
-                        std::to_string(loc.premap) + " at offset " +
-                        hex(a.map + uint64_t{loc.premap} * 4) + " points outside the arena");
+    ASSIGN_OR_RETURN(const uint32_t block, mapped_block(a, loc.premap, e));
     rtt.store(rtt_tag(a.index, block), std::memory_order_seq_cst);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (load_map(a, loc.premap) != e) continue;  // remapped meanwhile: retry
@@ -191,7 +200,7 @@ Status Btt::write(uint64_t lba, const void* buf) {
   media_.copy(data_off(a, new_block), buf, params_.lbasize);
   std::lock_guard<std::mutex> ml(map_lock(loc));
   const uint64_t map_off = a.map + uint64_t{loc.premap} * 4;
-  const uint32_t old_block = entry_block(load_map(a, loc.premap), loc.premap);
+  ASSIGN_OR_RETURN(const uint32_t old_block, mapped_block(a, loc.premap, load_map(a, loc.premap)));
   const FlogUpdate u{&a, lane.index(), loc.premap, old_block, new_block};
   flog_store_first_half(u);
   if (ln.pending_map_off != 0) media_.flush(ln.pending_map_off, 4);
@@ -254,7 +263,7 @@ Result<GroupTicket> Btt::prepare_group(std::span<const BlockWrite> writes) {
   if (writes.empty()) return InvalidArgument("empty group");
   RETURN_IF_ERROR(check_group(writes));
   const uint32_t g = acquire_group_slot();
-  prepare_locked(g, writes);
+  RETURN_IF_ERROR(prepare_locked(g, writes));
   return GroupTicket(this, g);
 }
 
@@ -297,7 +306,7 @@ std::span<const std::byte> Btt::group_record(uint32_t g) const {
 //   4. flog {new, seq} of every entry;                                 fence
 //   5. map[lba] = new of every entry;                                  fence
 // No data block is written twice; the record is the only extra write.
-void Btt::prepare_locked(uint32_t g, std::span<const BlockWrite> writes) {
+Status Btt::prepare_locked(uint32_t g, std::span<const BlockWrite> writes) {
   GroupSlot& gs = *groups_[g];
   const uint32_t first_slot = params_.nlanes + g * params_.group_max_blocks;
   std::vector<uint32_t> used(arenas_.size(), 0);
@@ -322,7 +331,12 @@ void Btt::prepare_locked(uint32_t g, std::span<const BlockWrite> writes) {
   // Earlier map stores of these LBAs (lazily fenced single writes) must be
   // durable before the record: its replay compares the map with old_map.
   for (GroupEntry& e : gs.entries) {
-    e.old_map = entry_block(load_map(*arenas_[e.arena], e.lba), e.lba);
+    Result<uint32_t> old = mapped_block(*arenas_[e.arena], e.lba, load_map(*arenas_[e.arena], e.lba));
+    if (!old.is_ok()) {
+      abort_group(g);  // the data went to free blocks only: nothing to undo
+      return old.status();
+    }
+    e.old_map = *old;
     media_.flush(arenas_[e.arena]->map + uint64_t{e.lba} * 4, 4);
   }
   GroupRecordHeader h{};
@@ -336,6 +350,7 @@ void Btt::prepare_locked(uint32_t g, std::span<const BlockWrite> writes) {
   std::memcpy(gs.record.data(), &h, sizeof h);
   std::memcpy(gs.record.data() + sizeof h, gs.entries.data(), ent_bytes);
   gs.record_bytes = sizeof h + ent_bytes;
+  return Status::ok();
 }
 
 void Btt::commit_locked(uint32_t g) {
@@ -387,7 +402,10 @@ Result<DaxBlock> Btt::dax_block(uint64_t lba, DaxIntent intent) {
   ASSIGN_OR_RETURN(Loc loc, locate(lba));
   Arena& a = *arenas_[loc.arena];
   uint32_t e = load_map(a, loc.premap);
-  if ((e & kMapFlags) == kMapNormal) return DaxBlock{data_off(a, e & kMapBlockMask), false};
+  if ((e & kMapFlags) == kMapNormal) {
+    ASSIGN_OR_RETURN(const uint32_t block, mapped_block(a, loc.premap, e));
+    return DaxBlock{data_off(a, block), false};
+  }
   if ((e & kMapFlags) == kMapError && intent != DaxIntent::kOverwrite)
     return IOError("LBA " + std::to_string(lba) + " is marked bad (BTT map E flag)");
   if (intent == DaxIntent::kRead) return DaxBlock{0, true};
@@ -396,7 +414,7 @@ Result<DaxBlock> Btt::dax_block(uint64_t lba, DaxIntent intent) {
   // the whole block, so no stale contents become readable.
   std::lock_guard<std::mutex> ml(map_lock(loc));
   e = load_map(a, loc.premap);
-  const uint32_t block = entry_block(e, loc.premap);
+  ASSIGN_OR_RETURN(const uint32_t block, mapped_block(a, loc.premap, e));
   if ((e & kMapFlags) != kMapNormal) {
     // Zeros first (durable), then the mapping: it never points at stale data.
     if (intent == DaxIntent::kModify) {

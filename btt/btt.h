@@ -190,6 +190,8 @@ class Btt {
   Result<Loc> locate(uint64_t lba) const;
   uint32_t load_map(const Arena& a, uint32_t premap) const;
   uint64_t data_off(const Arena& a, uint32_t block) const;
+  // The post-map block of entry `e` of `premap`, checked against the arena.
+  Result<uint32_t> mapped_block(const Arena& a, uint32_t premap, uint32_t e) const;
   std::mutex& map_lock(const Loc& loc);
   uint32_t map_lock_index(const Loc& loc) const;
   // Waits until no reader has `block` published; callers issue
@@ -223,7 +225,7 @@ class Btt {
   uint32_t acquire_group_slot();
   void release_group_slot(uint32_t g);
   Status check_group(std::span<const BlockWrite> writes) const;
-  void prepare_locked(uint32_t g, std::span<const BlockWrite> writes);
+  Status prepare_locked(uint32_t g, std::span<const BlockWrite> writes);
   void commit_locked(uint32_t g);
   void abort_group(uint32_t g);
   std::span<const std::byte> group_record(uint32_t g) const;

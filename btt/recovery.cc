@@ -270,8 +270,8 @@ Status Btt::apply_group_record(std::span<const std::byte> record) {
   GroupRecordHeader cur;
   media_.read(off, &cur, sizeof cur);
   if (cur.magic == kGroupRecordMagic && cur.slot == h.slot && cur.txid >= h.txid) {
-    std::vector<std::byte> mine(sizeof cur + cur.nentries * sizeof(GroupEntry));
-    if (cur.nentries <= params_.group_max_blocks) {
+    if (cur.nentries <= params_.group_max_blocks) {  // bounded before sizing the buffer
+      std::vector<std::byte> mine(sizeof cur + cur.nentries * sizeof(GroupEntry));
       media_.read(off, mine.data(), mine.size());
       GroupRecordHeader mc = cur;
       mc.crc = 0;

@@ -55,6 +55,12 @@ Status Allocator::set_media_bits(Txn& txn, uint64_t first, uint64_t len, bool us
     for (; i < end; i++) {
       const uint64_t bit = i % kBitsPerBlock;
       auto& byte = reinterpret_cast<uint8_t&>(p[bit / 8]);
+      // The transaction's image already has the bits of its earlier frees
+      // cleared (the in-memory bitmap changes only at commit): a block
+      // freed twice in one transaction (overlapping extents on a damaged
+      // pool) is caught here.
+      if (!used && !(byte & (1u << (bit % 8))))
+        return Corruption(what_ + " " + std::to_string(i) + " freed twice");
       if (used) byte |= static_cast<uint8_t>(1u << (bit % 8));
       else byte &= static_cast<uint8_t>(~(1u << (bit % 8)));
     }

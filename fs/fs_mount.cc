@@ -69,7 +69,7 @@ Status compute_geometry(uint64_t pool_size, const MkfsOptions& o, Superblock* sb
   return Status::ok();
 }
 
-Status check_superblock(const Superblock& sb, uint64_t off) {
+Status check_superblock(const Superblock& sb, uint64_t off, uint64_t media_size) {
   const std::string where = "superblock at offset " + hex(off);
   if (sb.magic != kSuperMagic) return Corruption(where + ": no untorn signature");
   if (superblock_crc(sb) != sb.crc) return Corruption(where + ": checksum mismatch");
@@ -80,6 +80,11 @@ Status check_superblock(const Superblock& sb, uint64_t off) {
   if (sb.ro_compat & ~kRoCompatKnown)
     return Status(Code::kNotSupported, where + ": unknown read-only features " + hex(sb.ro_compat & ~kRoCompatKnown));
   if (sb.block_size != kBlockSize) return Corruption(where + ": block size " + std::to_string(sb.block_size));
+  // Before the geometry is computed from it: a damaged size must not make
+  // compute_geometry lay out arenas for a pool of exabytes.
+  if (sb.pool_size != media_size)
+    return Corruption(where + ": pool was formatted with " + std::to_string(sb.pool_size) + " bytes but is " +
+                      std::to_string(media_size) + " bytes now");
   // The layout fields must be what mkfs computes for these parameters.
   MkfsOptions o;
   o.inodes = sb.ninodes;
@@ -111,21 +116,18 @@ Result<Superblock> FileSystem::read_superblock(const dax::Media& media) {
     return Corruption("pool of " + std::to_string(media.size()) + " bytes is too small to hold an untorn file system");
   Superblock sb;
   media.read(0, &sb, sizeof sb);
-  Status st = check_superblock(sb, 0);
+  Status st = check_superblock(sb, 0, media.size());
   if (!st.is_ok()) {
     Superblock backup;
     const uint64_t boff = backup_sb_off(media.size());
     media.read(boff, &backup, sizeof backup);
     if (sb.magic != kSuperMagic && backup.magic != kSuperMagic)
       return Corruption("not an untorn pool (no untorn superblock at offset 0)");
-    if (check_superblock(backup, boff).is_ok())
+    if (check_superblock(backup, boff, media.size()).is_ok())
       return Status(st.code(), st.message() + "; the backup superblock at " + hex(boff) +
                                    " is intact: run 'untorn fsck --repair'");
     return st;
   }
-  if (sb.pool_size != media.size())
-    return Corruption("pool was formatted with " + std::to_string(sb.pool_size) + " bytes but is " +
-                      std::to_string(media.size()) + " bytes now");
   return sb;
 }
 
@@ -222,7 +224,7 @@ Result<std::unique_ptr<FileSystem>> FileSystem::mount(dax::Media& media, const M
     Superblock backup;
     const uint64_t boff = backup_sb_off(media.size());
     media.read(boff, &backup, sizeof backup);
-    if (!o.repair || !check_superblock(backup, boff).is_ok() || backup.pool_size != media.size())
+    if (!o.repair || !check_superblock(backup, boff, media.size()).is_ok())
       return r.status();
     media.persist_copy(0, &backup, sizeof backup);
     spdlog::warn("restored the superblock from its backup copy");

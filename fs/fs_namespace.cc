@@ -265,6 +265,9 @@ Status FileSystem::rename(uint64_t parent, std::string_view name, uint64_t newpa
     Op op(*this);
     ASSIGN_OR_RETURN(Inode* sdir, op.dir_inode(parent));
     ASSIGN_OR_RETURN(Inode* ddir, op.dir_inode(newparent));
+    // Like create: nothing enters a removed directory (its entries would be
+    // lost with it; found by fuzz_ops).
+    if (ddir->nlink == 0) return NotFound("directory was removed");
     BTree st = op.tree(parent, *sdir, NodeKind::kDir);
     ASSIGN_OR_RETURN(Dirent se, dir_find(st, name));
     ASSIGN_OR_RETURN(Inode* src, op.inode(se.ino));
