@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   untorn::cli::add_info(app, &rc);
   untorn::cli::add_fsck(app, &rc);
   untorn::cli::add_mode(app, &rc);
+  untorn::cli::add_bench(app, &rc);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

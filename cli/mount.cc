@@ -32,6 +32,7 @@ struct MountArgs {
 // untorn's own -o options; the others go to libfuse.
 struct OwnOpts {
   bool prefault = true;
+  double cache_timeout_s = -1;  // entry/attr timeout; < 0: the daemon default
   std::string default_mode;  // "", "dax" or "atomic"
 };
 
@@ -45,7 +46,12 @@ Result<std::vector<std::string>> split_opts(const std::vector<std::string>& in, 
       if (item.empty()) continue;
       if (item == "prefault") own->prefault = true;
       else if (item == "noprefault") own->prefault = false;
-      else if (item.rfind("default_mode=", 0) == 0) {
+      else if (item.rfind("cache_timeout=", 0) == 0) {
+        char* end = nullptr;
+        own->cache_timeout_s = std::strtod(item.c_str() + 14, &end);
+        if (end == item.c_str() + 14 || *end != '\0' || own->cache_timeout_s < 0)
+          return InvalidArgument("cache_timeout must be a number of seconds >= 0");
+      } else if (item.rfind("default_mode=", 0) == 0) {
         own->default_mode = item.substr(13);
         if (own->default_mode != "dax" && own->default_mode != "atomic")
           return InvalidArgument("default_mode must be 'dax' or 'atomic', not '" + own->default_mode + "'");
@@ -89,6 +95,7 @@ int run_mount(const MountArgs& a) {
   char real[PATH_MAX];
   d.fsname = "untorn:" + std::string(::realpath(a.pool.c_str(), real) ? real : a.pool.c_str());
   d.fuse_opts = *fuse_opts;
+  if (own.cache_timeout_s >= 0) d.entry_timeout_s = d.attr_timeout_s = own.cache_timeout_s;
   d.foreground = a.foreground;
   d.debug = a.debug;
   d.max_threads = a.threads;
@@ -165,7 +172,8 @@ void add_mount(CLI::App& app, int* rc) {
   c->add_option("-o", a->opts,
                  "Mount options, comma separated: FUSE options (allow_other, ro, ...) and untorn's\n"
                  "default_mode=dax|atomic (mode of new files where no directory sets one; the\n"
-                 "pool's mkfs default otherwise) and noprefault (do not populate the pool's page\n"
+                 "pool's mkfs default otherwise), cache_timeout=SECONDS (how long the kernel may\n"
+                 "cache names and attributes) and noprefault (do not populate the pool's page\n"
                  "tables in the background)");
   c->add_option("--log-file", a->log_file, "Log to this file (default: syslog in the background)");
   c->add_option("--log-level", a->log_level, "trace, debug, info, warn, error")

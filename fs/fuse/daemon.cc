@@ -13,8 +13,12 @@
 //     request (up to max_write = 1 MiB) and is committed as one atomic group.
 //     Shared writable mmap of atomic files is refused by the kernel (ENODEV):
 //     switch the file to dax to mmap it.
-//   - entry/attr timeouts of 1 s: the daemon is the only writer, so the cached
-//     attributes are exact; the timeout only bounds memory of stale dentries.
+//   - entry/attr timeouts of 60 s (-o cache_timeout=S): the daemon is the only
+//     writer and the kernel updates its cache on every operation it sends, so
+//     cached names and attributes stay exact (a mode switch invalidates them
+//     explicitly). Measured: stat of 5,000 files created seconds before, 2.4k/s
+//     with 1 s timeouts (every stat a LOOKUP round trip) vs 132k/s with 60 s.
+//   - noflush: close() sends no FLUSH (nothing to flush), one round trip less.
 #include "fs/fuse/daemon.h"
 
 #define FUSE_USE_VERSION 312
@@ -268,6 +272,8 @@ Status setup_open(Daemon& d, fuse_ino_t ino, fuse_file_info* fi) {
   Result<Attr> a = d.fs.getattr(ino);
   if (!a.is_ok()) return a.status();
   if (S_ISDIR(a->mode)) return Status(Code::kIsDir, "open of a directory for I/O");
+  // No FLUSH round trip on close(): the daemon holds no dirty data.
+  fi->noflush = 1;
   if (a->data_mode == DataMode::kAtomic) {
     fi->direct_io = 1;
     fi->keep_cache = 0;

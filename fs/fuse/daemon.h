@@ -20,8 +20,8 @@ struct DaemonOptions {
   bool debug = false;                 // libfuse request tracing
   unsigned max_threads = 8;
   // Kernel cache timeouts (see daemon.cc for why these values).
-  double entry_timeout_s = 1.0;
-  double attr_timeout_s = 1.0;
+  double entry_timeout_s = 60.0;
+  double attr_timeout_s = 60.0;
   // Called after mounting and daemonizing (e.g. to take the pool lock or
   // switch logging to syslog); a non-ok status unmounts and fails.
   std::function<Status()> after_daemonize;
