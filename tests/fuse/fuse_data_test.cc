@@ -26,20 +26,6 @@ std::string pread_str(int fd, size_t n, off_t off) {
   return s;
 }
 
-struct stat fstat_of(int fd) {
-  struct stat st;
-  std::memset(&st, 0, sizeof st);
-  EXPECT_EQ(0, ::fstat(fd, &st)) << errno_name(errno);
-  return st;
-}
-
-std::string read_whole(const std::string& path) {
-  std::string s;
-  const int e = read_file(path, &s);
-  EXPECT_EQ(e, 0) << path << ": " << errno_name(e);
-  return s;
-}
-
 using FuseDataTest = FuseModeTest;
 
 // ------------------------------------------------------------- fallocate
@@ -108,7 +94,7 @@ TEST_P(FuseDataTest, PunchHoleZeroesAndFreesBlocks) {
   EXPECT_EQ(first_difference(expect, pread_str(fd, kMiB, 0)), "");
   ::close(fd);
   ASSERT_TRUE(fs().remount());
-  EXPECT_EQ(first_difference(expect, read_whole(p("ph"))), "") << "after remount";
+  EXPECT_EQ(first_difference(expect, file_content(p("ph"))), "") << "after remount";
 }
 
 TEST_P(FuseDataTest, ZeroRangeIfSupported) {
@@ -185,18 +171,18 @@ TEST_P(FuseDataTest, CopyFileRange) {
   ASSERT_GE(out, 0);
   ASSERT_EQ(copy_all(in, 0, out, 0, src.size()), static_cast<ssize_t>(src.size()));
   EXPECT_EQ(fstat_of(out).st_size, static_cast<off_t>(src.size()));
-  EXPECT_EQ(first_difference(src, read_whole(p("dst"))), "");
+  EXPECT_EQ(first_difference(src, file_content(p("dst"))), "");
 
   // Unaligned offsets into a new file, leaving a hole before.
   const int out2 = ::open(p("dst2").c_str(), O_CREAT | O_RDWR, 0644);
   ASSERT_GE(out2, 0);
   ASSERT_EQ(copy_all(in, 4097, out2, 123, 100000), 100000);
   std::string expect = std::string(123, '\0') + src.substr(4097, 100000);
-  EXPECT_EQ(first_difference(expect, read_whole(p("dst2"))), "");
+  EXPECT_EQ(first_difference(expect, file_content(p("dst2"))), "");
   // Over existing data in the middle of a file.
   ASSERT_EQ(copy_all(in, 0, out2, 50000, 1000), 1000);
   expect.replace(50000, 1000, src.substr(0, 1000));
-  EXPECT_EQ(first_difference(expect, read_whole(p("dst2"))), "");
+  EXPECT_EQ(first_difference(expect, file_content(p("dst2"))), "");
   // Past the end of the source: nothing to copy.
   loff_t i = static_cast<loff_t>(src.size()), o = 0;
   EXPECT_EQ(::copy_file_range(in, &i, out2, &o, 4096, 0), 0);
@@ -212,9 +198,9 @@ TEST_P(FuseDataTest, CopyFileRange) {
   ::close(fd);
   std::string s2 = src;
   s2.replace(2 * kMiB, 4096, src.substr(0, 4096));
-  EXPECT_EQ(first_difference(s2, read_whole(p("src"))), "");
+  EXPECT_EQ(first_difference(s2, file_content(p("src"))), "");
   ASSERT_TRUE(fs().remount());
-  EXPECT_EQ(first_difference(src, read_whole(p("dst"))), "") << "after remount";
+  EXPECT_EQ(first_difference(src, file_content(p("dst"))), "") << "after remount";
 }
 
 // ------------------------------------------------------------- 1 TiB sparse
@@ -406,9 +392,9 @@ TEST_F(FuseMmapTest, SharedWritableMappingOfDaxFile) {
     EXPECT_SYS(::munmap(m, len));
     ::close(fd);
   }
-  EXPECT_EQ(first_difference(data, read_whole(f)), "") << "read() after msync/munmap";
+  EXPECT_EQ(first_difference(data, file_content(f)), "") << "read() after msync/munmap";
   ASSERT_TRUE(fs().remount());
-  EXPECT_EQ(first_difference(data, read_whole(f)), "") << "after remount";
+  EXPECT_EQ(first_difference(data, file_content(f)), "") << "after remount";
 }
 
 TEST_F(FuseMmapTest, MappingSeesWritesAndPrivateMappingsStayPrivate) {
@@ -433,7 +419,7 @@ TEST_F(FuseMmapTest, MappingSeesWritesAndPrivateMappingsStayPrivate) {
   ::close(fd);
   std::string expect = data;
   expect.replace(5000, 7, "WRITTEN");
-  EXPECT_EQ(first_difference(expect, read_whole(f)), "");
+  EXPECT_EQ(first_difference(expect, file_content(f)), "");
 }
 
 }  // namespace

@@ -749,6 +749,27 @@ int read_file(const std::string& path, std::string* out) {
   return 0;
 }
 
+std::string file_content(const std::string& path) {
+  std::string s;
+  const int e = read_file(path, &s);
+  EXPECT_EQ(e, 0) << path << ": " << errno_name(e);
+  return s;
+}
+
+struct stat lstat_of(const std::string& path) {
+  struct stat st;
+  std::memset(&st, 0, sizeof st);
+  EXPECT_EQ(0, ::lstat(path.c_str(), &st)) << "lstat " << path << ": " << errno_name(errno);
+  return st;
+}
+
+struct stat fstat_of(int fd) {
+  struct stat st;
+  std::memset(&st, 0, sizeof st);
+  EXPECT_EQ(0, ::fstat(fd, &st)) << "fstat: " << errno_name(errno);
+  return st;
+}
+
 int pwrite_all(int fd, const void* buf, size_t n, off_t off) {
   const char* p = static_cast<const char*>(buf);
   while (n > 0) {

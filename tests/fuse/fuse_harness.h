@@ -149,6 +149,11 @@ std::string random_bytes(std::mt19937_64& rng, size_t n);
 // Whole-file helpers; 0 or errno.
 int write_file(const std::string& path, std::string_view data, mode_t mode = 0644);
 int read_file(const std::string& path, std::string* out);
+// The whole file, or "" with a test failure naming the errno.
+std::string file_content(const std::string& path);
+// lstat / fstat, zeroed with a test failure on error.
+struct stat lstat_of(const std::string& path);
+struct stat fstat_of(int fd);
 // pread/pwrite the whole range (loops over short transfers); 0 or errno.
 int pwrite_all(int fd, const void* buf, size_t n, off_t off);
 // Reads up to n bytes (stops at EOF); returns bytes read or -errno.

@@ -47,20 +47,6 @@ namespace {
 constexpr gid_t kOtherGid = 4242;   // a group nobody is not a member of
 constexpr uid_t kOtherUid = 4243;   // a user that is neither root nor nobody
 
-struct stat lstat_of(const std::string& path) {
-  struct stat st;
-  std::memset(&st, 0, sizeof st);
-  EXPECT_EQ(0, ::lstat(path.c_str(), &st)) << "lstat " << path << ": " << errno_name(errno);
-  return st;
-}
-
-std::string content(const std::string& path) {
-  std::string s;
-  const int e = read_file(path, &s);
-  EXPECT_EQ(e, 0) << path << ": " << errno_name(e);
-  return s;
-}
-
 std::string msg(int expected, int got) { return "expected " + errno_name(expected) + ", got " + errno_name(got); }
 
 // Polls statvfs until f_bfree is at least `want` (FORGET is asynchronous).
@@ -175,8 +161,8 @@ TEST_F(FusePosixEdgeTest, StickyDirectoryProtectsDirectoriesAndRenameTargets) {
     return err(::rename(p("tmp/own").c_str(), p("tmp/roots").c_str()));
   });
   EXPECT_EQ(e, EPERM) << "rename over another user's file in a sticky dir: " << msg(EPERM, e);
-  EXPECT_EQ(content(p("tmp/roots")), "r");
-  EXPECT_EQ(content(p("tmp/own")), "mine");
+  EXPECT_EQ(file_content(p("tmp/roots")), "r");
+  EXPECT_EQ(file_content(p("tmp/own")), "mine");
   // Writing into another user's world-writable file is still fine.
   EXPECT_EQ(nobody_open(p("tmp/roots"), O_WRONLY), 0);
   // Own entries: rename and removal work.
@@ -282,7 +268,7 @@ TEST_F(FusePosixEdgeTest, ChownAndForeignWritesClearSetIdBits) {
     });
     EXPECT_EQ(e, 0) << errno_name(e);
     EXPECT_EQ(lstat_of(f).st_mode & 07777, 0777u) << "a write by a non-owner must clear S_ISUID/S_ISGID";
-    EXPECT_EQ(content(f), "y");
+    EXPECT_EQ(file_content(f), "y");
   }
 }
 
@@ -299,7 +285,7 @@ TEST_F(FusePosixEdgeTest, MovingADirectoryToAnotherParentNeedsWriteOnIt) {
   // A file can move between parents without write permission on it.
   ASSERT_EQ(0, write_file(p("pub/rootfile"), "f", 0644));
   EXPECT_EQ(as_nobody([&] { return err(::rename(p("pub/rootfile").c_str(), p("pub/other/f").c_str())); }), 0);
-  EXPECT_EQ(content(p("pub/other/f")), "f");
+  EXPECT_EQ(file_content(p("pub/other/f")), "f");
 }
 
 // ------------------------------------------------------------- link counts
@@ -399,17 +385,17 @@ TEST_F(FusePosixEdgeTest, RenameCornerCases) {
   ASSERT_SYS(::symlink("a/b/f", p("sl").c_str()));
   ASSERT_SYS(::rename(p("sl").c_str(), p("file").c_str()));
   EXPECT_TRUE(S_ISLNK(lstat_of(p("file")).st_mode));
-  EXPECT_EQ(content(p("file")), "f") << "the symlink still resolves";
+  EXPECT_EQ(file_content(p("file")), "f") << "the symlink still resolves";
   ASSERT_EQ(0, write_file(p("plain"), "plain"));
   ASSERT_SYS(::symlink("plain", p("sl2").c_str()));
   ASSERT_SYS(::rename(p("plain").c_str(), p("sl2").c_str()));
   EXPECT_TRUE(S_ISREG(lstat_of(p("sl2")).st_mode));
-  EXPECT_EQ(content(p("sl2")), "plain");
+  EXPECT_EQ(file_content(p("sl2")), "plain");
   // A symlink to a directory is not a directory: a directory cannot replace it.
   ASSERT_SYS(::symlink("a", p("dl").c_str()));
   ASSERT_SYS(::mkdir(p("d").c_str(), 0755));
   EXPECT_ERRNO(ENOTDIR, ::rename(p("d").c_str(), p("dl").c_str()));
-  EXPECT_EQ(content(p("a/b/f")), "f");
+  EXPECT_EQ(file_content(p("a/b/f")), "f");
   ASSERT_TRUE(fs().unmount());
   CmdResult r = fs().fsck();
   EXPECT_EQ(r.exit_code, 0) << r.describe();
@@ -457,7 +443,7 @@ TEST_P(FusePosixEdgeModeTest, ConcurrentAppendersLoseNothing) {
   }
   for (auto& t : ts) t.join();
   ASSERT_EQ(failures.load(), 0);
-  const std::string got = content(f);
+  const std::string got = file_content(f);
   const size_t total = kRecords * (sizes[0] + sizes[1]);
   ASSERT_EQ(got.size(), total) << "appends were lost or overlapped";
   // Parse the file: every record whole, each writer's records in order.
@@ -548,7 +534,7 @@ TEST_P(FusePosixEdgeModeTest, TruncateLimits) {
   ASSERT_SYS(::truncate(p("t").c_str(), 3));
   ASSERT_SYS(::chmod(p("t").c_str(), 0646));
   EXPECT_EQ(as_nobody([&] { return err(::truncate(p("t").c_str(), 1)); }), 0);
-  EXPECT_EQ(content(p("t")), "a");
+  EXPECT_EQ(file_content(p("t")), "a");
 }
 
 TEST_P(FusePosixEdgeModeTest, SeveralOpenUnlinkedFilesFreeSpaceAfterTheLastClose) {
