@@ -1382,7 +1382,7 @@ const char* const kFooter = R"(What it does:
      and dax/atomic ratios.
 
 How long (2 cores): --quick (256 MiB sequential, 64 MiB random region, 1 s
-fio jobs, 2000 files) takes about 5 minutes; a full run (1 GiB, 512 MiB,
+fio jobs, 2000 files) takes about 3 minutes; a full run (1 GiB, 512 MiB,
 10 s, 20000 files) about an hour. Every fio start costs about 0.5 s more.
 The figures are noisy on a shared machine: compare within one run. A
 workload that stops answering is timed out, its daemon killed and the
@@ -1406,7 +1406,7 @@ void add_bench(CLI::App& app, int* rc) {
   std::vector<std::string> systems, workloads;
   for (const auto& s : kSystems) systems.emplace_back(s.name);
   for (const auto& w : kWorkloads) workloads.emplace_back(w.name);
-  c->add_flag("-q,--quick", a->quick, "Small files and short runs (about 5 minutes)");
+  c->add_flag("-q,--quick", a->quick, "Small files and short runs (about 3 minutes on 2 cores)");
   c->add_option("-r,--runs", a->runs, "Runs of every workload; the median is reported (default 3)")
       ->check(CLI::Range(1, 100));
   c->add_option("--systems", a->systems, "Systems to run, comma separated (default: all)")
