@@ -2,11 +2,12 @@
 // (create, write to dax and atomic files, mkdir, rename, link, symlink,
 // xattrs, truncate, punch, unlink, rmdir) runs on a file system whose
 // metadata store fails its Nth read or commit with an I/O error, for every
-// N up to the number of store operations the workload makes. Every failure
-// must surface as a clean error of the operation that hit it (no crash, no
-// abort); after the workload the pool is remounted without faults and must
-// be consistent (fsck clean) with every remaining file readable. Runs with
-// both metadata stores.
+// N up to the number of store operations that mount, the workload, a
+// remount and fsck make. Every failure must surface as a clean error of the
+// operation that hit it (no crash, no abort); fsck reports a failure it
+// meets as an error. Afterwards the pool is remounted without faults and
+// must be consistent (fsck clean) with every remaining file readable. Runs
+// with both metadata stores.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/falloc.h>
@@ -117,6 +118,11 @@ TEST_P(FsFault, EveryInjectedStoreFailureIsACleanError) {
     auto fs = FileSystem::mount(m, mo);
     ASSERT_TRUE(fs.is_ok());
     ASSERT_EQ(workload(**fs), 0);
+    fs->reset();
+    auto again = FileSystem::mount(m, mo);  // and fsck after a remount
+    ASSERT_TRUE(again.is_ok());
+    FsckReport r = (*again)->fsck(false);
+    ASSERT_TRUE(r.clean()) << r.errors[0];
   }
   ASSERT_GT(total, 50);
   int64_t surfaced = 0;
@@ -132,7 +138,23 @@ TEST_P(FsFault, EveryInjectedStoreFailureIsACleanError) {
         surfaced++;
         continue;
       }
-      surfaced += workload(**fs) > 0;
+      const bool hit = workload(**fs) > 0;
+      fs->reset();
+      if (count >= n) {
+        surfaced += hit;
+      } else {
+        // The failure falls into the remount or the fsck after it: the
+        // mount fails cleanly, or fsck reports it as an error of the check.
+        auto checked = FileSystem::mount(m, mo);
+        if (!checked.is_ok()) {
+          EXPECT_EQ(checked.code(), Code::kIOError) << "N=" << n << ": " << checked.status().to_string();
+          surfaced++;
+        } else {
+          FsckReport fr = (*checked)->fsck(false);
+          EXPECT_FALSE(fr.clean()) << "N=" << n << ": fsck met an injected failure and reported clean";
+          surfaced += !fr.clean();
+        }
+      }
     }
     auto again = FileSystem::mount(m, {});
     ASSERT_TRUE(again.is_ok()) << "N=" << n << ": " << again.status().to_string();
