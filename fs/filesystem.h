@@ -97,6 +97,8 @@ struct MkfsOptions {
   DataMode default_mode = DataMode::kDax;
   std::string label;
   btt::Params btt;
+  // Fault injection (tests): wraps the metadata store mkfs writes through.
+  std::function<std::unique_ptr<MetaStore>(std::unique_ptr<MetaStore>)> wrap_store;
 };
 
 struct MountOptions {

@@ -155,6 +155,7 @@ Status FileSystem::mkfs(dax::Media& media, const MkfsOptions& o) {
   ASSIGN_OR_RETURN(auto btt, btt::Btt::open(media, sb.ns_off, sb.ns_size));
   if (o.meta == MetaMode::kCsum) RETURN_IF_ERROR(CsumMetaStore::format(*btt, sb.journal_lba, sb.journal_blocks));
   ASSIGN_OR_RETURN(std::unique_ptr<MetaStore> store_ptr, open_store(*btt, sb, nullptr));
+  if (o.wrap_store) store_ptr = o.wrap_store(std::move(store_ptr));
   MetaStore& store = *store_ptr;
   Allocator blocks("block", sb.bbitmap_lba, sb.nblocks);
   Allocator inodes("inode", sb.ibitmap_lba, sb.ninodes + 1);

@@ -168,6 +168,43 @@ TEST_P(FsFault, EveryInjectedStoreFailureIsACleanError) {
   EXPECT_GE(surfaced, total * 9 / 10) << "almost every injected failure reaches a caller";
 }
 
+// mkfs through a store that fails its Nth operation: mkfs reports the
+// error, the half-made pool is refused by mount as "not an untorn pool"
+// (the superblock is written last), and a second mkfs succeeds.
+TEST_P(FsFault, EveryInjectedFailureDuringMkfsLeavesNoPool) {
+  spdlog::set_level(spdlog::level::off);
+  MkfsOptions o;
+  o.meta = GetParam();
+  o.btt.nlanes = 4;
+  o.btt.group_slots = 2;
+  o.btt.group_max_blocks = 64;
+  o.inodes = 256;
+  int64_t total = 0;
+  {
+    test::SimMedia m(8 << 20);
+    MkfsOptions counted = o;
+    counted.wrap_store = [&](std::unique_ptr<MetaStore> s) { return std::make_unique<FaultyStore>(std::move(s), -1, &total); };
+    ASSERT_TRUE(FileSystem::mkfs(m, counted).is_ok());
+  }
+  ASSERT_GT(total, 2);
+  for (int64_t n = 1; n <= total; n++) {
+    test::SimMedia m(8 << 20);
+    int64_t count = 0;
+    MkfsOptions faulty = o;
+    faulty.wrap_store = [&](std::unique_ptr<MetaStore> s) { return std::make_unique<FaultyStore>(std::move(s), n, &count); };
+    Status st = FileSystem::mkfs(m, faulty);
+    ASSERT_EQ(st.code(), Code::kIOError) << "N=" << n << ": " << st.to_string();
+    auto fs = FileSystem::mount(m, {});
+    ASSERT_FALSE(fs.is_ok()) << "N=" << n << ": a failed mkfs left a mountable pool";
+    EXPECT_EQ(fs.code(), Code::kCorruption) << "N=" << n << ": " << fs.status().to_string();
+    ASSERT_TRUE(FileSystem::mkfs(m, o).is_ok()) << "N=" << n;
+    auto again = FileSystem::mount(m, {});
+    ASSERT_TRUE(again.is_ok()) << "N=" << n << ": " << again.status().to_string();
+    EXPECT_TRUE((*again)->fsck(false).clean()) << "N=" << n;
+  }
+  std::printf("[ fault    ] mkfs: %lld store operations, each failed once\n", static_cast<long long>(total));
+}
+
 INSTANTIATE_TEST_SUITE_P(Metadata, FsFault, ::testing::Values(MetaMode::kBtt, MetaMode::kCsum),
                          [](const auto& i) { return i.param == MetaMode::kBtt ? "btt" : "csum"; });
 
