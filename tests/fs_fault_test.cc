@@ -98,14 +98,20 @@ Status read_tree(FileSystem& fs, uint64_t ino) {
 
 class FsFault : public ::testing::TestWithParam<MetaMode> {};
 
-TEST_P(FsFault, EveryInjectedStoreFailureIsACleanError) {
-  spdlog::set_level(spdlog::level::off);
+// An 8 MiB pool's options: few lanes and small groups keep N small.
+MkfsOptions small_pool(MetaMode meta) {
   MkfsOptions o;
-  o.meta = GetParam();
+  o.meta = meta;
   o.btt.nlanes = 4;
   o.btt.group_slots = 2;
   o.btt.group_max_blocks = 64;
   o.inodes = 256;
+  return o;
+}
+
+TEST_P(FsFault, EveryInjectedStoreFailureIsACleanError) {
+  spdlog::set_level(spdlog::level::off);
+  const MkfsOptions o = small_pool(GetParam());
   test::SimMedia fresh(8 << 20);
   ASSERT_TRUE(FileSystem::mkfs(fresh, o).is_ok());
   const std::vector<std::byte> image = fresh.image();
@@ -173,12 +179,7 @@ TEST_P(FsFault, EveryInjectedStoreFailureIsACleanError) {
 // (the superblock is written last), and a second mkfs succeeds.
 TEST_P(FsFault, EveryInjectedFailureDuringMkfsLeavesNoPool) {
   spdlog::set_level(spdlog::level::off);
-  MkfsOptions o;
-  o.meta = GetParam();
-  o.btt.nlanes = 4;
-  o.btt.group_slots = 2;
-  o.btt.group_max_blocks = 64;
-  o.inodes = 256;
+  const MkfsOptions o = small_pool(GetParam());
   int64_t total = 0;
   {
     test::SimMedia m(8 << 20);

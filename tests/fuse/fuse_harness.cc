@@ -896,6 +896,28 @@ void FuseModeTest::extend_config(FuseConfig& c) const {
   c.mkfs_args.push_back(GetParam());
 }
 
+FuseConfig FuseSharedTest::config() const {
+  FuseConfig c;
+  c.allow_other = true;
+  return c;
+}
+
+void FuseSharedTest::SetUp() {
+  FuseTest::SetUp();
+  if (HasFatalFailure()) return;
+  ASSERT_EQ(::geteuid(), 0u) << "these tests run as root (and drop to nobody)";
+  ASSERT_SYS(::chmod(p("").c_str(), 0755));  // the mount's root is reachable by others
+}
+
+int FuseSharedTest::nobody_open(const std::string& path, int flags, mode_t mode) {
+  return as_nobody([&] {
+    const int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+    if (fd < 0) return errno;
+    ::close(fd);
+    return 0;
+  });
+}
+
 void FuseModeTest::SetUp() {
   FuseTest::SetUp();
   if (HasFatalFailure()) return;

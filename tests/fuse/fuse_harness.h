@@ -187,6 +187,16 @@ class FuseTest : public ::testing::Test {
   std::unique_ptr<FuseMount> m_;
 };
 
+// FuseTest for acting as nobody (as_nobody): mounted with allow_other, run
+// as root, the mount's root 0755.
+class FuseSharedTest : public FuseTest {
+ protected:
+  FuseConfig config() const override;
+  void SetUp() override;
+  // errno of open(path, flags, mode) as nobody (0 on success).
+  int nobody_open(const std::string& path, int flags, mode_t mode = 0644);
+};
+
 // FuseTest on a pool made with `mkfs --default-mode GetParam()` ("dax" or
 // "atomic"): every new file has that data mode (checked in SetUp).
 class FuseModeTest : public FuseTest, public ::testing::WithParamInterface<std::string> {

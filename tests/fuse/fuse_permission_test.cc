@@ -12,29 +12,8 @@
 namespace untorn::fusetest {
 namespace {
 
-class FusePermissionTest : public FuseTest {
+class FusePermissionTest : public FuseSharedTest {
  protected:
-  FuseConfig config() const override {
-    FuseConfig c;
-    c.allow_other = true;
-    return c;
-  }
-  void SetUp() override {
-    FuseTest::SetUp();
-    if (HasFatalFailure()) return;
-    ASSERT_EQ(::geteuid(), 0u) << "the permission tests run as root";
-    // The root of the mount is reachable by others.
-    ASSERT_SYS(::chmod(p("").c_str(), 0755));
-  }
-  // errno of open(path, flags[, 0644]) as nobody (0 on success).
-  int nobody_open(const std::string& path, int flags) {
-    return as_nobody([&] {
-      const int fd = ::open(path.c_str(), flags | O_CLOEXEC, 0644);
-      if (fd < 0) return errno;
-      ::close(fd);
-      return 0;
-    });
-  }
   std::string expect_errno_msg(int expected, int got) {
     return "expected " + errno_name(expected) + ", got " + errno_name(got);
   }

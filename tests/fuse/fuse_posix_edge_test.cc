@@ -60,28 +60,8 @@ uint64_t wait_bfree(const std::string& mnt, uint64_t want, int timeout_ms = 1000
   }
 }
 
-class FusePosixEdgeTest : public FuseTest {
+class FusePosixEdgeTest : public FuseSharedTest {
  protected:
-  FuseConfig config() const override {
-    FuseConfig c;
-    c.allow_other = true;
-    return c;
-  }
-  void SetUp() override {
-    FuseTest::SetUp();
-    if (HasFatalFailure()) return;
-    ASSERT_EQ(::geteuid(), 0u) << "these tests run as root (and drop to nobody)";
-    ASSERT_SYS(::chmod(p("").c_str(), 0755));
-  }
-  // errno of open(path, flags, mode) as nobody.
-  int nobody_open(const std::string& path, int flags, mode_t mode = 0644) {
-    return as_nobody([&] {
-      const int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
-      if (fd < 0) return errno;
-      ::close(fd);
-      return 0;
-    });
-  }
   // A root-owned world-writable directory (no sticky bit).
   void make_public_dir(const std::string& rel, mode_t mode = 0777) {
     ASSERT_SYS(::mkdir(p(rel).c_str(), mode));
