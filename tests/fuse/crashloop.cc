@@ -872,6 +872,27 @@ int cmd_run(const Args& a) {
   }
 }
 
+// One letter per 4 KiB block of `f` as found: O old data, N new data,
+// Z zeros (and neither), ? anything else, - beyond the end.
+std::string block_map(const Tree& seen, const Tree& before, const Tree& after, const std::string& f) {
+  auto s = seen.find(f);
+  auto b = before.find(f);
+  auto a = after.find(f);
+  if (s == seen.end() || b == before.end() || a == after.end()) return "(file missing)";
+  const std::string &got = s->second.data, &old_d = b->second.data, &new_d = a->second.data;
+  auto slice = [](const std::string& d, size_t at) { return at < d.size() ? d.substr(at, 4096) : std::string(); };
+  std::string out;
+  for (size_t at = 0; at < std::max({got.size(), old_d.size(), new_d.size()}); at += 4096) {
+    const std::string g = slice(got, at);
+    if (g.empty()) out += '-';
+    else if (g == slice(old_d, at).substr(0, g.size())) out += 'O';
+    else if (g == slice(new_d, at).substr(0, g.size())) out += 'N';
+    else if (g.find_first_not_of('\0') == std::string::npos) out += 'Z';
+    else out += '?';
+  }
+  return out;
+}
+
 int cmd_verify(const Args& a) {
   const State st{a.state};
   Tree before, after;
@@ -899,8 +920,13 @@ int cmd_verify(const Args& a) {
   } else {
     std::printf("MISMATCH after the remount; in flight: %s\n  vs before: %s\n  vs after:  %s\n", pd.desc.c_str(),
                 d_before.c_str(), d_after.c_str());
-    if (!pd.torn_path.empty())
+    if (!pd.torn_path.empty()) {
       std::printf("  as a torn dax write: %s\n", torn_dax_write_diff(seen, before, after, pd.torn_path).c_str());
+      std::printf("  blocks of /%s: %s\n", pd.torn_path.c_str(), block_map(seen, before, after, pd.torn_path).c_str());
+    }
+    // For a post-mortem: what this mount showed (model.bin and after.bin
+    // hold the two allowed states).
+    if (!st.save_tree("seen.bin", seen)) std::printf("  (could not save seen.bin)\n");
     st.history("verify: MISMATCH vs before: " + d_before + "; vs after: " + d_after);
     return 1;
   }
