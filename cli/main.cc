@@ -2,6 +2,8 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <exception>
+#include <new>
 
 #include "cli/common.h"
 
@@ -25,11 +27,24 @@ int main(int argc, char** argv) {
   untorn::cli::add_fsck(app, &rc);
   untorn::cli::add_mode(app, &rc);
   untorn::cli::add_bench(app, &rc);
+  // Exit status of an unexpected failure: fsck's operational error (8, as
+  // e2fsck), 1 for every other command.
+  auto failure = [&] {
+    for (const CLI::App* s : app.get_subcommands())
+      if (s->get_name() == "fsck") return 8;
+    return 1;
+  };
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
+  } catch (const std::bad_alloc&) {
+    std::fputs("untorn: out of memory\n", stderr);
+    return failure();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "untorn: internal error: %s\n", e.what());
+    return failure();
   }
   if (app.get_subcommands().empty()) {
     std::fputs(app.help().c_str(), stdout);

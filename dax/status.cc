@@ -23,6 +23,7 @@ const char* code_name(Code c) {
     case Code::kRange: return "Out of range";
     case Code::kTooManyLinks: return "Too many links";
     case Code::kValueTooLarge: return "Value too large";
+    case Code::kNoMemory: return "Out of memory";
   }
   return "Unknown";
 }

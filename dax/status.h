@@ -35,6 +35,7 @@ enum class Code : unsigned char {
   kRange,            // buffer too small (ERANGE)
   kTooManyLinks,     // EMLINK
   kValueTooLarge,    // attribute value or list too large (E2BIG)
+  kNoMemory,         // an allocation failed (ENOMEM)
 };
 
 const char* code_name(Code c);

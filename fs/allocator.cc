@@ -98,8 +98,10 @@ Result<std::pair<uint64_t, uint32_t>> Allocator::alloc_run(Txn& txn, uint64_t go
   uint32_t len = 1;
   while (len < want && first + len < nbits_ && !is_used(first + len)) len++;
   RETURN_IF_ERROR(set_media_bits(txn, first, len, true));
-  set_mem_bits(first, len, true);
+  // Logged first: the log may throw std::bad_alloc, and the bits set in
+  // memory must always be undone if the transaction aborts.
   txn.log_alloc(this, first, len);
+  set_mem_bits(first, len, true);
   return std::make_pair(first, len);
 }
 
@@ -107,8 +109,8 @@ Status Allocator::mark_used(Txn& txn, uint64_t first, uint64_t len) {
   for (uint64_t i = first; i < first + len; i++)
     if (is_used(i)) return Corruption(what_ + " " + std::to_string(i) + " is already in use");
   RETURN_IF_ERROR(set_media_bits(txn, first, len, true));
+  txn.log_alloc(this, first, len);  // first, as in alloc_run
   set_mem_bits(first, len, true);
-  txn.log_alloc(this, first, len);
   return Status::ok();
 }
 

@@ -221,6 +221,7 @@ class FileSystem {
   Status free_orphans(MountReport* report);
 
   std::shared_ptr<InodeRef> ref(uint64_t ino);
+  std::shared_ptr<InodeRef> ref_locked(uint64_t ino);  // holds refs_mu_
   Status release_inode_if_unused(uint64_t ino);
   Status destroy_inode(uint64_t ino);
 

@@ -383,24 +383,24 @@ BTree FileSystem::Op::tree(uint64_t ino, const Inode& in, NodeKind kind) {
 
 // ------------------------------------------------------ inode references
 
+// The table is unchanged if an allocation throws (no null entries).
+std::shared_ptr<FileSystem::InodeRef> FileSystem::ref_locked(uint64_t ino) {
+  auto it = refs_.find(ino);
+  if (it != refs_.end()) return it->second;
+  auto r = std::make_shared<InodeRef>();
+  r->ino = ino;
+  refs_.emplace(ino, r);
+  return r;
+}
+
 std::shared_ptr<FileSystem::InodeRef> FileSystem::ref(uint64_t ino) {
   std::lock_guard<std::mutex> lk(refs_mu_);
-  auto& r = refs_[ino];
-  if (!r) {
-    r = std::make_shared<InodeRef>();
-    r->ino = ino;
-  }
-  return r;
+  return ref_locked(ino);
 }
 
 void FileSystem::add_lookup(uint64_t ino, uint64_t n) {
   std::lock_guard<std::mutex> lk(refs_mu_);
-  auto& r = refs_[ino];
-  if (!r) {
-    r = std::make_shared<InodeRef>();
-    r->ino = ino;
-  }
-  r->lookups += n;
+  ref_locked(ino)->lookups += n;
 }
 
 void FileSystem::forget(uint64_t ino, uint64_t n) {

@@ -7,7 +7,8 @@
 //   - the tree equals the state before or after the operation in flight;
 //   - an atomic file write is wholly present or absent, size included;
 //   - a dax file write may differ from both only inside the blocks the
-//     request touched (data may tear there), never its metadata;
+//     request touched, where each byte is the old or the new one (data may
+//     tear at 8-byte granularity), never its metadata;
 //   - fsck is clean.
 // Runs with both metadata stores (btt: BTT groups; csum: in-place blocks
 // with a checksummed redo journal).
@@ -176,8 +177,11 @@ std::map<std::string, std::string> link_classes(const Model& m) {
   return out;
 }
 
-// Equal apart from the bytes a torn dax write may have changed.
-bool same(const Model& want, const Model& got, const TornRange& torn, std::string* why) {
+// Equal apart from the bytes a torn dax write may have changed: inside the
+// blocks it touched, each byte must be the old or the new one (`other` is
+// the model on the other side of the write; zeros where a side had none).
+bool same(const Model& want, const Model& got, const TornRange& torn, const Model* other,
+          std::string* why) {
   if (want.paths.size() != got.paths.size()) return *why = "different number of paths", false;
   if (link_classes(want) != link_classes(got)) return *why = "different hard-link structure", false;
   for (auto& [p, n] : want.paths) {
@@ -195,7 +199,11 @@ bool same(const Model& want, const Model& got, const TornRange& torn, std::strin
     for (size_t i = 0; i < a.data.size(); i++) {
       if (a.data[i] == b.data[i]) continue;
       const uint64_t blk = i / kBlock;
-      if (tearable && blk >= torn.first_block && blk <= torn.last_block) continue;
+      if (tearable && blk >= torn.first_block && blk <= torn.last_block) {
+        const std::string& o = other->files.at(n.id).data;
+        if (b.data[i] == (i < o.size() ? o[i] : '\0')) continue;
+        return *why = "content of " + p + " at byte " + std::to_string(i) + " is neither old nor new", false;
+      }
       return *why = "content of " + p + " at byte " + std::to_string(i), false;
     }
   }
@@ -445,8 +453,9 @@ bool check_state(test::SimMedia& img, const Workload& w, size_t fences_done, siz
     }
   }
   std::string why_before, why_after;
-  bool ok = same(*done, got, inflight ? inflight->torn : TornRange{}, &why_before);
-  if (!ok && inflight) ok = same(inflight->after, got, inflight->torn, &why_after);
+  bool ok = same(*done, got, inflight ? inflight->torn : TornRange{}, inflight ? &inflight->after : nullptr,
+                 &why_before);
+  if (!ok && inflight) ok = same(inflight->after, got, inflight->torn, &inflight->before, &why_after);
   if (!ok) {
     *why = "tree matches neither side of '" + (inflight ? inflight->what : std::string("(none)")) +
            "': before: " + why_before + "; after: " + why_after;

@@ -1,7 +1,8 @@
 // Fault injection: "fail the Nth operation, for every N". A fixed workload
 // (create, write to dax and atomic files, mkdir, rename, link, symlink,
 // xattrs, truncate, punch, unlink, rmdir) runs on a file system whose
-// metadata store fails its Nth read or commit with an I/O error, for every
+// metadata store fails its Nth read or commit with an I/O error (starting
+// from a pool that crashed with an open unlinked file), for every
 // N up to the number of store operations that mount, the workload, a
 // remount and fsck make. Every failure must surface as a clean error of the
 // operation that hit it (no crash, no abort); fsck reports a failure it
@@ -10,16 +11,19 @@
 // with both metadata stores.
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <linux/falloc.h>
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
 
 #include "fs/filesystem.h"
 #include "fs/meta_store.h"
+#include "tests/support/fs_workload.h"
 #include "tests/support/sim_media.h"
 
 namespace untorn::fs {
 namespace {
+
+using test::fault_workload;
+using test::read_tree;
+using test::small_pool;
 
 class FaultyStore final : public MetaStore {
  public:
@@ -43,78 +47,13 @@ class FaultyStore final : public MetaStore {
   int64_t* count_;
 };
 
-// The workload; returns how many operations failed. Never asserts on
-// individual results: any error is acceptable, crashing is not.
-int workload(FileSystem& fs) {
-  int failed = 0;
-  auto ok = [&](const Status& s) { failed += !s.is_ok(); };
-  Cred c{1000, 1000};
-  auto d = fs.mkdir(kRootIno, "dir", 0755, c);
-  ok(d.status());
-  const uint64_t dir = d.is_ok() ? d->ino : kRootIno;
-  auto a = fs.mknod(dir, "atomic", S_IFREG | 0644, 0, c);
-  auto x = fs.mknod(kRootIno, "dax", S_IFREG | 0644, 0, c);
-  ok(a.status());
-  ok(x.status());
-  std::string data(50000, 'd');
-  if (a.is_ok()) {
-    ok(fs.setxattr(a->ino, "user.untorn.mode", "atomic", 0));
-    ok(fs.write(a->ino, 1000, data.data(), data.size(), false).status());
-    ok(fs.fallocate(a->ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 5000, 9000));
-  }
-  if (x.is_ok()) {
-    ok(fs.write(x->ino, 0, data.data(), data.size(), false).status());
-    SetAttr sa;
-    sa.mask = kSetSize;
-    sa.size = 7000;
-    ok(fs.setattr(x->ino, sa).status());
-    ok(fs.setxattr(x->ino, "user.k", "v", 0));
-    ok(fs.link(x->ino, dir, "hard").status());
-  }
-  ok(fs.symlink(dir, "sym", std::string(200, 's'), c).status());
-  ok(fs.rename(kRootIno, "dax", dir, "moved", 0));
-  ok(fs.unlink(dir, "hard"));
-  auto e = fs.mkdir(dir, "empty", 0755, c);
-  ok(e.status());
-  ok(fs.rmdir(dir, "empty"));
-  ok(fs.unlink(dir, "atomic"));
-  return failed;
-}
-
-// Reads every file under `ino` (checks nothing is unreadable).
-Status read_tree(FileSystem& fs, uint64_t ino) {
-  std::vector<std::pair<uint64_t, uint32_t>> kids;
-  RETURN_IF_ERROR(fs.readdir(ino, 0, true, [&](std::string_view n, const Attr& a, uint64_t) {
-    if (n != "." && n != "..") kids.emplace_back(a.ino, a.mode);
-    return true;
-  }));
-  for (auto [k, mode] : kids) {
-    if (S_ISDIR(mode)) RETURN_IF_ERROR(read_tree(fs, k));
-    else if (S_ISREG(mode)) RETURN_IF_ERROR(fs.read(k, 0, 1 << 20, [](const iovec*, int, size_t) {}));
-    else if (S_ISLNK(mode)) RETURN_IF_ERROR(fs.readlink(k).status());
-  }
-  return Status::ok();
-}
-
 class FsFault : public ::testing::TestWithParam<MetaMode> {};
-
-// An 8 MiB pool's options: few lanes and small groups keep N small.
-MkfsOptions small_pool(MetaMode meta) {
-  MkfsOptions o;
-  o.meta = meta;
-  o.btt.nlanes = 4;
-  o.btt.group_slots = 2;
-  o.btt.group_max_blocks = 64;
-  o.inodes = 256;
-  return o;
-}
 
 TEST_P(FsFault, EveryInjectedStoreFailureIsACleanError) {
   spdlog::set_level(spdlog::level::off);
   const MkfsOptions o = small_pool(GetParam());
-  test::SimMedia fresh(8 << 20);
-  ASSERT_TRUE(FileSystem::mkfs(fresh, o).is_ok());
-  const std::vector<std::byte> image = fresh.image();
+  const std::vector<std::byte> image = test::crashed_with_orphan(o);
+  ASSERT_FALSE(image.empty());
   // Count the store operations of a fault-free run.
   int64_t total = 0;
   {
@@ -123,7 +62,7 @@ TEST_P(FsFault, EveryInjectedStoreFailureIsACleanError) {
     mo.wrap_store = [&](std::unique_ptr<MetaStore> s) { return std::make_unique<FaultyStore>(std::move(s), -1, &total); };
     auto fs = FileSystem::mount(m, mo);
     ASSERT_TRUE(fs.is_ok());
-    ASSERT_EQ(workload(**fs), 0);
+    ASSERT_EQ(fault_workload(**fs), 0);
     fs->reset();
     auto again = FileSystem::mount(m, mo);  // and fsck after a remount
     ASSERT_TRUE(again.is_ok());
@@ -144,7 +83,7 @@ TEST_P(FsFault, EveryInjectedStoreFailureIsACleanError) {
         surfaced++;
         continue;
       }
-      const bool hit = workload(**fs) > 0;
+      const bool hit = fault_workload(**fs) > 0;
       fs->reset();
       if (count >= n) {
         surfaced += hit;

@@ -30,7 +30,9 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <exception>
 #include <mutex>
+#include <new>
 #include <thread>
 
 namespace untorn::fs::fuse {
@@ -56,6 +58,7 @@ int to_errno(const Status& st) {
     case Code::kRange: return ERANGE;
     case Code::kTooManyLinks: return EMLINK;
     case Code::kValueTooLarge: return E2BIG;
+    case Code::kNoMemory: return ENOMEM;
   }
   return EIO;
 }
@@ -145,13 +148,45 @@ fuse_entry_param entry_of(const Daemon& d, const Attr& a) {
 
 void reply_err(fuse_req_t req, const Status& st) { fuse_reply_err(req, to_errno(st)); }
 
+// Exceptions (an allocation failure is std::bad_alloc) must not unwind into
+// libfuse. Every replying handler runs inside Guarded<>::run: an exception
+// before the reply becomes ENOMEM (bad_alloc) or EIO, and the file system
+// stays consistent (its operations undo themselves on unwinding; see
+// tests/fs_alloc_fault_test.cc). A request is answered once, so whatever a
+// handler does after replying goes through after_reply(), which logs.
+template <auto Handler>
+struct Guarded;
+template <class... Args, void (*Handler)(fuse_req_t, Args...)>
+struct Guarded<Handler> {
+  static void run(fuse_req_t req, Args... args) noexcept {
+    try {
+      Handler(req, args...);
+    } catch (const std::bad_alloc&) {
+      spdlog::error("request failed: out of memory");
+      fuse_reply_err(req, ENOMEM);
+    } catch (const std::exception& e) {
+      spdlog::error("request failed: {}", e.what());
+      fuse_reply_err(req, EIO);
+    }
+  }
+};
+
+template <class F>
+void after_reply(const char* what, F&& f) noexcept {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    spdlog::error("{} after the reply: {}", what, e.what());
+  }
+}
+
 // Replies with a new entry; if the kernel did not take it (interrupted),
 // the lookup reference the file system counted is dropped again.
 void reply_entry(fuse_req_t req, const Result<Attr>& r) {
   if (!r.is_ok()) return reply_err(req, r.status());
   Daemon& d = D(req);
   fuse_entry_param e = entry_of(d, *r);
-  if (fuse_reply_entry(req, &e) != 0) d.fs.forget(r->ino, 1);
+  if (fuse_reply_entry(req, &e) != 0) after_reply("forget", [&] { d.fs.forget(r->ino, 1); });
 }
 
 Cred cred_of(fuse_req_t req) {
@@ -194,13 +229,16 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   reply_entry(req, r);
 }
 
-void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
-  D(req).fs.forget(ino, nlookup);
+// Forgets have no reply to fail: a failure is logged (the inode is freed at
+// the next mount at the latest).
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) noexcept {
+  after_reply("forget", [&] { D(req).fs.forget(ino, nlookup); });
   fuse_reply_none(req);
 }
 
-void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
-  for (size_t i = 0; i < count; i++) D(req).fs.forget(forgets[i].ino, forgets[i].nlookup);
+void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) noexcept {
+  for (size_t i = 0; i < count; i++)
+    after_reply("forget", [&] { D(req).fs.forget(forgets[i].ino, forgets[i].nlookup); });
   fuse_reply_none(req);
 }
 
@@ -289,7 +327,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Status st = setup_open(d, ino, fi);
   if (st.is_ok()) st = d.fs.open(ino, (fi->flags & O_TRUNC) != 0);
   if (!st.is_ok()) return reply_err(req, st);
-  if (fuse_reply_open(req, fi) != 0) d.fs.release(ino);
+  if (fuse_reply_open(req, fi) != 0) after_reply("release", [&] { d.fs.release(ino); });
 }
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
@@ -305,8 +343,10 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   }
   fuse_entry_param e = entry_of(d, *r);
   if (fuse_reply_create(req, &e, fi) != 0) {
-    d.fs.release(r->ino);
-    d.fs.forget(r->ino, 1);
+    after_reply("release", [&] {
+      d.fs.release(r->ino);
+      d.fs.forget(r->ino, 1);
+    });
   }
 }
 
@@ -368,7 +408,8 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plu
   Daemon& d = D(req);
   std::vector<char> buf(size);
   size_t used = 0;
-  Status st = d.fs.readdir(ino, static_cast<uint64_t>(off), plus, [&](std::string_view name, const Attr& a, uint64_t next) {
+  Status st = Status::ok();
+  auto fill = [&](std::string_view name, const Attr& a, uint64_t next) {
     const std::string n(name);
     size_t need;
     if (plus) {
@@ -387,7 +428,13 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plu
     }
     used += need;
     return true;
-  });
+  };
+  try {
+    st = d.fs.readdir(ino, static_cast<uint64_t>(off), plus, fill);
+  } catch (const std::bad_alloc&) {
+    // The entries so far hold lookup references: send them.
+    if (used == 0) throw;
+  }
   if (!st.is_ok() && used == 0) return reply_err(req, st);
   fuse_reply_buf(req, buf.data(), used);
 }
@@ -425,7 +472,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
   Status st = d.fs.setxattr(ino, sv(name), std::string_view(value, size), flags);
   reply_err(req, st);
   // A data-mode switch changes how the kernel must cache the file.
-  if (st.is_ok() && sv(name) == "user.untorn.mode") d.notifier.inval_inode(ino);
+  if (st.is_ok() && sv(name) == "user.untorn.mode") after_reply("invalidation", [&] { d.notifier.inval_inode(ino); });
 }
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
@@ -479,40 +526,40 @@ fuse_lowlevel_ops make_ops() {
   fuse_lowlevel_ops o;
   std::memset(&o, 0, sizeof o);
   o.init = op_init;
-  o.lookup = op_lookup;
+  o.lookup = Guarded<op_lookup>::run;
   o.forget = op_forget;
   o.forget_multi = op_forget_multi;
-  o.getattr = op_getattr;
-  o.setattr = op_setattr;
-  o.readlink = op_readlink;
-  o.mknod = op_mknod;
-  o.mkdir = op_mkdir;
-  o.symlink = op_symlink;
-  o.link = op_link;
-  o.unlink = op_unlink;
-  o.rmdir = op_rmdir;
-  o.rename = op_rename;
-  o.open = op_open;
-  o.create = op_create;
-  o.read = op_read;
-  o.write = op_write;
-  o.flush = op_flush;
-  o.release = op_release;
-  o.fsync = op_fsync;
-  o.opendir = op_opendir;
-  o.readdir = op_readdir;
-  o.readdirplus = op_readdirplus;
-  o.releasedir = op_releasedir;
-  o.fsyncdir = op_fsyncdir;
-  o.statfs = op_statfs;
-  o.setxattr = op_setxattr;
-  o.getxattr = op_getxattr;
-  o.listxattr = op_listxattr;
-  o.removexattr = op_removexattr;
-  o.access = op_access;
-  o.fallocate = op_fallocate;
-  o.lseek = op_lseek;
-  o.copy_file_range = op_copy_file_range;
+  o.getattr = Guarded<op_getattr>::run;
+  o.setattr = Guarded<op_setattr>::run;
+  o.readlink = Guarded<op_readlink>::run;
+  o.mknod = Guarded<op_mknod>::run;
+  o.mkdir = Guarded<op_mkdir>::run;
+  o.symlink = Guarded<op_symlink>::run;
+  o.link = Guarded<op_link>::run;
+  o.unlink = Guarded<op_unlink>::run;
+  o.rmdir = Guarded<op_rmdir>::run;
+  o.rename = Guarded<op_rename>::run;
+  o.open = Guarded<op_open>::run;
+  o.create = Guarded<op_create>::run;
+  o.read = Guarded<op_read>::run;
+  o.write = Guarded<op_write>::run;
+  o.flush = Guarded<op_flush>::run;
+  o.release = Guarded<op_release>::run;
+  o.fsync = Guarded<op_fsync>::run;
+  o.opendir = Guarded<op_opendir>::run;
+  o.readdir = Guarded<op_readdir>::run;
+  o.readdirplus = Guarded<op_readdirplus>::run;
+  o.releasedir = Guarded<op_releasedir>::run;
+  o.fsyncdir = Guarded<op_fsyncdir>::run;
+  o.statfs = Guarded<op_statfs>::run;
+  o.setxattr = Guarded<op_setxattr>::run;
+  o.getxattr = Guarded<op_getxattr>::run;
+  o.listxattr = Guarded<op_listxattr>::run;
+  o.removexattr = Guarded<op_removexattr>::run;
+  o.access = Guarded<op_access>::run;
+  o.fallocate = Guarded<op_fallocate>::run;
+  o.lseek = Guarded<op_lseek>::run;
+  o.copy_file_range = Guarded<op_copy_file_range>::run;
   return o;
 }
 

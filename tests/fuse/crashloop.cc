@@ -707,8 +707,9 @@ std::string torn_dax_write_diff(const Tree& seen, const Tree& before, const Tree
   if (std::string d = tree_diff(rest_seen, rest_before); !d.empty()) return d;
   auto s = seen.find(f);
   if (s == seen.end()) return "missing /" + f;
+  // Copies: the data of sn and bn is cleared below to compare the rest.
   Node sn = s->second, bn = before.at(f);
-  const std::string& old_d = bn.data;
+  const std::string old_d = bn.data;
   const std::string& new_d = after.at(f).data;
   const std::string got = sn.data;
   sn.data.clear();
@@ -872,8 +873,8 @@ int cmd_run(const Args& a) {
   }
 }
 
-// One letter per 4 KiB block of `f` as found: O old data, N new data,
-// Z zeros (and neither), ? anything else, - beyond the end.
+// One letter per 4 KiB block of `f` as found, run-length encoded: O old
+// data, N new data, Z zeros (and neither), ? anything else, - beyond the end.
 std::string block_map(const Tree& seen, const Tree& before, const Tree& after, const std::string& f) {
   auto s = seen.find(f);
   auto b = before.find(f);
@@ -890,7 +891,15 @@ std::string block_map(const Tree& seen, const Tree& before, const Tree& after, c
     else if (g.find_first_not_of('\0') == std::string::npos) out += 'Z';
     else out += '?';
   }
-  return out;
+  // Run-length form: "O143 N1 O432".
+  std::string rle;
+  for (size_t i = 0; i < out.size();) {
+    size_t j = i;
+    while (j < out.size() && out[j] == out[i]) j++;
+    rle += (rle.empty() ? "" : " ") + std::string(1, out[i]) + std::to_string(j - i);
+    i = j;
+  }
+  return rle;
 }
 
 int cmd_verify(const Args& a) {
@@ -912,11 +921,11 @@ int cmd_verify(const Args& a) {
   std::string found;
   Tree chosen;
   if (d_before.empty()) {
-    found = "before", chosen = before;
+    found = "its before state", chosen = before;
   } else if (d_after.empty()) {
-    found = "after", chosen = after;
+    found = "its after state", chosen = after;
   } else if (!pd.torn_path.empty() && torn_dax_write_diff(seen, before, after, pd.torn_path).empty()) {
-    found = "a torn dax write (allowed)", chosen = seen;
+    found = "a torn dax write (allowed: " + block_map(seen, before, after, pd.torn_path) + ")", chosen = seen;
   } else {
     std::printf("MISMATCH after the remount; in flight: %s\n  vs before: %s\n  vs after:  %s\n", pd.desc.c_str(),
                 d_before.c_str(), d_after.c_str());
@@ -930,9 +939,9 @@ int cmd_verify(const Args& a) {
     st.history("verify: MISMATCH vs before: " + d_before + "; vs after: " + d_after);
     return 1;
   }
-  st.history("verify: in flight " + pd.desc + ": found its " + found + " state; " + std::to_string(seen.size()) +
+  st.history("verify: in flight " + pd.desc + ": found " + found + "; " + std::to_string(seen.size()) +
              " entries");
-  std::printf("crashloop-verify: %zu entries match; the op in flight shows its %s state\n", seen.size(),
+  std::printf("crashloop-verify: %zu entries match; the op in flight shows %s\n", seen.size(),
               found.c_str());
   if (!st.save_tree("model.bin", chosen) || !st.save_pending(Pending{})) return 2;
   return 0;
