@@ -223,6 +223,7 @@ class FileSystem {
   std::shared_ptr<InodeRef> ref(uint64_t ino);
   std::shared_ptr<InodeRef> ref_locked(uint64_t ino);  // holds refs_mu_
   Status release_inode_if_unused(uint64_t ino);
+  void reap_unlinked(uint64_t ino) noexcept;
   Status destroy_inode(uint64_t ino);
 
   // helpers implemented in fs_namespace.cc / fs_data.cc

@@ -412,8 +412,7 @@ void FileSystem::forget(uint64_t ino, uint64_t n) {
     if (it->second->lookups > 0 || it->second->opens > 0) return;
     refs_.erase(it);
   }
-  Status st = release_inode_if_unused(ino);
-  if (!st.is_ok()) spdlog::error("freeing inode {}: {}", ino, st.to_string());
+  reap_unlinked(ino);
 }
 
 void FileSystem::release(uint64_t ino) {
@@ -425,8 +424,7 @@ void FileSystem::release(uint64_t ino) {
     if (it->second->lookups > 0 || it->second->opens > 0) return;
     refs_.erase(it);
   }
-  Status st = release_inode_if_unused(ino);
-  if (!st.is_ok()) spdlog::error("freeing inode {}: {}", ino, st.to_string());
+  reap_unlinked(ino);
 }
 
 // An inode with no links left is freed once nobody references it.
@@ -435,7 +433,8 @@ Status FileSystem::release_inode_if_unused(uint64_t ino) {
     std::shared_lock<std::shared_mutex> lk(meta_mu_);
     Op op(*this);
     Result<Inode*> in = op.inode(ino);
-    if (!in.is_ok() || (*in)->nlink > 0) return Status::ok();
+    if (!in.is_ok()) return in.code() == Code::kNotFound ? Status::ok() : in.status();
+    if ((*in)->nlink > 0) return Status::ok();
   }
   {
     std::lock_guard<std::mutex> lk(refs_mu_);

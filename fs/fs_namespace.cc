@@ -225,8 +225,21 @@ Status FileSystem::remove_entry(uint64_t parent, std::string_view name, bool dir
     victim = e.ino;
     unlinked = child->nlink == 0;
   }
-  if (unlinked) return release_inode_if_unused(victim);
+  if (unlinked) reap_unlinked(victim);
   return Status::ok();
+}
+
+// After a committed unlink, rename over a file, or the last forget/release
+// of an unlinked inode: a failure to free the inode now is not the
+// caller's error, not even an allocation failure. The inode stays on the
+// orphan list; the next mount frees it at the latest.
+void FileSystem::reap_unlinked(uint64_t ino) noexcept {
+  try {
+    Status st = release_inode_if_unused(ino);
+    if (!st.is_ok()) spdlog::error("freeing unlinked inode {}: {} (left on the orphan list)", ino, st.to_string());
+  } catch (const std::exception& e) {
+    spdlog::error("freeing unlinked inode {}: {} (left on the orphan list)", ino, e.what());
+  }
 }
 
 Status FileSystem::unlink(uint64_t parent, std::string_view name) {
@@ -336,7 +349,7 @@ Status FileSystem::rename(uint64_t parent, std::string_view name, uint64_t newpa
     op.dirty(se.ino);
     RETURN_IF_ERROR(op.commit());
   }
-  if (unlinked) return release_inode_if_unused(victim);
+  if (unlinked) reap_unlinked(victim);
   return Status::ok();
 }
 

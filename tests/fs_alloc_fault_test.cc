@@ -6,7 +6,10 @@
 // allocations they make (the pool starts crashed with an open unlinked
 // file, so mount has recovery work to do). Each failure must surface as an error of the call
 // that hit it (the test turns std::bad_alloc into kNoMemory, as the FUSE
-// daemon turns it into ENOMEM), never a crash, an abort or a hang; the
+// daemon turns it into ENOMEM) or, when freeing an unlinked inode fails
+// after the call that dropped its last link or reference succeeded, in the
+// error log (the inode stays on the orphan list until the next mount);
+// never a crash, an abort or a hang; the
 // mounted file system must stay usable (locks released, transactions
 // undone: a new file can be written and read back, and fsck of the live
 // file system is clean); and after a fault-free remount the pool is
@@ -82,7 +85,9 @@ namespace untorn::fs {
 namespace {
 
 using test::crashed_with_orphan;
+using test::expect_usable;
 using test::fault_workload;
+using test::LogCapture;
 using test::guarded;
 using test::read_tree;
 using test::small_pool;
@@ -99,28 +104,11 @@ class Armed {
   Armed& operator=(const Armed&) = delete;
 };
 
-// The file system still works after the failures: a new file can be
-// written and read back, and fsck of the live file system is clean.
-void expect_usable(FileSystem& fs, int64_t n) {
-  auto f = fs.mknod(kRootIno, "after-fault", S_IFREG | 0644, 0, {});
-  ASSERT_TRUE(f.is_ok()) << "N=" << n << ": " << f.status().to_string();
-  const std::string data(9000, 'z');
-  auto w = fs.write(f->ino, 100, data.data(), data.size(), false);
-  ASSERT_TRUE(w.is_ok()) << "N=" << n << ": " << w.status().to_string();
-  std::string back;
-  ASSERT_TRUE(fs.read(f->ino, 100, data.size(), [&](const iovec* iov, int c, size_t) {
-                  for (int i = 0; i < c; i++) back.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
-                }).is_ok());
-  EXPECT_EQ(back, data) << "N=" << n;
-  fs.forget(f->ino, 1);
-  FsckReport r = fs.fsck(false);
-  EXPECT_TRUE(r.clean()) << "N=" << n << ": live fsck: " << r.errors[0];
-}
-
 class FsAllocFault : public ::testing::TestWithParam<MetaMode> {};
 
 TEST_P(FsAllocFault, EveryFailedAllocationIsACleanError) {
   spdlog::set_level(spdlog::level::off);
+  LogCapture logged;  // errors the file system logs instead of returning
   const MkfsOptions o = small_pool(GetParam());
   const std::vector<std::byte> image = crashed_with_orphan(o);
   ASSERT_FALSE(image.empty());
@@ -147,6 +135,7 @@ TEST_P(FsAllocFault, EveryFailedAllocationIsACleanError) {
   test::SimMedia m(image);  // reloaded per run: no page faults of a new one
   for (int64_t n = 1; n <= total; n++) {
     m.load_image(image.data());
+    logged.clear();
     g_count = 0;
     bool hit = false;
     {
@@ -156,7 +145,7 @@ TEST_P(FsAllocFault, EveryFailedAllocationIsACleanError) {
         EXPECT_EQ(fs.code(), Code::kNoMemory) << "N=" << n << ": " << fs.status().to_string();
         hit = true;
       } else {
-        hit = fault_workload(**fs) > 0;
+        hit = fault_workload(**fs) > 0 || logged.reaped();
         if (g_count >= n) {
           g_armed = false;
           expect_usable(**fs, n);
@@ -193,11 +182,9 @@ TEST_P(FsAllocFault, EveryFailedAllocationIsACleanError) {
     Status st = read_tree(**again, kRootIno);
     ASSERT_TRUE(st.is_ok()) << "N=" << n << ": " << st.to_string();
   }
-  std::printf("[ fault    ] %lld allocations, each failed once: %lld runs saw the error\n",
+  std::printf("[ fault    ] %lld allocations, each failed once: %lld runs returned or logged the error\n",
               static_cast<long long>(total), static_cast<long long>(surfaced));
-  // A few allocations may fail without an error: nothrow allocations with
-  // a fallback (std::stable_sort's buffer) and the last ones of unmount.
-  EXPECT_GE(surfaced, total * 9 / 10) << "almost every failed allocation reaches a caller";
+  EXPECT_EQ(surfaced, total) << "every failed allocation reaches a caller or the error log";
 }
 
 // mkfs with the Nth allocation failing: mkfs reports kNoMemory, the

@@ -1,8 +1,14 @@
 #include "tests/support/fs_workload.h"
 
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+
 #include "tests/support/sim_media.h"
 
+#include <fcntl.h>
 #include <linux/falloc.h>
+#include <linux/fs.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <string>
@@ -51,7 +57,77 @@ int fault_workload(FileSystem& fs) {
   ok(e.status());
   ok(guarded([&] { return fs.rmdir(dir, "empty"); }));
   ok(guarded([&] { return fs.unlink(dir, "atomic"); }));
+  // Reads and lookups.
+  ok(guarded([&] { return fs.lookup(dir, "moved"); }).status());
+  ok(guarded([&] { return fs.readdir(dir, 0, true, [](std::string_view, const Attr&, uint64_t) { return true; }); }));
+  if (x.is_ok()) {
+    ok(guarded([&] { return fs.getxattr(x->ino, "user.k"); }).status());
+    ok(guarded([&] { return fs.listxattr(x->ino); }).status());
+    ok(guarded([&] { return fs.removexattr(x->ino, "user.k"); }));
+    ok(guarded([&] { return fs.lseek(x->ino, 0, SEEK_DATA); }).status());
+    ok(guarded([&] { return fs.fsync(x->ino); }));
+    // Switch to atomic, extend, copy into a new file.
+    ok(guarded([&] { return fs.setxattr(x->ino, "user.untorn.mode", "atomic", 0); }));
+    ok(guarded([&] { return fs.write(x->ino, 60000, kData.data(), 4096, false); }).status());
+    auto y = guarded([&] { return fs.mknod(dir, "copy", S_IFREG | 0600, 0, c); });
+    ok(y.status());
+    if (y.is_ok()) ok(guarded([&] { return fs.copy_file_range(x->ino, 0, y->ino, 100, 30000); }).status());
+  }
+  // Rename over an existing file (its inode is freed) and an exchange.
+  ok(guarded([&] { return fs.mknod(dir, "r1", S_IFREG | 0644, 0, c); }).status());
+  ok(guarded([&] { return fs.mknod(dir, "r2", S_IFREG | 0644, 0, c); }).status());
+  ok(guarded([&] { return fs.rename(dir, "r1", dir, "r2", 0); }));
+  ok(guarded([&] { return fs.rename(dir, "r2", kRootIno, "dir2", 0); }));
+  ok(guarded([&] { return fs.mkdir(kRootIno, "dir3", 0700, c); }).status());
+  ok(guarded([&] { return fs.rename(kRootIno, "dir2", kRootIno, "dir3", RENAME_EXCHANGE); }));
+  // An unlinked file that stays open until release: its inode is freed then.
+  auto t = guarded([&] { return fs.mknod(kRootIno, "tmp", S_IFREG | 0644, 0, c); });
+  ok(t.status());
+  if (t.is_ok()) {
+    const Status opened = guarded([&] { return fs.open(t->ino, false); });
+    ok(opened);
+    ok(guarded([&] { return fs.write(t->ino, 0, kData.data(), 20000, false); }).status());
+    ok(guarded([&] { return fs.unlink(kRootIno, "tmp"); }));
+    ok(guarded([&] {
+      if (opened.is_ok()) fs.release(t->ino);
+      fs.forget(t->ino, 1);
+      return Status::ok();
+    }));
+  }
+  SetAttr sa;
+  sa.mask = kSetMode | kSetMtimeNow;
+  sa.mode = 0700;
+  ok(guarded([&] { return fs.setattr(dir, sa); }).status());
   return failed;
+}
+
+LogCapture::LogCapture() : out_(std::make_shared<std::ostringstream>()), previous_(spdlog::default_logger()) {
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_st>(*out_);
+  auto logger = std::make_shared<spdlog::logger>("captured", sink);
+  logger->set_level(spdlog::level::err);
+  spdlog::set_default_logger(logger);
+}
+
+LogCapture::~LogCapture() { spdlog::set_default_logger(previous_); }
+
+void LogCapture::clear() { out_->str(""); }
+
+bool LogCapture::reaped() const { return out_->str().find("left on the orphan list") != std::string::npos; }
+
+void expect_usable(FileSystem& fs, int64_t n) {
+  auto f = fs.mknod(kRootIno, "after-fault", S_IFREG | 0644, 0, {});
+  ASSERT_TRUE(f.is_ok()) << "N=" << n << ": " << f.status().to_string();
+  const std::string data(9000, 'z');
+  auto w = fs.write(f->ino, 100, data.data(), data.size(), false);
+  ASSERT_TRUE(w.is_ok()) << "N=" << n << ": " << w.status().to_string();
+  std::string back;
+  ASSERT_TRUE(fs.read(f->ino, 100, data.size(), [&](const iovec* iov, int c, size_t) {
+                  for (int i = 0; i < c; i++) back.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+                }).is_ok());
+  EXPECT_EQ(back, data) << "N=" << n;
+  fs.forget(f->ino, 1);
+  FsckReport r = fs.fsck(false);
+  EXPECT_TRUE(r.clean()) << "N=" << n << ": live fsck: " << (r.errors.empty() ? "" : r.errors[0]);
 }
 
 Status read_tree(FileSystem& fs, uint64_t ino) {

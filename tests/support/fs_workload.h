@@ -2,7 +2,11 @@
 // tests/fs_alloc_fault_test.cc) and what they check afterwards.
 #pragma once
 
+#include <spdlog/spdlog.h>
+
+#include <memory>
 #include <new>
+#include <sstream>
 #include <vector>
 
 #include "fs/filesystem.h"
@@ -20,11 +24,36 @@ auto guarded(F&& f) -> decltype(f()) {
   }
 }
 
-// create, write to dax and atomic files, mkdir, rename, link, symlink,
-// xattrs, truncate, punch, unlink, rmdir; returns how many operations
+// create, write to dax and atomic files, mkdir, rename (over a file,
+// exchange), link, symlink, xattrs, mode switch, truncate, punch, copy,
+// unlink, rmdir, an unlinked open file released; returns how many operations
 // failed. Never asserts on single results: any error is acceptable,
 // crashing is not.
 int fault_workload(fs::FileSystem& fs);
+
+// The file system still works after failures: a new file can be written
+// and read back, and fsck of the live file system is clean (gtest
+// expectations; `n` names the run in messages).
+void expect_usable(fs::FileSystem& fs, int64_t n);
+
+// Collects what the file system logs at error level while it lives (the
+// default logger is restored afterwards).
+class LogCapture {
+ public:
+  LogCapture();
+  ~LogCapture();
+  LogCapture(const LogCapture&) = delete;
+  LogCapture& operator=(const LogCapture&) = delete;
+  void clear();
+  // An unlinked inode could not be freed after the fact: it stays on the
+  // orphan list (FileSystem::reap_unlinked), an error that is logged
+  // because the call that dropped the last link or reference succeeded.
+  bool reaped() const;
+
+ private:
+  std::shared_ptr<std::ostringstream> out_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
 
 // Reads every file and symlink under `ino` (nothing may be unreadable).
 Status read_tree(fs::FileSystem& fs, uint64_t ino);
