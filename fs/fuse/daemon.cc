@@ -153,7 +153,8 @@ void reply_err(fuse_req_t req, const Status& st) { fuse_reply_err(req, to_errno(
 // before the reply becomes ENOMEM (bad_alloc) or EIO, and the file system
 // stays consistent (its operations undo themselves on unwinding; see
 // tests/fs_alloc_fault_test.cc). A request is answered once, so whatever a
-// handler does after replying goes through after_reply(), which logs.
+// handler does after replying (or must do on the way out) goes through
+// no_throw(), which logs a failure instead of throwing.
 template <auto Handler>
 struct Guarded;
 template <class... Args, void (*Handler)(fuse_req_t, Args...)>
@@ -172,11 +173,11 @@ struct Guarded<Handler> {
 };
 
 template <class F>
-void after_reply(const char* what, F&& f) noexcept {
+void no_throw(const char* what, F&& f) noexcept {
   try {
     f();
   } catch (const std::exception& e) {
-    spdlog::error("{} after the reply: {}", what, e.what());
+    spdlog::error("{}: {}", what, e.what());
   }
 }
 
@@ -186,7 +187,7 @@ void reply_entry(fuse_req_t req, const Result<Attr>& r) {
   if (!r.is_ok()) return reply_err(req, r.status());
   Daemon& d = D(req);
   fuse_entry_param e = entry_of(d, *r);
-  if (fuse_reply_entry(req, &e) != 0) after_reply("forget", [&] { d.fs.forget(r->ino, 1); });
+  if (fuse_reply_entry(req, &e) != 0) no_throw("forget", [&] { d.fs.forget(r->ino, 1); });
 }
 
 Cred cred_of(fuse_req_t req) {
@@ -232,13 +233,13 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 // Forgets have no reply to fail: a failure is logged (the inode is freed at
 // the next mount at the latest).
 void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) noexcept {
-  after_reply("forget", [&] { D(req).fs.forget(ino, nlookup); });
+  no_throw("forget", [&] { D(req).fs.forget(ino, nlookup); });
   fuse_reply_none(req);
 }
 
 void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) noexcept {
   for (size_t i = 0; i < count; i++)
-    after_reply("forget", [&] { D(req).fs.forget(forgets[i].ino, forgets[i].nlookup); });
+    no_throw("forget", [&] { D(req).fs.forget(forgets[i].ino, forgets[i].nlookup); });
   fuse_reply_none(req);
 }
 
@@ -327,7 +328,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Status st = setup_open(d, ino, fi);
   if (st.is_ok()) st = d.fs.open(ino, (fi->flags & O_TRUNC) != 0);
   if (!st.is_ok()) return reply_err(req, st);
-  if (fuse_reply_open(req, fi) != 0) after_reply("release", [&] { d.fs.release(ino); });
+  if (fuse_reply_open(req, fi) != 0) no_throw("release", [&] { d.fs.release(ino); });
 }
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
@@ -335,15 +336,23 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   Daemon& d = D(req);
   Result<Attr> r = d.fs.mknod(parent, sv(name), S_IFREG | (mode & 07777), 0, cred_of(req));
   if (!r.is_ok()) return reply_err(req, r.status());
-  Status st = setup_open(d, r->ino, fi);
-  if (st.is_ok()) st = d.fs.open(r->ino, false);
+  Status st = Status::ok();
+  try {
+    st = setup_open(d, r->ino, fi);
+    if (st.is_ok()) st = d.fs.open(r->ino, false);
+  } catch (const std::bad_alloc&) {
+    // The file exists, but the kernel will not learn of it: drop the
+    // lookup reference mknod counted.
+    no_throw("forget", [&] { d.fs.forget(r->ino, 1); });
+    throw;
+  }
   if (!st.is_ok()) {
     d.fs.forget(r->ino, 1);
     return reply_err(req, st);
   }
   fuse_entry_param e = entry_of(d, *r);
   if (fuse_reply_create(req, &e, fi) != 0) {
-    after_reply("release", [&] {
+    no_throw("release", [&] {
       d.fs.release(r->ino);
       d.fs.forget(r->ino, 1);
     });
@@ -472,7 +481,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
   Status st = d.fs.setxattr(ino, sv(name), std::string_view(value, size), flags);
   reply_err(req, st);
   // A data-mode switch changes how the kernel must cache the file.
-  if (st.is_ok() && sv(name) == "user.untorn.mode") after_reply("invalidation", [&] { d.notifier.inval_inode(ino); });
+  if (st.is_ok() && sv(name) == "user.untorn.mode") no_throw("invalidation", [&] { d.notifier.inval_inode(ino); });
 }
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
