@@ -175,7 +175,7 @@ class FileSystem {
   // ---- data
   // Truncates when o_trunc; counts the open handle.
   [[nodiscard]] Status open(uint64_t ino, bool o_trunc);
-  void release(uint64_t ino);
+  void release(uint64_t ino) noexcept;  // freeing failures are logged (reap_unlinked)
   Result<size_t> write(uint64_t ino, uint64_t off, const void* buf, size_t n, bool append);
   // Calls fn with pool pointers while the data cannot change underneath.
   [[nodiscard]] Status read(uint64_t ino, uint64_t off, size_t n, const ReadFn& fn);
@@ -196,7 +196,7 @@ class FileSystem {
 
   // ---- kernel references: an unlinked inode is freed when both drop to 0
   void add_lookup(uint64_t ino, uint64_t n = 1);
-  void forget(uint64_t ino, uint64_t n);
+  void forget(uint64_t ino, uint64_t n) noexcept;  // as release
 
   // Full check of BTT and file-system structures: reachability, link
   // counts, block ownership (no block owned twice or leaked), bitmaps.

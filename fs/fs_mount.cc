@@ -403,7 +403,7 @@ void FileSystem::add_lookup(uint64_t ino, uint64_t n) {
   ref_locked(ino)->lookups += n;
 }
 
-void FileSystem::forget(uint64_t ino, uint64_t n) {
+void FileSystem::forget(uint64_t ino, uint64_t n) noexcept {
   {
     std::lock_guard<std::mutex> lk(refs_mu_);
     auto it = refs_.find(ino);
@@ -415,7 +415,7 @@ void FileSystem::forget(uint64_t ino, uint64_t n) {
   reap_unlinked(ino);
 }
 
-void FileSystem::release(uint64_t ino) {
+void FileSystem::release(uint64_t ino) noexcept {
   {
     std::lock_guard<std::mutex> lk(refs_mu_);
     auto it = refs_.find(ino);

@@ -152,9 +152,9 @@ void reply_err(fuse_req_t req, const Status& st) { fuse_reply_err(req, to_errno(
 // libfuse. Every replying handler runs inside Guarded<>::run: an exception
 // before the reply becomes ENOMEM (bad_alloc) or EIO, and the file system
 // stays consistent (its operations undo themselves on unwinding; see
-// tests/fs_alloc_fault_test.cc). A request is answered once, so whatever a
-// handler does after replying (or must do on the way out) goes through
-// no_throw(), which logs a failure instead of throwing.
+// tests/fs_alloc_fault_test.cc). A request is answered once, so handlers do
+// nothing that can throw after replying (forget and release cannot throw;
+// op_setxattr catches a failure to queue its cache invalidation).
 template <auto Handler>
 struct Guarded;
 template <class... Args, void (*Handler)(fuse_req_t, Args...)>
@@ -172,22 +172,13 @@ struct Guarded<Handler> {
   }
 };
 
-template <class F>
-void no_throw(const char* what, F&& f) noexcept {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    spdlog::error("{}: {}", what, e.what());
-  }
-}
-
 // Replies with a new entry; if the kernel did not take it (interrupted),
 // the lookup reference the file system counted is dropped again.
 void reply_entry(fuse_req_t req, const Result<Attr>& r) {
   if (!r.is_ok()) return reply_err(req, r.status());
   Daemon& d = D(req);
   fuse_entry_param e = entry_of(d, *r);
-  if (fuse_reply_entry(req, &e) != 0) no_throw("forget", [&] { d.fs.forget(r->ino, 1); });
+  if (fuse_reply_entry(req, &e) != 0) d.fs.forget(r->ino, 1);
 }
 
 Cred cred_of(fuse_req_t req) {
@@ -230,16 +221,15 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   reply_entry(req, r);
 }
 
-// Forgets have no reply to fail: a failure is logged (the inode is freed at
-// the next mount at the latest).
-void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) noexcept {
-  no_throw("forget", [&] { D(req).fs.forget(ino, nlookup); });
+// forget and release never throw: a failure to free an unlinked inode is
+// logged by the file system (it is freed at the next mount at the latest).
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  D(req).fs.forget(ino, nlookup);
   fuse_reply_none(req);
 }
 
-void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) noexcept {
-  for (size_t i = 0; i < count; i++)
-    no_throw("forget", [&] { D(req).fs.forget(forgets[i].ino, forgets[i].nlookup); });
+void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  for (size_t i = 0; i < count; i++) D(req).fs.forget(forgets[i].ino, forgets[i].nlookup);
   fuse_reply_none(req);
 }
 
@@ -328,7 +318,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Status st = setup_open(d, ino, fi);
   if (st.is_ok()) st = d.fs.open(ino, (fi->flags & O_TRUNC) != 0);
   if (!st.is_ok()) return reply_err(req, st);
-  if (fuse_reply_open(req, fi) != 0) no_throw("release", [&] { d.fs.release(ino); });
+  if (fuse_reply_open(req, fi) != 0) d.fs.release(ino);
 }
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
@@ -343,7 +333,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   } catch (const std::bad_alloc&) {
     // The file exists, but the kernel will not learn of it: drop the
     // lookup reference mknod counted.
-    no_throw("forget", [&] { d.fs.forget(r->ino, 1); });
+    d.fs.forget(r->ino, 1);
     throw;
   }
   if (!st.is_ok()) {
@@ -352,10 +342,8 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   }
   fuse_entry_param e = entry_of(d, *r);
   if (fuse_reply_create(req, &e, fi) != 0) {
-    no_throw("release", [&] {
-      d.fs.release(r->ino);
-      d.fs.forget(r->ino, 1);
-    });
+    d.fs.release(r->ino);
+    d.fs.forget(r->ino, 1);
   }
 }
 
@@ -481,7 +469,13 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
   Status st = d.fs.setxattr(ino, sv(name), std::string_view(value, size), flags);
   reply_err(req, st);
   // A data-mode switch changes how the kernel must cache the file.
-  if (st.is_ok() && sv(name) == "user.untorn.mode") no_throw("invalidation", [&] { d.notifier.inval_inode(ino); });
+  if (st.is_ok() && sv(name) == "user.untorn.mode") {
+    try {
+      d.notifier.inval_inode(ino);
+    } catch (const std::exception& e) {
+      spdlog::error("cache invalidation of inode {} after a mode switch: {}", ino, e.what());
+    }
+  }
 }
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
