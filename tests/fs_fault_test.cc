@@ -24,10 +24,11 @@
 namespace untorn::fs {
 namespace {
 
+using test::expect_consistent;
+using test::expect_no_pool_then_mkfs;
 using test::expect_usable;
 using test::fault_workload;
 using test::LogCapture;
-using test::read_tree;
 using test::small_pool;
 
 class FaultyStore final : public MetaStore {
@@ -110,12 +111,7 @@ TEST_P(FsFault, EveryInjectedStoreFailureIsACleanError) {
         }
       }
     }
-    auto again = FileSystem::mount(m, {});
-    ASSERT_TRUE(again.is_ok()) << "N=" << n << ": " << again.status().to_string();
-    FsckReport r = (*again)->fsck(false);
-    ASSERT_TRUE(r.clean()) << "N=" << n << ": " << r.errors[0];
-    Status st = read_tree(**again, kRootIno);
-    ASSERT_TRUE(st.is_ok()) << "N=" << n << ": " << st.to_string();
+    ASSERT_NO_FATAL_FAILURE(expect_consistent(m, n));
   }
   std::printf("[ fault    ] %lld store operations, each failed once: %lld runs returned or logged the error\n",
               static_cast<long long>(total), static_cast<long long>(surfaced));
@@ -143,13 +139,7 @@ TEST_P(FsFault, EveryInjectedFailureDuringMkfsLeavesNoPool) {
     faulty.wrap_store = [&](std::unique_ptr<MetaStore> s) { return std::make_unique<FaultyStore>(std::move(s), n, &count); };
     Status st = FileSystem::mkfs(m, faulty);
     ASSERT_EQ(st.code(), Code::kIOError) << "N=" << n << ": " << st.to_string();
-    auto fs = FileSystem::mount(m, {});
-    ASSERT_FALSE(fs.is_ok()) << "N=" << n << ": a failed mkfs left a mountable pool";
-    EXPECT_EQ(fs.code(), Code::kCorruption) << "N=" << n << ": " << fs.status().to_string();
-    ASSERT_TRUE(FileSystem::mkfs(m, o).is_ok()) << "N=" << n;
-    auto again = FileSystem::mount(m, {});
-    ASSERT_TRUE(again.is_ok()) << "N=" << n << ": " << again.status().to_string();
-    EXPECT_TRUE((*again)->fsck(false).clean()) << "N=" << n;
+    ASSERT_NO_FATAL_FAILURE(expect_no_pool_then_mkfs(m, o, n));
   }
   std::printf("[ fault    ] mkfs: %lld store operations, each failed once\n", static_cast<long long>(total));
 }

@@ -130,6 +130,25 @@ void expect_usable(FileSystem& fs, int64_t n) {
   EXPECT_TRUE(r.clean()) << "N=" << n << ": live fsck: " << (r.errors.empty() ? "" : r.errors[0]);
 }
 
+void expect_consistent(SimMedia& m, int64_t n) {
+  auto again = FileSystem::mount(m, {});
+  ASSERT_TRUE(again.is_ok()) << "N=" << n << ": " << again.status().to_string();
+  FsckReport r = (*again)->fsck(false);
+  ASSERT_TRUE(r.clean()) << "N=" << n << ": " << r.errors[0];
+  Status st = read_tree(**again, kRootIno);
+  ASSERT_TRUE(st.is_ok()) << "N=" << n << ": " << st.to_string();
+}
+
+void expect_no_pool_then_mkfs(SimMedia& m, const MkfsOptions& o, int64_t n) {
+  auto fs = FileSystem::mount(m, {});
+  ASSERT_FALSE(fs.is_ok()) << "N=" << n << ": a failed mkfs left a mountable pool";
+  EXPECT_EQ(fs.code(), Code::kCorruption) << "N=" << n << ": " << fs.status().to_string();
+  ASSERT_TRUE(FileSystem::mkfs(m, o).is_ok()) << "N=" << n;
+  auto again = FileSystem::mount(m, {});
+  ASSERT_TRUE(again.is_ok()) << "N=" << n << ": " << again.status().to_string();
+  EXPECT_TRUE((*again)->fsck(false).clean()) << "N=" << n;
+}
+
 Status read_tree(FileSystem& fs, uint64_t ino) {
   std::vector<std::pair<uint64_t, uint32_t>> kids;
   RETURN_IF_ERROR(fs.readdir(ino, 0, true, [&](std::string_view n, const Attr& a, uint64_t) {

@@ -13,6 +13,8 @@
 
 namespace untorn::test {
 
+class SimMedia;
+
 // Runs f(); an allocation failure (std::bad_alloc) becomes a kNoMemory
 // error of that call, as the FUSE daemon turns it into ENOMEM.
 template <class F>
@@ -54,6 +56,15 @@ class LogCapture {
   std::shared_ptr<std::ostringstream> out_;
   std::shared_ptr<spdlog::logger> previous_;
 };
+
+// After a faulty run on `m`: a fault-free mount, fsck clean, every file
+// readable (gtest assertions; use with ASSERT_NO_FATAL_FAILURE).
+void expect_consistent(SimMedia& m, int64_t n);
+
+// After an mkfs that failed on `m`: mount refuses the half-made pool as
+// corrupt (the superblock is written last), and mkfs with `o` then gives a
+// mountable pool with fsck clean (use with ASSERT_NO_FATAL_FAILURE).
+void expect_no_pool_then_mkfs(SimMedia& m, const fs::MkfsOptions& o, int64_t n);
 
 // Reads every file and symlink under `ino` (nothing may be unreadable).
 Status read_tree(fs::FileSystem& fs, uint64_t ino);
