@@ -267,7 +267,14 @@ class FileSystem {
                          std::string_view symlink_target, const Cred& c);
   Status remove_entry(uint64_t parent, std::string_view name, bool dir);
   Status truncate_locked(uint64_t ino, uint64_t size);
+  // fallocate modes (fs_falloc.cc); the caller holds the inode's io lock.
   Status punch_hole(uint64_t ino, uint64_t off, uint64_t len);
+  Status preallocate(uint64_t ino, bool keep_size, uint64_t off, uint64_t len);
+  Status preallocate_round(uint64_t ino, bool keep_size, bool first_round, uint64_t off, uint64_t len,
+                           uint64_t* fb, std::vector<std::pair<uint64_t, uint64_t>>* runs);
+  Status zero_range(uint64_t ino, bool keep_size, uint64_t off, uint64_t len);
+  Status unmap_runs(uint64_t ino, const std::vector<std::pair<uint64_t, uint64_t>>& runs);
+  Result<uint64_t> holes_in(uint64_t ino, uint64_t fb, uint64_t last);
   Result<size_t> write_locked(uint64_t ino, uint64_t off, const void* buf, size_t n, bool append);
   Status set_data_mode(uint64_t ino, bool atomic);
   uint64_t request_blocks() const;
