@@ -227,7 +227,7 @@ struct Guarded;
 template <class... Args, void (*Handler)(fuse_req_t, Args...)>
 struct Guarded<Handler> {
   static void run(fuse_req_t req, Args... args) noexcept {
-    FileSystem& fs = static_cast<Daemon*>(fuse_req_userdata(req))->fs;
+    FileSystem& fs = D(req).fs;
     t_request_faults = pool_faults(fs);
     try {
       if (!fs.check_pool().is_ok()) {
