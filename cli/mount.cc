@@ -11,6 +11,8 @@
 #include <sstream>
 
 #include "cli/common.h"
+#include "cli/powercut.h"
+#include "dax/powercut.h"
 #include "fs/filesystem.h"
 #include "fs/fuse/daemon.h"
 
@@ -34,6 +36,7 @@ struct OwnOpts {
   bool prefault = true;
   double cache_timeout_s = -1;  // entry/attr timeout; < 0: the daemon default
   std::string default_mode;  // "", "dax" or "atomic"
+  bool powercut_sim = false;  // run on simulated pmem (cli/powercut.h)
 };
 
 // Splits -o lists; keeps our own options out of libfuse's way.
@@ -45,6 +48,7 @@ Result<std::vector<std::string>> split_opts(const std::vector<std::string>& in, 
     while (std::getline(ss, item, ',')) {
       if (item.empty()) continue;
       if (item == "prefault") own->prefault = true;
+      else if (item == "powercut_sim") own->powercut_sim = true;
       else if (item == "noprefault") own->prefault = false;
       else if (item.rfind("cache_timeout=", 0) == 0) {
         char* end = nullptr;
@@ -75,11 +79,20 @@ int run_mount(const MountArgs& a) {
   if ((*media)->granularity() == dax::Granularity::kPage)
     spdlog::warn("'{}' is mapped with page granularity: every flush is an msync. On a DRAM-backed "
                  "pool set PMEM2_FORCE_GRANULARITY=CACHE_LINE.", a.pool);
+  // -o powercut_sim: the file system runs on simulated persistent memory
+  // whose durable image is the pool (dax/powercut.h); `untorn powercut`.
+  std::unique_ptr<dax::PowerCutSim> sim;
+  if (own.powercut_sim) {
+    auto s = dax::PowerCutSim::open(**media);
+    if (!s.is_ok()) return print_error("mount", s.status()), 1;
+    sim = std::move(*s);
+  }
+  dax::Media& fs_media = sim ? sim->media() : static_cast<dax::Media&>(**media);
   fs::MountReport report;
   fs::MountOptions mo;
   if (!own.default_mode.empty())
     mo.default_mode = own.default_mode == "atomic" ? fs::DataMode::kAtomic : fs::DataMode::kDax;
-  auto fsr = fs::FileSystem::mount(**media, mo, &report);
+  auto fsr = fs::FileSystem::mount(fs_media, mo, &report);
   if (!fsr.is_ok()) {
     Status s = fsr.status();
     if (s.code() == Code::kCorruption && s.message().find("fsck") == std::string::npos)
@@ -102,8 +115,12 @@ int run_mount(const MountArgs& a) {
   const bool to_syslog = !a.foreground && a.log_file.empty();
   const std::string level = a.log_level, file = a.log_file;
   dax::Pmem2Media* mp = media->get();
-  d.after_daemonize = [level, file, to_syslog, fg = a.foreground, mp, pre = own.prefault] {
+  char mreal[PATH_MAX];
+  const std::string mnt_real = ::realpath(a.mountpoint.c_str(), mreal) ? mreal : a.mountpoint;
+  d.after_daemonize = [level, file, to_syslog, fg = a.foreground, mp, pre = own.prefault, s = sim.get(), mnt_real] {
     if (!fg || !file.empty()) setup_logging(level, file, to_syslog);
+    if (s != nullptr)
+      if (Status st = start_powercut_listener(*s, mnt_real); !st) return st;
     // Threads do not survive daemonizing: start the prefault here.
     if (pre) mp->prefault_async();
     return Status::ok();
@@ -174,7 +191,8 @@ void add_mount(CLI::App& app, int* rc) {
                  "default_mode=dax|atomic (mode of new files where no directory sets one; the\n"
                  "pool's mkfs default otherwise), cache_timeout=SECONDS (how long the kernel may\n"
                  "cache names and attributes) and noprefault (do not populate the pool's page\n"
-                 "tables in the background)");
+                 "tables in the background), powercut_sim (run on simulated persistent memory that\n"
+                 "`untorn powercut MOUNTPOINT` can cut the power of; needs memory for a copy of the pool)");
   c->add_option("--log-file", a->log_file, "Log to this file (default: syslog in the background)");
   c->add_option("--log-level", a->log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
