@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -19,7 +20,7 @@
 namespace untorn::cli {
 
 std::optional<uint64_t> parse_size(const std::string& s) {
-  if (s.empty()) return std::nullopt;
+  if (s.empty() || s.find_first_of("xX") != std::string::npos) return std::nullopt;  // no hex floats
   size_t pos = 0;
   double v;
   try {
@@ -27,7 +28,7 @@ std::optional<uint64_t> parse_size(const std::string& s) {
   } catch (...) {
     return std::nullopt;
   }
-  if (v < 0) return std::nullopt;
+  if (!std::isfinite(v) || v < 0 || pos == 0 || !std::isdigit(static_cast<unsigned char>(s[0]))) return std::nullopt;
   std::string suf = s.substr(pos);
   if (!suf.empty() && (suf.back() == 'B' || suf.back() == 'b')) suf.pop_back();
   if (suf.size() == 2 && (suf[1] == 'i' || suf[1] == 'I')) suf.pop_back();

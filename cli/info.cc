@@ -1,5 +1,8 @@
 // untorn info: what a pool holds.
+#include <nlohmann/json.hpp>
 #include <sys/file.h>
+
+#include <cstring>
 
 #include "cli/common.h"
 #include "fs/filesystem.h"
@@ -13,16 +16,6 @@ std::string uuid_str(const uint8_t* u) {
   std::snprintf(b, sizeof b, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
                 u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
   return b;
-}
-
-std::string json_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    o += c;
-  }
-  return o;
 }
 
 int run_info(const std::string& pool, bool json) {
@@ -46,24 +39,31 @@ int run_info(const std::string& pool, bool json) {
   const char* dmode = sb.default_mode == 1 ? "atomic" : "dax";
   const char* gran = dax::granularity_name((*media)->granularity());
   if (json) {
-    std::printf("{\"pool\":\"%s\",\"size\":%llu,\"uuid\":\"%s\",\"label\":\"%s\",\"metadata\":\"%s\","
-                "\"default_mode\":\"%s\",\"block_size\":%u,\"blocks\":%llu,\"inodes\":%llu,\"granularity\":\"%s\","
-                "\"mounted\":%s",
-                json_escape(pool).c_str(), (unsigned long long)sb.pool_size, uuid_str(sb.uuid).c_str(),
-                json_escape(sb.label).c_str(), meta, dmode, sb.block_size, (unsigned long long)sb.nblocks,
-                (unsigned long long)sb.ninodes, gran, busy ? "true" : "false");
+    // nlohmann-json escapes control characters; bytes that are not UTF-8
+    // (a path, or the label of a damaged pool) become U+FFFD.
+    nlohmann::ordered_json j;
+    j["pool"] = pool;
+    j["size"] = sb.pool_size;
+    j["uuid"] = uuid_str(sb.uuid);
+    j["label"] = std::string(sb.label, strnlen(sb.label, sizeof sb.label));
+    j["metadata"] = meta;
+    j["default_mode"] = dmode;
+    j["block_size"] = sb.block_size;
+    j["blocks"] = sb.nblocks;
+    j["inodes"] = sb.ninodes;
+    j["granularity"] = gran;
+    j["mounted"] = busy;
     if (fsp) {
-      std::printf(",\"blocks_free\":%llu,\"inodes_free\":%llu,\"btt\":{\"lanes\":%u,\"group_slots\":%u,"
-                  "\"group_max_blocks\":%u,\"arenas\":[",
-                  (unsigned long long)fi.blocks_free, (unsigned long long)fi.inodes_free, fi.btt.nlanes,
-                  fi.btt.group_slots, fi.btt.group_max_blocks);
-      for (size_t i = 0; i < fi.arenas.size(); i++)
-        std::printf("%s{\"offset\":%llu,\"size\":%llu,\"external_blocks\":%u,\"free_reserve\":%u}", i ? "," : "",
-                    (unsigned long long)fi.arenas[i].media_off, (unsigned long long)fi.arenas[i].size_bytes,
-                    fi.arenas[i].external_nlba, fi.arenas[i].nfree);
-      std::printf("]}");
+      j["blocks_free"] = fi.blocks_free;
+      j["inodes_free"] = fi.inodes_free;
+      nlohmann::ordered_json arenas = nlohmann::ordered_json::array();
+      for (const auto& a : fi.arenas)
+        arenas.push_back({{"offset", a.media_off}, {"size", a.size_bytes}, {"external_blocks", a.external_nlba},
+                          {"free_reserve", a.nfree}});
+      j["btt"] = {{"lanes", fi.btt.nlanes}, {"group_slots", fi.btt.group_slots},
+                  {"group_max_blocks", fi.btt.group_max_blocks}, {"arenas", arenas}};
     }
-    std::printf("}\n");
+    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return 0;
   }
   std::printf("pool:              %s (%s)\n", pool.c_str(), human_size(sb.pool_size).c_str());

@@ -2,9 +2,11 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
 
 #include "cli/common.h"
 #include "fs/filesystem.h"
@@ -17,7 +19,7 @@ struct MkfsArgs {
   std::string pool;
   std::string size;
   bool force = false;
-  uint64_t inodes = 0;
+  std::string inodes;
   std::string default_mode = "dax";
   std::string metadata = "btt";
   std::string label;
@@ -48,9 +50,56 @@ Status check_target(const MkfsArgs& a, bool* exists, bool* is_device, uint64_t* 
   return Status::ok();
 }
 
+// A decimal count: digits only (no sign, no suffix), no overflow.
+std::optional<uint64_t> parse_count(const std::string& s) {
+  if (s.empty() || s.size() > 20) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return std::nullopt;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+// Room for a pool file of `size` bytes where `path` is (or would be)
+// created, counting the blocks an existing file of cur_size already has.
+Status check_space(const std::string& path, uint64_t size, uint64_t cur_size) {
+  std::string dir = path;
+  const size_t slash = dir.rfind('/');
+  dir = slash == std::string::npos ? "." : slash == 0 ? "/" : dir.substr(0, slash);
+  struct statvfs v {};
+  if (::statvfs(dir.c_str(), &v) != 0)
+    return Status(Code::kNotFound, "cannot create '" + path + "': " + std::strerror(errno));
+  const unsigned __int128 avail = static_cast<unsigned __int128>(v.f_bavail) * v.f_frsize + cur_size;
+  if (size > avail)
+    return NoSpace("not enough space for a pool of " + human_size(size) + " in '" + dir + "': " +
+                   human_size(static_cast<uint64_t>(avail)) + " available");
+  return Status::ok();
+}
+
+// Every argument and derived size, before the target is touched.
+Status check_args(const MkfsArgs& a, bool is_device, uint64_t size, fs::MkfsOptions* o) {
+  if (!a.inodes.empty()) {
+    auto n = parse_count(a.inodes);
+    if (!n || *n == 0)
+      return InvalidArgument("bad inode count '" + a.inodes + "': a number from " + std::to_string(fs::FileSystem::kMinInodes) +
+                             " to " + std::to_string(fs::FileSystem::kMaxInodes) + " (at most what the pool holds)");
+    o->inodes = *n;
+  }
+  RETURN_IF_ERROR(fs::FileSystem::check_label(a.label).with_context("bad --label"));
+  if (!is_device && size == 0) return InvalidArgument("--size is required to create a pool file");
+  if (!is_device && size < fs::FileSystem::min_pool_size(*o)) {
+    const uint64_t min = fs::FileSystem::min_pool_size(*o);
+    return Status(Code::kNoSpace, "size " + human_size(size) + " is too small: the minimum is " + std::to_string(min) +
+                                      " bytes (" + human_size(min) + ")");
+  }
+  return fs::FileSystem::check_mkfs(size, *o);
+}
+
 int run_mkfs(const MkfsArgs& a) {
   fs::MkfsOptions o;
-  o.inodes = a.inodes;
   o.default_mode = a.default_mode == "atomic" ? fs::DataMode::kAtomic : fs::DataMode::kDax;
   o.meta = a.metadata == "csum" ? fs::MetaMode::kCsum : fs::MetaMode::kBtt;
   o.label = a.label;
@@ -61,17 +110,24 @@ int run_mkfs(const MkfsArgs& a) {
   uint64_t size = cur_size;
   if (!a.size.empty()) {
     auto s = parse_size(a.size);
-    if (!s) return print_error("mkfs", InvalidArgument("bad size '" + a.size + "' (examples: 512M, 4G, 1T)")), 1;
+    if (!s || *s > fs::FileSystem::kMaxPoolSize)
+      return print_error("mkfs", InvalidArgument("bad size '" + a.size + "': from " +
+                                                 human_size(fs::FileSystem::min_pool_size(o)) + " to " +
+                                                 human_size(fs::FileSystem::kMaxPoolSize) + " (examples: 512M, 4G, 1T)")), 1;
     size = *s;
   }
-  if (!is_device) {
-    if (size == 0) return print_error("mkfs", InvalidArgument("--size is required to create a pool file")), 1;
-    const uint64_t min = fs::FileSystem::min_pool_size(o);
-    if (size < min)
-      return print_error("mkfs", Status(Code::kNoSpace, "size " + human_size(size) + " is too small: the minimum is " +
-                                                            std::to_string(min) + " bytes (" + human_size(min) + ")")), 1;
+  // A device is opened (not changed) to learn its size; a file is not touched yet.
+  std::unique_ptr<dax::Pmem2Media> dev;
+  if (is_device) {
+    auto m = dax::Pmem2Media::open(a.pool);
+    if (!m.is_ok()) return print_error("mkfs", m.status()), 1;
+    dev = std::move(*m);
+    size = dev->size();
   }
-  auto media = is_device ? dax::Pmem2Media::open(a.pool) : dax::Pmem2Media::create(a.pool, size);
+  st = check_args(a, is_device, size, &o);
+  if (st.is_ok() && !is_device) st = check_space(a.pool, size, cur_size);
+  if (!st.is_ok()) return print_error("mkfs", st), 1;
+  auto media = is_device ? Result<std::unique_ptr<dax::Pmem2Media>>(std::move(dev)) : dax::Pmem2Media::create(a.pool, size);
   if (!media.is_ok()) {
     if (!exists) ::unlink(a.pool.c_str());
     return print_error("mkfs", media.status()), 1;
@@ -101,12 +157,12 @@ void add_mkfs(CLI::App& app, int* rc) {
   c->add_option("pool", args->pool, "Pool file to create, or /dev/daxN.M device")->required();
   c->add_option("-s,--size", args->size, "Pool size for a file, with suffix K/M/G/T (e.g. 4G)");
   c->add_flag("-f,--force", args->force, "Overwrite an existing pool or non-empty file");
-  c->add_option("--inodes", args->inodes, "Number of inodes (default: one per 16 KiB)");
+  c->add_option("--inodes", args->inodes, "Number of inodes, 16 to what the pool holds (default: one per 16 KiB)");
   c->add_option("--default-mode", args->default_mode, "Data mode of new files: dax or atomic")
       ->check(CLI::IsMember({"dax", "atomic"}));
   c->add_option("--metadata", args->metadata, "How metadata is made crash-atomic: btt (default) or csum")
       ->check(CLI::IsMember({"btt", "csum"}));
-  c->add_option("--label", args->label, "A label of up to 63 bytes");
+  c->add_option("--label", args->label, "A label: valid UTF-8, up to 63 bytes");
   c->footer("Example: untorn mkfs /dev/shm/pool --size 1G");
   c->callback([args, rc] { *rc = run_mkfs(*args); });
 }
