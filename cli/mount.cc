@@ -11,7 +11,6 @@
 #include <sstream>
 
 #include "cli/common.h"
-#include "cli/powercut.h"
 #include "dax/powercut.h"
 #include "fs/filesystem.h"
 #include "fs/fuse/daemon.h"
@@ -36,7 +35,7 @@ struct OwnOpts {
   bool prefault = true;
   double cache_timeout_s = -1;  // entry/attr timeout; < 0: the daemon default
   std::string default_mode;  // "", "dax" or "atomic"
-  bool powercut_sim = false;  // run on simulated pmem (cli/powercut.h)
+  bool powercut_sim = false;  // run on simulated pmem (dax/powercut.h, untorn powercut)
 };
 
 // Splits -o lists; keeps our own options out of libfuse's way.
@@ -115,12 +114,19 @@ int run_mount(const MountArgs& a) {
   const bool to_syslog = !a.foreground && a.log_file.empty();
   const std::string level = a.log_level, file = a.log_file;
   dax::Pmem2Media* mp = media->get();
-  char mreal[PATH_MAX];
-  const std::string mnt_real = ::realpath(a.mountpoint.c_str(), mreal) ? mreal : a.mountpoint;
-  d.after_daemonize = [level, file, to_syslog, fg = a.foreground, mp, pre = own.prefault, s = sim.get(), mnt_real] {
+  if (dax::PowerCutSim* s = sim.get()) {
+    spdlog::warn("powercut_sim: running on simulated persistent memory; 'untorn powercut {}' cuts its power",
+                 a.mountpoint);
+    d.powercut = [s](fs::fuse::PowercutIoctl* p) {
+      const dax::InFlight::CutReport r = s->cut(p->seed, p->at_stake_bytes);
+      p->in_flight = r.in_flight, p->kept = r.kept, p->dropped = r.dropped;
+      spdlog::warn("powercut_sim: power cut (seed {}): {} stores in flight, {} kept, {} dropped; exiting", p->seed,
+                   r.in_flight, r.kept, r.dropped);
+      spdlog::default_logger()->flush();
+    };
+  }
+  d.after_daemonize = [level, file, to_syslog, fg = a.foreground, mp, pre = own.prefault] {
     if (!fg || !file.empty()) setup_logging(level, file, to_syslog);
-    if (s != nullptr)
-      if (Status st = start_powercut_listener(*s, mnt_real); !st) return st;
     // Threads do not survive daemonizing: start the prefault here.
     if (pre) mp->prefault_async();
     return Status::ok();

@@ -1,78 +1,27 @@
-// untorn powercut, and the daemon's side of its control channel (see
-// cli/powercut.h for the protocol).
-#include "cli/powercut.h"
-
-#include <spdlog/spdlog.h>
+// untorn powercut: ends the daemon of a pool mounted with -o powercut_sim
+// as a power failure would (dax/powercut.h), through the daemon's ioctl on
+// the mount root (fs/fuse/daemon.h: kPowercutIoctl, owner and root only),
+// then unmounts what the daemon left.
 #include <fcntl.h>
-#include <sys/socket.h>
-#include <sys/un.h>
+#include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <climits>
 #include <cstdio>
 #include <cstring>
-#include <random>
-#include <spawn.h>
+#include <memory>
 #include <optional>
-#include <thread>
+#include <random>
 
 #include "cli/common.h"
+#include "fs/fuse/daemon.h"
 
 namespace untorn::cli {
 
 namespace {
-
-sockaddr_un socket_addr(const std::string& mnt, socklen_t* len) {
-  sockaddr_un a {};
-  a.sun_family = AF_UNIX;
-  const std::string name = powercut_socket_name(mnt);
-  std::memcpy(a.sun_path + 1, name.data(), name.size());  // sun_path[0] = 0: abstract
-  *len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
-  return a;
-}
-
-std::string read_line(int fd) {
-  std::string line;
-  char c;
-  while (line.size() < 256 && ::read(fd, &c, 1) == 1 && c != '\n') line += c;
-  return line;
-}
-
-void write_all(int fd, const std::string& s) {
-  size_t done = 0;
-  while (done < s.size()) {
-    const ssize_t n = ::write(fd, s.data() + done, s.size() - done);
-    if (n <= 0 && errno != EINTR) return;
-    if (n > 0) done += static_cast<size_t>(n);
-  }
-}
-
-// One client. Returns only if the request was refused or malformed.
-void serve(int c, dax::PowerCutSim& sim) {
-  ucred cred {};
-  socklen_t len = sizeof cred;
-  if (::getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || (cred.uid != 0 && cred.uid != ::geteuid())) {
-    write_all(c, "error: only the owner of the mount or root may cut its power\n");
-    return;
-  }
-  const std::string line = read_line(c);
-  char* end = nullptr;
-  if (line.rfind("cut ", 0) != 0) return write_all(c, "error: expected 'cut SEED AT_STAKE_BYTES'\n");
-  const unsigned long long seed = std::strtoull(line.c_str() + 4, &end, 10);
-  const char* rest = end;
-  const unsigned long long stake = std::strtoull(rest, &end, 10);
-  if (rest == line.c_str() + 4 || end == rest || *end != '\0') return write_all(c, "error: bad request\n");
-  const dax::InFlight::CutReport r = sim.cut(seed, stake);
-  write_all(c, "in_flight " + std::to_string(r.in_flight) + " kept " + std::to_string(r.kept) + " dropped " +
-                   std::to_string(r.dropped) + "\n");
-  spdlog::warn("powercut_sim: power cut (seed {}): {} stores in flight, {} kept, {} dropped; exiting", seed,
-               r.in_flight, r.kept, r.dropped);
-  spdlog::default_logger()->flush();
-  ::_exit(0);  // the power is gone: no unmount, no destructor
-}
 
 // True while `pid` runs (a zombie has ended: /proc/PID/stat says Z).
 bool running(pid_t pid) {
@@ -102,6 +51,18 @@ int run_quiet(const char* const* argv) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+// The dead mount: unmounted once the processes that had files open on it
+// noticed (their calls fail with ENOTCONN); detached after 2 s.
+bool unmount_dead(const std::string& mnt) {
+  const char* umount[] = {"fusermount3", "-u", mnt.c_str(), nullptr};
+  const char* lazy[] = {"fusermount3", "-uz", mnt.c_str(), nullptr};
+  for (int i = 0; i < 20; i++) {
+    if (i > 0) ::usleep(100000);
+    if (run_quiet(umount) == 0) return true;
+  }
+  return run_quiet(lazy) == 0;
+}
+
 struct PowercutArgs {
   std::string mountpoint;
   std::optional<uint64_t> seed;
@@ -109,40 +70,30 @@ struct PowercutArgs {
   uint64_t at_stake = 512;
 };
 
-// Sends the cut, waits for the daemon to end, unmounts what it left.
 int run_powercut(const PowercutArgs& a) {
   char real[PATH_MAX];
   if (::realpath(a.mountpoint.c_str(), real) == nullptr)
     return print_error("powercut", NotFound("'" + a.mountpoint + "': " + std::strerror(errno))), 1;
   const std::string mnt = real;
-  const uint64_t seed = a.seed ? *a.seed : (uint64_t{std::random_device{}()} << 32 | std::random_device{}());
-  const int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  socklen_t len = 0;
-  const sockaddr_un addr = socket_addr(mnt, &len);
-  if (s < 0 || ::connect(s, reinterpret_cast<const sockaddr*>(&addr), len) != 0)
-    return print_error("powercut", InvalidArgument("'" + mnt + "' is not an untorn mount with -o powercut_sim")), 1;
-  ucred peer {};
-  socklen_t plen = sizeof peer;
-  ::getsockopt(s, SOL_SOCKET, SO_PEERCRED, &peer, &plen);
-  write_all(s, "cut " + std::to_string(seed) + " " + std::to_string(a.now ? 0 : a.at_stake) + "\n");
-  const std::string reply = read_line(s);
-  ::close(s);
-  unsigned long long in_flight = 0, kept = 0, dropped = 0;
-  if (std::sscanf(reply.c_str(), "in_flight %llu kept %llu dropped %llu", &in_flight, &kept, &dropped) != 3)
-    return print_error("powercut", IOError("the daemon answered '" + reply + "'")), 1;
-  for (int i = 0; i < 1000 && peer.pid > 0 && running(peer.pid); i++) ::usleep(10000);
-  // The dead mount: unmounted once the processes that had files open on
-  // it noticed (their calls fail with ENOTCONN); detached after 2 s.
-  const char* umount[] = {"fusermount3", "-u", mnt.c_str(), nullptr};
-  const char* lazy[] = {"fusermount3", "-uz", mnt.c_str(), nullptr};
-  bool unmounted = false;
-  for (int i = 0; i < 20 && !unmounted; i++) {
-    if (i > 0) ::usleep(100000);
-    unmounted = run_quiet(umount) == 0;
+  fs::fuse::PowercutIoctl p;
+  p.seed = a.seed ? *a.seed : (uint64_t{std::random_device{}()} << 32 | std::random_device{}());
+  p.at_stake_bytes = a.now ? 0 : a.at_stake;
+  const int fd = ::open(mnt.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return print_error("powercut", IOError("'" + mnt + "': " + std::strerror(errno))), 1;
+  const int rc = ::ioctl(fd, fs::fuse::kPowercutIoctl, &p);
+  const int e = errno;
+  ::close(fd);
+  if (rc < 0) {
+    std::string why = std::strerror(e);
+    if (e == ENOTTY || e == ENOSYS || e == EINVAL) why = "not the root of an untorn mount with -o powercut_sim";
+    else if (e == EACCES || e == EPERM) why = "only the user who mounted it and root may cut its power";
+    return print_error("powercut", InvalidArgument("'" + mnt + "': " + why)), 1;
   }
-  unmounted = unmounted || run_quiet(lazy) == 0;
+  for (int i = 0; i < 1000 && p.pid > 0 && running(static_cast<pid_t>(p.pid)); i++) ::usleep(10000);
+  const bool unmounted = unmount_dead(mnt);
   std::printf("power cut (seed %llu): %llu stores in flight, %llu dropped, %llu kept\n",
-              static_cast<unsigned long long>(seed), in_flight, dropped, kept);
+              static_cast<unsigned long long>(p.seed), static_cast<unsigned long long>(p.in_flight),
+              static_cast<unsigned long long>(p.dropped), static_cast<unsigned long long>(p.kept));
   std::printf("the daemon is gone%s; the pool now mounts as after a real power failure\n",
               unmounted ? " and the mount point is free" : "");
   return unmounted ? 0 : 1;
@@ -166,44 +117,11 @@ void add_powercut(CLI::App& app, int* rc) {
       "of the next 8 fences while --at-stake bytes or more are in flight (which one: by the seed;\n"
       "at once if none comes within 2 s), a moment with much at stake; --now cuts at once.\n"
       "The daemon then ends without unmounting, as at a power failure; this command unmounts\n"
-      "what it left. Mount the pool again to see what survived.\n\n"
+      "what it left. Mount the pool again to see what survived. Only the user who mounted the\n"
+      "pool and root may cut its power.\n\n"
       "Example:\n  untorn mount pool /mnt/u -o powercut_sim\n  (run an application on /mnt/u)\n"
       "  untorn powercut /mnt/u --seed 7\n  untorn mount pool /mnt/u");
   c->callback([a, rc] { *rc = run_powercut(*a); });
-}
-
-std::string powercut_socket_name(const std::string& canonical_mountpoint) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char ch : canonical_mountpoint) h = (h ^ ch) * 1099511628211ull;
-  char hexs[17];
-  std::snprintf(hexs, sizeof hexs, "%016llx", static_cast<unsigned long long>(h));
-  return std::string("untorn-powercut:") + hexs;
-}
-
-Status start_powercut_listener(dax::PowerCutSim& sim, const std::string& mnt) {
-  const int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (s < 0) return IOError(std::string("powercut_sim: socket: ") + std::strerror(errno));
-  socklen_t len = 0;
-  const sockaddr_un a = socket_addr(mnt, &len);
-  if (::bind(s, reinterpret_cast<const sockaddr*>(&a), len) != 0 || ::listen(s, 4) != 0) {
-    const int e = errno;
-    ::close(s);
-    return IOError("powercut_sim: cannot listen on its control socket (" + std::string(std::strerror(e)) +
-                   "; is another daemon serving '" + mnt + "'?)");
-  }
-  std::thread([s, &sim] {
-    for (;;) {
-      const int c = ::accept4(s, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c < 0) {
-        if (errno == EINTR || errno == ECONNABORTED) continue;
-        return;
-      }
-      serve(c, sim);
-      ::close(c);
-    }
-  }).detach();
-  spdlog::warn("powercut_sim: running on simulated persistent memory; 'untorn powercut {}' cuts its power", mnt);
-  return Status::ok();
 }
 
 }  // namespace untorn::cli

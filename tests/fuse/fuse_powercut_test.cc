@@ -132,3 +132,20 @@ TEST(PowerCut, AtomicFilesWholeDaxFilesTornFsckClean) {
 
 }  // namespace
 }  // namespace untorn::fusetest
+
+namespace untorn::fusetest {
+namespace {
+
+// Without -o powercut_sim the daemon refuses (and keeps serving).
+TEST_F(FuseTest, PowercutNeedsPowercutSim) {
+  const CmdResult r = run_untorn({"powercut", fs().mnt(), "--seed", "1"}, 30);
+  EXPECT_EQ(r.exit_code, 1) << r.describe();
+  EXPECT_NE(r.err.find("powercut_sim"), std::string::npos) << r.describe();
+  EXPECT_EQ(write_file(p("still-here"), "yes"), 0);
+  EXPECT_EQ(file_content(p("still-here")), "yes");
+  const CmdResult none = run_untorn({"powercut", fs().dir()}, 30);  // not a mount
+  EXPECT_EQ(none.exit_code, 1) << none.describe();
+}
+
+}  // namespace
+}  // namespace untorn::fusetest
