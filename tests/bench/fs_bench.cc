@@ -7,7 +7,8 @@
 //   ./build/tests/bench/fs_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
 // Names: fs/<store>/<op>, op in {create, lookup, unlink, write4k_dax,
-// write4k_atomic}; items_per_second = operations per second. create and
+// write4k_atomic}, and fs/btt/check_pool (the per-request pool identity
+// check of the daemon) next to fs/btt/getattr; items_per_second = operations per second. create and
 // unlink work on one directory that grows to the iteration count (B+tree
 // depth 2-3); each create/unlink is one metadata commit.
 #include <benchmark/benchmark.h>
@@ -155,6 +156,28 @@ void BM_Write4k(benchmark::State& state, bool atomic) {
 void BM_Write4kDax(benchmark::State& state) { BM_Write4k(state, false); }
 void BM_Write4kAtomic(benchmark::State& state) { BM_Write4k(state, true); }
 
+// What the daemon adds to every request (FileSystem::check_pool: the
+// identity words of both superblock copies), next to the cheapest request.
+void BM_CheckPool(benchmark::State& state) {
+  auto p = make_pool(state, meta_of(state));
+  if (!p) return;
+  for (auto _ : state) {
+    untorn::Status st = p->fs->check_pool();
+    benchmark::DoNotOptimize(st);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_Getattr(benchmark::State& state) {
+  auto p = make_pool(state, meta_of(state));
+  if (!p) return;
+  for (auto _ : state) {
+    auto r = p->fs->getattr(kRootIno);
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 void register_all() {
   struct Op {
     const char* op;
@@ -168,6 +191,8 @@ void register_all() {
       benchmark::RegisterBenchmark(n.c_str(), o.fn)->Arg(store)->Iterations(20000)->Unit(benchmark::kMicrosecond);
     }
   }
+  for (const Op& o : {Op{"check_pool", BM_CheckPool}, Op{"getattr", BM_Getattr}})
+    benchmark::RegisterBenchmark((std::string("fs/btt/") + o.op).c_str(), o.fn)->Arg(0)->Iterations(1000000)->Unit(benchmark::kNanosecond);
 }
 
 }  // namespace
