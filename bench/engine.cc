@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <memory>
 
@@ -83,6 +84,12 @@ std::vector<char> pattern(size_t n) {
   return b;
 }
 
+double thread_cpu_s() {
+  timespec t {};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
+}
+
 std::string numbered(char prefix, int i) { return prefix + std::to_string(i); }
 
 using Rates = std::map<std::string, Result<double>>;
@@ -95,6 +102,8 @@ class Workloads {
   Status lay_out();
   Rates run(int run_id, int meta_n, int io_n, int seq_writes, bool counted);
   const std::map<std::string, dax::MediaCounts>& counts() const { return counts_; }
+  // Rates per CPU-second of this thread, of the last run.
+  const std::map<std::string, double>& cpu_rates() const { return cpu_rates_; }
 
  private:
   template <class F>
@@ -112,6 +121,7 @@ class Workloads {
   uint64_t rand_ino_ = 0;
   bool counted_ = false;
   std::map<std::string, dax::MediaCounts> counts_;
+  std::map<std::string, double> cpu_rates_;
 };
 
 // Only the operations inside timed() are counted (set-up and clean-up are
@@ -120,6 +130,7 @@ template <class F>
 Result<double> Workloads::timed(const char* w, int n, F&& op) {
   if (counted_) p_.cm->set_counting(true);
   const dax::MediaCounts before = p_.cm->totals();
+  const double c0 = thread_cpu_s();
   const auto t0 = Clock::now();
   Status st;
   for (int i = 0; i < n && st.is_ok(); i++) {
@@ -127,6 +138,7 @@ Result<double> Workloads::timed(const char* w, int n, F&& op) {
     st = op(i);
   }
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  cpu_rates_[w] = static_cast<double>(n) / std::max(thread_cpu_s() - c0, 1e-9);
   if (counted_) counts_[w] = p_.cm->totals() - before;
   p_.cm->set_counting(false);
   if (!st) return st;
@@ -299,7 +311,10 @@ void timed_run(const EngineConfig& c, Subject& s, int run, EngineResults* out) {
   std::string line = "  " + s.system + " run " + std::to_string(run) + "/" + std::to_string(c.runs) + ":";
   for (const auto& [name, r] : rates) {
     if (!wanted(c.workloads, name)) continue;
-    if (r.is_ok()) cells[name].samples.push_back(*r), line += " " + name + " " + fmt_value(*r);
+    if (r.is_ok()) {
+      cells[name].samples.push_back(*r), line += " " + name + " " + fmt_value(*r);
+      cells[name].cpu_samples.push_back(s.w->cpu_rates().at(name));
+    }
     else if (cells[name].error.empty()) cells[name].error = r.status().to_string();
   }
   say(c, line);

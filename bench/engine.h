@@ -48,7 +48,9 @@ struct MediaPerOp {
 };
 
 struct EngineCell {
-  std::vector<double> samples;  // one rate per timed run
+  std::vector<double> samples;      // one rate per timed run (wall clock)
+  std::vector<double> cpu_samples;  // the same per CPU-second of the thread (CLOCK_THREAD_CPUTIME_ID):
+                                    // not lowered by preemption when the machine is loaded
   MediaPerOp media;
   std::string error;  // non-empty: the workload failed
 };
