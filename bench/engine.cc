@@ -54,7 +54,10 @@ struct Pool {
 Result<std::unique_ptr<Pool>> make_pool(const EngineConfig& c, const std::string& system) {
   auto p = std::make_unique<Pool>();
   p->path = c.dir + "/untorn-engine-" + std::to_string(::getpid()) + "-" + system + ".pool";
-  const uint64_t bytes = 2 * std::max(c.seq_bytes, 2 * c.rand_bytes) + 256 * kMiB;
+  // Twice the largest data set alive at once (atomic writes go out of
+  // place; the counted pass writes 32 MiB), plus metadata for the files.
+  const uint64_t data = std::max({c.seq_bytes, uint64_t{32} * kMiB, 2 * c.rand_bytes});
+  const uint64_t bytes = 2 * data + 64 * kMiB + static_cast<uint64_t>(c.files) * 8192;
   auto m = dax::Pmem2Media::create(p->path, bytes);
   if (!m.is_ok()) return m.status();
   p->pm = std::move(*m);
