@@ -163,6 +163,63 @@ Result<std::unique_ptr<Pmem2Media>> Pmem2Media::create(const std::string& path,
   return map_fd(fd, path, S_ISCHR(st.st_mode));
 }
 
+// ---------------------------------------------------------- bad blocks
+// A file on a file system without DAX (tmpfs, ext4 on a disk) has no
+// region to ask: pmem2_badblock_next() answers PMEM2_E_NO_BAD_BLOCK_FOUND
+// ("no matching device") or the context cannot be made; both mean "none
+// known" and are only logged at debug level.
+
+namespace {
+
+struct BadBlockContext {
+  pmem2_source* src = nullptr;
+  pmem2_badblock_context* ctx = nullptr;
+  ~BadBlockContext() {
+    if (ctx != nullptr) pmem2_badblock_context_delete(&ctx);
+    if (src != nullptr) pmem2_source_delete(&src);
+  }
+  // 0, or libpmem2's negative error code.
+  int open(int fd) {
+    if (int rc = pmem2_source_from_fd(&src, fd); rc != 0) return rc;
+    return pmem2_badblock_context_new(&ctx, src);
+  }
+};
+
+}  // namespace
+
+std::vector<BadRange> Pmem2Media::bad_ranges() const {
+  std::vector<BadRange> out;
+  BadBlockContext bb;
+  if (bb.open(fd_) != 0) {
+    spdlog::debug("'{}': no bad block information ({})", path_, pmem2_errormsg());
+    return out;
+  }
+  pmem2_badblock b{};
+  int rc;
+  while ((rc = pmem2_badblock_next(bb.ctx, &b)) == 0) {
+    if (b.length == 0 || b.offset >= size()) continue;
+    out.push_back({b.offset, std::min<uint64_t>(b.length, size() - b.offset)});
+  }
+  if (rc != PMEM2_E_NO_BAD_BLOCK_FOUND) spdlog::debug("'{}': reading bad blocks: {}", path_, pmem2_errormsg());
+  if (!out.empty()) spdlog::debug("'{}': the device reports {} bad ranges", path_, out.size());
+  return out;
+}
+
+Status Pmem2Media::clear_bad_range(const BadRange& r) {
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t lo = r.off / page * page;
+  const uint64_t hi = std::min<uint64_t>((r.off + r.len + page - 1) / page * page, size());
+  BadBlockContext bb;
+  if (int rc = bb.open(fd_); rc != 0)
+    return Status(rc == PMEM2_E_NOSUPP ? Code::kNotSupported : Code::kIOError,
+                  "cannot clear bad blocks of '" + path_ + "': " + pmem2_errormsg());
+  pmem2_badblock b{static_cast<size_t>(lo), static_cast<size_t>(hi - lo)};
+  if (int rc = pmem2_badblock_clear(bb.ctx, &b); rc != 0)
+    return Status(rc == PMEM2_E_NOSUPP ? Code::kNotSupported : Code::kIOError,
+                  "clearing bad blocks at " + hex(lo) + " of '" + path_ + "': " + pmem2_errormsg());
+  return Status::ok();
+}
+
 void Pmem2Media::copy(uint64_t off, const void* src, size_t n) {
   unsigned flags = PMEM2_F_MEM_NODRAIN;
   if (n >= 256) flags |= PMEM2_F_MEM_NONTEMPORAL;

@@ -130,6 +130,9 @@ struct MountReport {
 struct FsckReport {
   std::vector<std::string> errors;
   std::vector<std::string> repaired;
+  // Not errors of the file system, but what the user should know: file
+  // data lost to bad blocks (its reads fail with EIO) and what to do.
+  std::vector<std::string> warnings;
   uint64_t inodes_checked = 0;
   uint64_t blocks_checked = 0;
   bool clean() const { return errors.empty(); }
@@ -155,6 +158,8 @@ struct FsInfo {
 using ReadFn = std::function<void(const struct iovec* iov, int count, size_t total)>;
 // One directory entry for readdir; return false when the reply is full.
 using DirFn = std::function<bool(std::string_view name, const Attr& attr, uint64_t next_off)>;
+
+struct LbaUse;  // fsck: what an LBA holds (fs/internal.h)
 
 class FileSystem {
  public:
@@ -293,6 +298,15 @@ class FileSystem {
   std::unique_ptr<MetaStore> fail_stop(std::unique_ptr<MetaStore> inner) const;
   void remember_identity();
   void check_backup_superblock(bool repair, FsckReport* r);
+  // Bad blocks (fs/fs_badblocks.cc). At mount, once the BTT is open: data
+  // blocks on ranges the device reports get the BTT E flag (their reads
+  // fail with EIO without touching the media) and the ranges are cleared;
+  // an inspecting mount only takes note (and refuses reads of those LBAs).
+  Status isolate_bad_blocks(bool apply);
+  std::unique_ptr<MetaStore> refuse_unisolated(std::unique_ptr<MetaStore> inner) const;
+  // fsck: what each bad LBA holds (`uses`, from the walk) and what to do.
+  void describe_bad_blocks(Op& op, const std::unordered_map<uint64_t, LbaUse>& uses, FsckReport* r);
+  std::vector<uint64_t> bad_lbas_to_describe() const;
 
   dax::Media& media_;
   Superblock sb_;
@@ -308,6 +322,13 @@ class FileSystem {
   uint64_t identity_[8] = {};               // check_pool's words, read at mount
   std::atomic<bool> changed_{false};        // the pool changed under the mount
   std::atomic<uint64_t> fault_reported_{0};  // media faults logged so far
+  // Bad blocks found at mount: the device's ranges (whole pages), LBAs with
+  // data on them that an inspecting mount left unflagged (sorted), whether
+  // the backup superblock is on one, and what fsck() reports of them.
+  std::vector<dax::BadRange> bad_ranges_;
+  std::vector<uint64_t> unisolated_;
+  bool backup_sb_bad_ = false;
+  FsckReport bad_findings_;
 
   friend class Op;
 };

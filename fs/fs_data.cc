@@ -97,9 +97,12 @@ namespace {
 
 // dax: copies the bytes of block fb into place. `fresh` blocks get their
 // uncovered parts zeroed; existing blocks get bytes past the old EOF zeroed.
+// A whole-block write is an overwrite: it also heals a block flagged bad
+// (E), whose partial writes fail with EIO (its old bytes are lost).
 Status dax_block_write(WriteCtx& c, uint64_t fb, uint64_t lba, bool fresh, uint32_t lo,
                        uint32_t hi, const std::byte* src) {
-  const btt::DaxIntent intent = fresh ? btt::DaxIntent::kOverwrite : btt::DaxIntent::kModify;
+  const bool whole = lo == 0 && hi == kBlockSize;
+  const btt::DaxIntent intent = fresh || whole ? btt::DaxIntent::kOverwrite : btt::DaxIntent::kModify;
   ASSIGN_OR_RETURN(btt::DaxBlock d, c.btt.dax_block(lba, intent));
   const uint64_t block_start = fb * kBlockSize;
   uint32_t zero_from = kBlockSize;  // first byte to zero before lo
