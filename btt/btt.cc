@@ -1,6 +1,7 @@
 // Module map: the BTT I/O paths.
 //   lanes + read tracking table (RTT)    LaneGuard, wait_rtt
 //   read()                               map -> RTT publish -> fence -> re-check -> copy
+//                                        (the fence is ~1% of a 4 KiB read: docs/DESIGN.md)
 //   write()                              single block: 1 fence (checksummed flog)
 //                                        or 2 (UEFI flog), see below
 //   write_group()                        multi-block redo record, 4 or 5 fences
@@ -149,7 +150,11 @@ Status Btt::read(uint64_t lba, void* buf) {
     if ((e & kMapFlags) == kMapError)
       return IOError("LBA " + std::to_string(lba) + " is marked bad (BTT map E flag)");
     ASSIGN_OR_RETURN(const uint32_t block, mapped_block(a, loc.premap, e));
-    rtt.store(rtt_tag(a.index, block), std::memory_order_seq_cst);
+    // Publish, then one full fence (it pairs with the writer's fence before
+    // its RTT scan: either the writer sees this slot, or the re-check below
+    // sees the writer's remap). Release: the writer that reads a later value
+    // of this slot is ordered after this read's copy.
+    rtt.store(rtt_tag(a.index, block), std::memory_order_release);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (load_map(a, loc.premap) != e) continue;  // remapped meanwhile: retry
     media_.read(data_off(a, block), buf, params_.lbasize);
