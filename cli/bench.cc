@@ -58,6 +58,7 @@
 #include <vector>
 
 #include "cli/common.h"
+#include "cli/mounts.h"
 
 namespace untorn::cli {
 
@@ -341,32 +342,8 @@ std::string read_file(const std::string& path) {
   return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
 }
 
-// /proc/self/mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string unescape_mountinfo(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); i++) {
-    if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1]))) {
-      out += static_cast<char>(std::strtol(s.substr(i + 1, 3).c_str(), nullptr, 8));
-      i += 3;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
 // `path` must be canonical (we build it from the canonical work directory).
-bool is_mounted(const std::string& path) {
-  std::ifstream f("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(f, line)) {
-    std::istringstream in(line);
-    std::string id, parent, devno, root, point;
-    in >> id >> parent >> devno >> root >> point;
-    if (unescape_mountinfo(point) == path) return true;
-  }
-  return false;
-}
+bool is_mounted(const std::string& path) { return mount_at(path).has_value(); }
 
 int remove_entry(const char* path, const struct stat*, int, struct FTW*) {
   ::remove(path);

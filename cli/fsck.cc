@@ -7,11 +7,9 @@
 
 namespace untorn::cli {
 
-namespace {
-
 int run_fsck(const std::string& pool, bool repair) {
   auto media = open_locked(pool);
-  if (!media.is_ok()) return print_error("fsck", media.status()), 8;
+  if (!media.is_ok()) return print_error("fsck", media.status()), kFsckOperational;
   fs::MountOptions o;
   o.repair = repair;
   o.inspect = !repair;
@@ -20,7 +18,7 @@ int run_fsck(const std::string& pool, bool repair) {
   if (!fsr.is_ok()) {
     std::printf("%s: cannot open the file system: %s\n", pool.c_str(), fsr.status().message().c_str());
     if (!repair) std::printf("run 'untorn fsck --repair %s' to try to repair it\n", pool.c_str());
-    return 4;
+    return kFsckUncorrected;
   }
   const bool tty = ::isatty(2);
   auto progress = [tty](uint64_t done, uint64_t total) {
@@ -38,12 +36,10 @@ int run_fsck(const std::string& pool, bool repair) {
               !r.errors.empty() ? "ERRORS LEFT" : (!r.repaired.empty() || recovered) ? "errors corrected" : "clean");
   if (!r.errors.empty()) {
     if (!repair) std::printf("run 'untorn fsck --repair %s' to repair what can be repaired\n", pool.c_str());
-    return 4;
+    return kFsckUncorrected;
   }
-  return r.repaired.empty() && !recovered ? 0 : 1;
+  return r.repaired.empty() && !recovered ? kFsckClean : kFsckCorrected;
 }
-
-}  // namespace
 
 void add_fsck(CLI::App& app, int* rc) {
   auto pool = std::make_shared<std::string>();
@@ -51,7 +47,10 @@ void add_fsck(CLI::App& app, int* rc) {
   CLI::App* c = app.add_subcommand("fsck", "Check a pool (not mounted): BTT, reachability, link counts, block ownership");
   c->add_option("pool", *pool, "Pool file or DAX device")->required();
   c->add_flag("-r,--repair", *repair, "Repair what can be repaired (damaged copies, counts, bitmaps)");
-  c->footer("Exit codes: 0 clean, 1 errors corrected, 4 errors left, 8 operational error");
+  c->footer("fsck -t untorn (fsck.untorn) takes e2fsck's -n, -p/-a and -y instead of --repair.\n\n"
+            "Exit status:\n"
+            "  as e2fsck: 0 clean, 1 errors corrected, 4 errors left uncorrected, 8 operational\n"
+            "  error (missing, not a pool, in use), 16 usage error.");
   c->callback([pool, repair, rc] { *rc = run_fsck(*pool, *repair); });
 }
 

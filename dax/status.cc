@@ -24,6 +24,7 @@ const char* code_name(Code c) {
     case Code::kTooManyLinks: return "Too many links";
     case Code::kValueTooLarge: return "Value too large";
     case Code::kNoMemory: return "Out of memory";
+    case Code::kReadOnly: return "Read-only file system";
   }
   return "Unknown";
 }

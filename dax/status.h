@@ -36,6 +36,7 @@ enum class Code : unsigned char {
   kTooManyLinks,     // EMLINK
   kValueTooLarge,    // attribute value or list too large (E2BIG)
   kNoMemory,         // an allocation failed (ENOMEM)
+  kReadOnly,         // the file system is mounted (or remounted) read-only (EROFS)
 };
 
 const char* code_name(Code c);

@@ -18,6 +18,7 @@
 #include <sys/uio.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -205,6 +206,12 @@ class FileSystem {
   FsckReport fsck(bool repair, const std::function<void(uint64_t, uint64_t)>& progress = nullptr);
   FsInfo info();
   const Superblock& superblock() const { return sb_; }
+  // Read-only mode (mount -o ro, mount -o remount,ro): from the next
+  // operation on, every change fails with kReadOnly before it stores
+  // anything in the pool; inodes unlinked while open stay on the orphan list
+  // (freed at the next mount). Thread-safe.
+  void set_read_only(bool ro) { read_only_.store(ro); }
+  bool read_only() const { return read_only_.load(); }
   // Largest write() that is all-or-nothing on an atomic file: one commit
   // of file data, minus a block for a request that starts unaligned.
   uint64_t atomic_unit_bytes() const { return (request_blocks() - 1) * kBlockSize; }
@@ -235,6 +242,9 @@ class FileSystem {
   Result<size_t> write_locked(uint64_t ino, uint64_t off, const void* buf, size_t n, bool append);
   Status set_data_mode(uint64_t ino, bool atomic);
   uint64_t request_blocks() const;
+  Status check_writable() const {
+    return read_only() ? Status(Code::kReadOnly, "the file system is mounted read-only") : Status::ok();
+  }
 
   dax::Media& media_;
   Superblock sb_;
@@ -247,6 +257,7 @@ class FileSystem {
   std::unordered_map<uint64_t, std::shared_ptr<InodeRef>> refs_;
   uint64_t data_goal_ = 0;  // next-fit cursor for new files' data
   uint64_t meta_goal_ = 0;  // cursor for metadata blocks
+  std::atomic<bool> read_only_{false};
 
   friend class Op;
 };

@@ -4,9 +4,9 @@
 #include <dirent.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
+#include <uuid/uuid.h>
 
 #include <cstring>
-#include <random>
 
 #include "dax/checksum.h"
 #include "fs/internal.h"
@@ -137,8 +137,7 @@ Status FileSystem::mkfs(dax::Media& media, const MkfsOptions& o) {
   if (!geo.is_ok())
     return Status(Code::kNoSpace, "pool of " + std::to_string(media.size()) + " bytes is too small (" +
                                       geo.message() + "); the minimum is " + std::to_string(min_pool_size(o)) + " bytes");
-  std::random_device rd;
-  for (auto& b : sb.uuid) b = static_cast<uint8_t>(rd());
+  uuid_generate_random(sb.uuid);  // RFC 4122 version 4
   sb.mkfs_time = time(nullptr);
   std::strncpy(sb.label, o.label.c_str(), sizeof sb.label - 1);
   // Invalidate any old superblock first: a crash during mkfs leaves no
@@ -338,6 +337,11 @@ void FileSystem::Op::clear_inode(uint64_t ino) {
 }
 
 Status FileSystem::Op::commit() {
+  if (fs_.read_only()) {
+    bool dirty = txn.has_changes();
+    for (const Slot& s : slots_) dirty |= s.dirty;
+    if (dirty) return fs_.check_writable();
+  }
   const Superblock& sb = fs_.sb_;
   for (const Slot& s : slots_) {
     if (!s.dirty) continue;

@@ -59,6 +59,7 @@ int to_errno(const Status& st) {
     case Code::kTooManyLinks: return EMLINK;
     case Code::kValueTooLarge: return E2BIG;
     case Code::kNoMemory: return ENOMEM;
+    case Code::kReadOnly: return EROFS;
   }
   return EIO;
 }
