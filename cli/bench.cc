@@ -57,6 +57,9 @@
 #include <thread>
 #include <vector>
 
+#include "bench/engine.h"
+#include "bench/engine_report.h"
+#include "bench/run_info.h"
 #include "cli/common.h"
 #include "cli/mounts.h"
 
@@ -149,6 +152,7 @@ struct BenchArgs {
   std::string seq_size, rand_size;
   int runtime_s = 0;
   int files = 0;
+  bool in_process = false;
 };
 
 // Everything a run needs, resolved from the arguments.
@@ -1221,6 +1225,11 @@ Status make_plan(const BenchArgs& a, Plan* p) {
   p->keep = a.keep;
   if (Status st = sizes_of(a, p); !st) return st;
   std::set<std::string> asked(a.systems.begin(), a.systems.end());
+  for (const auto& n : asked)
+    if (std::none_of(std::begin(kSystems), std::end(kSystems), [&](const SystemSpec& s) { return n == s.name; }))
+      return InvalidArgument("'" + n + "' is a system of --in-process only");
+  for (const auto& n : a.workloads)
+    if (std::string(unit_of(n)).empty()) return InvalidArgument("'" + n + "' is a workload of --in-process only");
   for (const auto& s : kSystems)
     if (asked.empty() || asked.count(s.name)) p->systems.push_back(&s);
   for (const auto& w : kWorkloads)
@@ -1323,6 +1332,44 @@ int run_bench(const BenchArgs& a) {
   return rc;
 }
 
+// --in-process: the engine benchmark (bench/engine.h), no FUSE.
+int run_in_process(const BenchArgs& a) {
+  g_start = Clock::now();
+  bench::EngineConfig c;
+  c.dir = a.dir;
+  c.runs = a.runs;
+  c.quick = a.quick;
+  c.files = a.files;
+  for (const auto& s : a.systems)
+    if (s.rfind("engine-", 0) != 0) return print_error("bench", InvalidArgument("--in-process runs the engine-* systems, not '" + s + "'")), 2;
+  c.systems = a.systems;
+  c.workloads = a.workloads;
+  for (auto [text, field] : {std::pair{&a.seq_size, &c.seq_bytes}, std::pair{&a.rand_size, &c.rand_bytes}}) {
+    if (text->empty()) continue;
+    const auto v = parse_size(*text);
+    if (!v || *v < kMiB || *v % kMiB != 0) return print_error("bench", InvalidArgument("bad size '" + *text + "' (whole MiB, e.g. 256M)")), 2;
+    *field = *v;
+  }
+  c.progress = [](const std::string& line) { progress("%s", line.c_str()); };
+  const bench::RunInfo info = bench::collect_run_info();
+  auto r = bench::run_engine(c);
+  if (!r.is_ok()) return print_error("bench", r.status()), 2;
+  std::fputs(bench::engine_markdown(*r, info).c_str(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+  int rc = r->failed_systems.empty() ? 0 : 1;
+  for (const auto& [s, cells] : r->cells)
+    for (const auto& [w, cell] : cells) rc = cell.error.empty() ? rc : 1;
+  if (!a.json.empty()) {
+    std::ofstream f(a.json);
+    f << bench::engine_json(*r, info).dump(2) << '\n';
+    f.close();
+    if (!f) return print_error("bench", IOError("cannot write '" + a.json + "'")), 1;
+    progress("wrote %s", a.json.c_str());
+  }
+  return rc;
+}
+
 const char* const kDescription =
     "Compare untorn with native tmpfs and peer FUSE file systems on this machine, in one run.";
 
@@ -1367,6 +1414,17 @@ system's remaining workloads skipped.
 
 Mounts are always unmounted and pools removed, also on errors and Ctrl-C.
 
+--in-process: the engine benchmark. The same kind of workloads against the
+file-system core called directly (no FUSE, no kernel), for engine-btt-dax,
+engine-btt-atomic, engine-csum-dax and engine-csum-atomic: create, stat,
+rename, unlink, mkdir (ops/s), write4k, read4k (IOPS, random 4 KiB in a
+file), write1m (MiB/s, a new file in 1 MiB writes). Besides throughput
+(median and min..max of --runs), it counts the media traffic of every
+operation (bytes stored, cache lines flushed, fences, bytes written twice)
+on a fresh pool; those counts do not depend on the machine. --quick takes
+about 20 s. --json rows: system, workload, median, unit, min, max, runs,
+media {bytes_per_op, flushes_per_op, fences_per_op, rewritten_bytes_per_op}.
+
 Exit status: 0 everything measured, 1 a system failed to mount, a workload
 failed or the run was interrupted (what was measured is still reported),
 2 bad arguments.
@@ -1382,7 +1440,10 @@ void add_bench(CLI::App& app, int* rc) {
   CLI::App* c = app.add_subcommand("bench", kDescription);
   std::vector<std::string> systems, workloads;
   for (const auto& s : kSystems) systems.emplace_back(s.name);
+  for (const auto& s : bench::engine_systems()) systems.push_back(s);
   for (const auto& w : kWorkloads) workloads.emplace_back(w.name);
+  for (const auto& w : bench::engine_workloads())
+    if (std::find(workloads.begin(), workloads.end(), w) == workloads.end()) workloads.push_back(w);
   c->add_flag("-q,--quick", a->quick, "Small files and short runs (about 3 minutes on 2 cores)");
   c->add_option("-r,--runs", a->runs, "Runs of every workload; the median is reported (default 3)")
       ->check(CLI::Range(1, 100));
@@ -1410,8 +1471,11 @@ void add_bench(CLI::App& app, int* rc) {
   c->add_option("--runtime", a->runtime_s, "Seconds per timed fio job (default 10, --quick 1)")->check(CLI::Range(1, 3600));
   c->add_option("--files", a->files, "Files of the metadata workloads (default 20000, --quick 2000)")
       ->check(CLI::Range(1, 10000000));
+  c->add_flag("--in-process", a->in_process,
+              "Run the engine benchmark instead: the file-system core called directly (no FUSE), each store\n"
+              "and file mode, with media traffic per operation (see below)");
   c->footer(kFooter);
-  c->callback([a, rc] { *rc = run_bench(*a); });
+  c->callback([a, rc] { *rc = a->in_process ? run_in_process(*a) : run_bench(*a); });
 }
 
 }  // namespace untorn::cli

@@ -2,9 +2,12 @@
 // pool itself when it is not in use, and from the mount (statvfs) while it
 // is mounted (the daemon holds the pool's lock).
 #include <fmt/core.h>
+#include <nlohmann/json.hpp>
 #include <sys/file.h>
 #include <sys/statvfs.h>
 #include <uuid/uuid.h>
+
+#include <cstring>
 
 #include "cli/common.h"
 #include "cli/mounts.h"
@@ -18,16 +21,6 @@ std::string uuid_str(const uint8_t* u) {
   char b[37];
   uuid_unparse_lower(u, b);
   return b;
-}
-
-std::string json_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    o += c;
-  }
-  return o;
 }
 
 struct Usage {
@@ -83,27 +76,37 @@ void print_text(const std::string& pool, const fs::Superblock& sb, const char* g
 
 void print_json(const std::string& pool, const fs::Superblock& sb, const char* gran, const Usage& u,
                 const fs::FsInfo* fi, bool busy) {
-  std::printf("{\"pool\":\"%s\",\"size\":%llu,\"uuid\":\"%s\",\"label\":\"%s\",\"metadata\":\"%s\","
-              "\"default_mode\":\"%s\",\"block_size\":%u,\"blocks\":%llu,\"inodes\":%llu,\"granularity\":\"%s\","
-              "\"mounted\":%s",
-              json_escape(pool).c_str(), (unsigned long long)sb.pool_size, uuid_str(sb.uuid).c_str(),
-              json_escape(sb.label).c_str(), sb.meta_mode == 1 ? "csum" : "btt",
-              sb.default_mode == 1 ? "atomic" : "dax", sb.block_size, (unsigned long long)sb.nblocks,
-              (unsigned long long)sb.ninodes, gran, busy ? "true" : "false");
-  if (!u.mount_point.empty()) std::printf(",\"mount_point\":\"%s\"", json_escape(u.mount_point).c_str());
-  if (u.known || fi)
-    std::printf(",\"blocks_free\":%llu,\"inodes_free\":%llu", (unsigned long long)u.blocks_free,
-                (unsigned long long)u.inodes_free);
-  if (fi) {
-    std::printf(",\"btt\":{\"lanes\":%u,\"group_slots\":%u,\"group_max_blocks\":%u,\"arenas\":[", fi->btt.nlanes,
-                fi->btt.group_slots, fi->btt.group_max_blocks);
-    for (size_t i = 0; i < fi->arenas.size(); i++)
-      std::printf("%s{\"offset\":%llu,\"size\":%llu,\"external_blocks\":%u,\"free_reserve\":%u}", i ? "," : "",
-                  (unsigned long long)fi->arenas[i].media_off, (unsigned long long)fi->arenas[i].size_bytes,
-                  fi->arenas[i].external_nlba, fi->arenas[i].nfree);
-    std::printf("]}");
+  // nlohmann-json escapes control characters; bytes that are not UTF-8
+  // (a path, or the label of a damaged pool) become U+FFFD.
+  nlohmann::ordered_json j;
+  j["pool"] = pool;
+  j["size"] = sb.pool_size;
+  j["uuid"] = uuid_str(sb.uuid);
+  j["label"] = std::string(sb.label, strnlen(sb.label, sizeof sb.label));
+  j["metadata"] = sb.meta_mode == 1 ? "csum" : "btt";
+  j["default_mode"] = sb.default_mode == 1 ? "atomic" : "dax";
+  j["block_size"] = sb.block_size;
+  j["blocks"] = sb.nblocks;
+  j["inodes"] = sb.ninodes;
+  j["granularity"] = gran;
+  j["mounted"] = busy;
+  if (!u.mount_point.empty()) {
+    j["mount_point"] = u.mount_point;
+    j["read_only"] = u.read_only;
   }
-  std::printf("}\n");
+  if (u.known || fi) {
+    j["blocks_free"] = u.blocks_free;
+    j["inodes_free"] = u.inodes_free;
+  }
+  if (fi) {
+    nlohmann::ordered_json arenas = nlohmann::ordered_json::array();
+    for (const auto& a : fi->arenas)
+      arenas.push_back({{"offset", a.media_off}, {"size", a.size_bytes}, {"external_blocks", a.external_nlba},
+                        {"free_reserve", a.nfree}});
+    j["btt"] = {{"lanes", fi->btt.nlanes}, {"group_slots", fi->btt.group_slots},
+                {"group_max_blocks", fi->btt.group_max_blocks}, {"arenas", arenas}};
+  }
+  std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
 }
 
 int run_info(const std::string& arg, bool json) {

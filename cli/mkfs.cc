@@ -2,12 +2,13 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <unistd.h>
-
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <climits>
 #include <cstring>
+#include <optional>
 
 #include "cli/common.h"
 #include "fs/filesystem.h"
@@ -18,10 +19,10 @@ namespace {
 
 struct MkfsArgs {
   std::string pool;
-  uint64_t size = 0;
+  uint64_t size = 0;  // --size, parsed by CLI::AsSizeValue
   bool size_given = false;
   bool force = false;
-  uint64_t inodes = 0;
+  std::string inodes;
   std::string default_mode = "dax";
   std::string metadata = "btt";
   std::string label;
@@ -63,29 +64,85 @@ Status check_target(const MkfsArgs& a, bool* exists, bool* is_device, uint64_t* 
   return Status::ok();
 }
 
+// A decimal count: digits only (no sign, no suffix), no overflow.
+std::optional<uint64_t> parse_count(const std::string& s) {
+  if (s.empty() || s.size() > 20) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return std::nullopt;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+// Room for a pool file of `size` bytes where `path` is (or would be)
+// created, counting the blocks an existing file of cur_size already has.
+Status check_space(const std::string& path, uint64_t size, uint64_t cur_size) {
+  std::string dir = path;
+  const size_t slash = dir.rfind('/');
+  dir = slash == std::string::npos ? "." : slash == 0 ? "/" : dir.substr(0, slash);
+  struct statvfs v {};
+  if (::statvfs(dir.c_str(), &v) != 0)
+    return Status(Code::kNotFound, "cannot create '" + path + "': " + std::strerror(errno));
+  const unsigned __int128 avail = static_cast<unsigned __int128>(v.f_bavail) * v.f_frsize + cur_size;
+  if (size > avail)
+    return NoSpace("not enough space for a pool of " + human_size(size) + " in '" + dir + "': " +
+                   human_size(static_cast<uint64_t>(avail)) + " available");
+  return Status::ok();
+}
+
+// Every argument and derived size, before the target is touched.
+Status check_args(const MkfsArgs& a, bool is_device, uint64_t size, fs::MkfsOptions* o) {
+  if (!a.inodes.empty()) {
+    auto n = parse_count(a.inodes);
+    if (!n || *n == 0)
+      return InvalidArgument("bad inode count '" + a.inodes + "': a number from " + std::to_string(fs::FileSystem::kMinInodes) +
+                             " to " + std::to_string(fs::FileSystem::kMaxInodes) + " (at most what the pool holds)");
+    o->inodes = *n;
+  }
+  RETURN_IF_ERROR(fs::FileSystem::check_label(a.label).with_context("bad --label"));
+  if (!is_device && size == 0) return InvalidArgument("--size is required to create a pool file");
+  if (!is_device && size < fs::FileSystem::min_pool_size(*o)) {
+    const uint64_t min = fs::FileSystem::min_pool_size(*o);
+    return Status(Code::kNoSpace, "size " + human_size(size) + " is too small: the minimum is " + std::to_string(min) +
+                                      " bytes (" + human_size(min) + ")");
+  }
+  return fs::FileSystem::check_mkfs(size, *o);
+}
+
 int run_mkfs(const MkfsArgs& a) {
   fs::MkfsOptions o;
-  o.inodes = a.inodes;
   o.default_mode = a.default_mode == "atomic" ? fs::DataMode::kAtomic : fs::DataMode::kDax;
   o.meta = a.metadata == "csum" ? fs::MetaMode::kCsum : fs::MetaMode::kBtt;
   o.label = a.label;
-  bool exists, is_device;
-  uint64_t cur_size;
   if (a.size_given && a.size == 0)
     return print_error("mkfs", InvalidArgument("the size must be positive (examples: 512M, 4G, 1T)")), kExitUsage;
+  if (a.size_given && a.size > fs::FileSystem::kMaxPoolSize)
+    return print_error("mkfs", InvalidArgument("bad size " + std::to_string(a.size) + ": from " +
+                                               human_size(fs::FileSystem::min_pool_size(o)) + " to " +
+                                               human_size(fs::FileSystem::kMaxPoolSize) + " (examples: 512M, 4G, 1T)")),
+           kExitUsage;
+  bool exists, is_device;
+  uint64_t cur_size;
   Status st = check_target(a, &exists, &is_device, &cur_size);
   if (!st.is_ok()) return print_error("mkfs", st), kExitFailure;
   uint64_t size = a.size_given ? a.size : cur_size;
-  if (!is_device) {
-    if (size == 0)
-      return print_error("mkfs", InvalidArgument("--size is required to create a pool file")), kExitUsage;
-    const uint64_t min = fs::FileSystem::min_pool_size(o);
-    if (size < min)
-      return print_error("mkfs", Status(Code::kNoSpace, "size " + human_size(size) + " is too small: the minimum is " +
-                                                            std::to_string(min) + " bytes (" + human_size(min) + ")")),
-             kExitUsage;
+  // A device is opened (not changed) to learn its size; a file is not touched yet.
+  std::unique_ptr<dax::Pmem2Media> dev;
+  if (is_device) {
+    auto m = dax::Pmem2Media::open(a.pool);
+    if (!m.is_ok()) return print_error("mkfs", m.status()), kExitFailure;
+    dev = std::move(*m);
+    size = dev->size();
   }
-  auto media = is_device ? dax::Pmem2Media::open(a.pool) : dax::Pmem2Media::create(a.pool, size);
+  // A bad argument (or one that does not fit the pool) is a usage error.
+  st = check_args(a, is_device, size, &o);
+  if (!st.is_ok()) return print_error("mkfs", st), kExitUsage;
+  if (!is_device) st = check_space(a.pool, size, cur_size);
+  if (!st.is_ok()) return print_error("mkfs", st), kExitFailure;
+  auto media = is_device ? Result<std::unique_ptr<dax::Pmem2Media>>(std::move(dev)) : dax::Pmem2Media::create(a.pool, size);
   if (!media.is_ok()) {
     if (!exists) ::unlink(a.pool.c_str());
     return print_error("mkfs", media.status()), kExitFailure;
@@ -126,19 +183,20 @@ void setup_mkfs(CLI::App* c, int* rc) {
           "", "positive"))
       ->type_name("SIZE");
   c->add_flag("-f,--force", args->force, "Overwrite an existing pool or non-empty file");
-  c->add_option("--inodes", args->inodes, "Number of inodes (default: one per 16 KiB)");
+  c->add_option("--inodes", args->inodes, "Number of inodes, 16 to what the pool holds (default: one per 16 KiB)");
   c->add_option("--default-mode", args->default_mode, "Data mode of new files: dax or atomic")
       ->check(CLI::IsMember({"dax", "atomic"}));
   c->add_option("--metadata", args->metadata, "How metadata is made crash-atomic: btt (default) or csum")
       ->check(CLI::IsMember({"btt", "csum"}));
-  c->add_option("--label", args->label, "A label of up to 63 bytes");
+  c->add_option("--label", args->label, "A label: valid UTF-8, up to 63 bytes");
   c->footer("Examples:\n"
             "  untorn mkfs /dev/shm/pool --size 1G\n"
             "      a 1 GiB pool file\n"
             "  untorn mkfs /dev/dax0.0 --metadata csum --default-mode atomic\n"
             "      a device DAX namespace, checksummed metadata, new files atomic\n\n"
             "Exit status:\n"
-            "  0 formatted, 1 failed (the target is left as it was), 2 usage error.");
+            "  0 formatted, 1 failed (the target is left as it was), 2 usage error (a bad or\n"
+            "  out-of-range argument).");
   c->callback([args, rc] { *rc = run_mkfs(*args); });
 }
 

@@ -142,9 +142,22 @@ using DirFn = std::function<bool(std::string_view name, const Attr& attr, uint64
 
 class FileSystem {
  public:
-  // Smallest pool mkfs accepts for these options.
+  // Bounds of mkfs: pools up to 64 TiB (the allocator keeps a bit per 4 KiB
+  // block in memory: 2 GiB there), inode counts in [kMinInodes, kMaxInodes]
+  // and at most what the pool holds (max_inodes).
+  static constexpr uint64_t kMaxPoolSize = 1ull << 46;
+  static constexpr uint64_t kMinInodes = 16;
+  static constexpr uint64_t kMaxInodes = 1ull << 32;
+  // Smallest pool mkfs accepts for these options (0: none up to kMaxPoolSize).
   static uint64_t min_pool_size(const MkfsOptions& o);
-  // Formats the whole media. Fails (kNoSpace) below min_pool_size.
+  // Largest inode count a pool of pool_size holds (0: not even kMinInodes).
+  static uint64_t max_inodes(uint64_t pool_size, const MkfsOptions& o);
+  // A label fits the superblock (63 bytes) and is valid UTF-8.
+  [[nodiscard]] static Status check_label(std::string_view label);
+  // Every option and derived size of mkfs for a pool of pool_size, before
+  // anything is written: kInvalidArgument / kNoSpace naming the valid range.
+  [[nodiscard]] static Status check_mkfs(uint64_t pool_size, const MkfsOptions& o);
+  // Formats the whole media (check_mkfs first: a refused format writes nothing).
   [[nodiscard]] static Status mkfs(dax::Media& media, const MkfsOptions& o);
   // Reads and checks the superblock only (info, foreign-pool detection).
   static Result<Superblock> read_superblock(const dax::Media& media);
@@ -238,7 +251,14 @@ class FileSystem {
                          std::string_view symlink_target, const Cred& c);
   Status remove_entry(uint64_t parent, std::string_view name, bool dir);
   Status truncate_locked(uint64_t ino, uint64_t size);
+  // fallocate modes (fs_falloc.cc); the caller holds the inode's io lock.
   Status punch_hole(uint64_t ino, uint64_t off, uint64_t len);
+  Status preallocate(uint64_t ino, bool keep_size, uint64_t off, uint64_t len);
+  Status preallocate_round(uint64_t ino, bool keep_size, bool first_round, uint64_t off, uint64_t len,
+                           uint64_t* fb, std::vector<std::pair<uint64_t, uint64_t>>* runs);
+  Status zero_range(uint64_t ino, bool keep_size, uint64_t off, uint64_t len);
+  Status unmap_runs(uint64_t ino, const std::vector<std::pair<uint64_t, uint64_t>>& runs);
+  Result<uint64_t> holes_in(uint64_t ino, uint64_t fb, uint64_t last);
   Result<size_t> write_locked(uint64_t ino, uint64_t off, const void* buf, size_t n, bool append);
   Status set_data_mode(uint64_t ino, bool atomic);
   uint64_t request_blocks() const;

@@ -27,9 +27,6 @@ constexpr uint32_t kMaxRequestBlocks = 256;  // blocks per atomic commit of file
 
 alignas(4096) const std::byte kZeroPage[65536] = {};
 
-uint64_t block_of(uint64_t off) { return off / kBlockSize; }
-uint64_t blocks_spanning(uint64_t size) { return (size + kBlockSize - 1) / kBlockSize; }
-
 }  // namespace
 
 // ------------------------------------------------------------------- open
@@ -61,19 +58,6 @@ Status FileSystem::fsync(uint64_t ino) {
 }
 
 // ------------------------------------------------------------------ write
-
-namespace {
-
-struct WriteCtx {
-  FileSystem::Op& op;
-  dax::Media& media;
-  btt::Btt& btt;
-  uint64_t ino;
-  Inode* in;
-  uint64_t old_size;
-  bool atomic;
-  std::vector<std::unique_ptr<BlockBuf>> bufs;  // atomic: merged partial blocks
-};
 
 // Zeroes bytes [lo, hi) of block fb if it is mapped: in place for dax
 // files, as a whole-block rewrite in the commit for atomic files.
@@ -108,6 +92,8 @@ Status prepare_growth(WriteCtx& c, BTree& t, uint64_t first_written_fb, uint64_t
     RETURN_IF_ERROR(zero_in_block(c, t, block_of(c.old_size), c.old_size % kBlockSize, kBlockSize));
   return Status::ok();
 }
+
+namespace {
 
 // dax: copies the bytes of block fb into place. `fresh` blocks get their
 // uncovered parts zeroed; existing blocks get bytes past the old EOF zeroed.
@@ -170,9 +156,12 @@ Result<size_t> FileSystem::write(uint64_t ino, uint64_t off, const void* buf, si
     size_t len = std::min(n - done, chunk);
     // Keep chunk boundaries block aligned after the first one.
     if (!append && len == chunk && (off + done) % kBlockSize) len -= (off + done) % kBlockSize;
-    ASSIGN_OR_RETURN(size_t w, write_locked(ino, append ? 0 : off + done, p + done, len, append));
-    done += w;
-    if (n == 0 || w == 0) break;
+    Result<size_t> w = write_locked(ino, append ? 0 : off + done, p + done, len, append);
+    // A later piece that fails (ENOSPC) makes a short write of the pieces
+    // already committed, as POSIX wants; only a first failure is an error.
+    if (!w.is_ok()) return done > 0 ? Result<size_t>(done) : w.status();
+    done += *w;
+    if (n == 0 || *w == 0) break;
   }
   return done;
 }
@@ -324,101 +313,6 @@ Status FileSystem::truncate_locked(uint64_t ino, uint64_t size) {
   }
 }
 
-// -------------------------------------------------------------- fallocate
-
-// Punches [off, off + len) out of the file, keeping its size: partial edge
-// blocks are zeroed and whole blocks freed in one commit (further commits
-// only when the range frees more than one commit can carry).
-Status FileSystem::punch_hole(uint64_t ino, uint64_t off, uint64_t len) {
-  const size_t budget = store_->max_commit_blocks() - 32;
-  bool first_round = true;
-  uint64_t fb = 0, end_full = 0;
-  for (;;) {
-    std::unique_lock<std::shared_mutex> lk(meta_mu_);
-    Op op(*this);
-    ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
-    if (!is_reg(in->mode)) return Status(is_dir(in->mode) ? Code::kIsDir : Code::kInvalidArgument, "fallocate");
-    const uint64_t end = std::min(off + len, in->size);
-    if (off >= end || in->root == 0) return Status::ok();
-    BTree t = op.tree(ino, *in, NodeKind::kExtent);
-    WriteCtx c{op, media_, *btt_, ino, in, in->size, (in->flags & kInodeAtomic) != 0, {}};
-    if (first_round) {
-      const uint64_t first_full = blocks_spanning(off);
-      end_full = block_of(end);
-      if (first_full > end_full) {  // inside one block
-        RETURN_IF_ERROR(zero_in_block(c, t, block_of(off), off % kBlockSize, static_cast<uint32_t>(end - block_of(off) * kBlockSize)));
-        end_full = first_full;
-      } else {
-        if (off % kBlockSize) RETURN_IF_ERROR(zero_in_block(c, t, block_of(off), off % kBlockSize, kBlockSize));
-        if (end % kBlockSize && end_full >= first_full) RETURN_IF_ERROR(zero_in_block(c, t, end_full, 0, end % kBlockSize));
-      }
-      fb = first_full;
-      if (!c.atomic) media_.drain();
-    }
-    uint64_t freed = 0;
-    if (fb < end_full) {
-      ASSIGN_OR_RETURN(fb, ext_punch(t, op.txn, *blocks_, fb, end_full, budget, &freed));
-    }
-    in->blocks = in->blocks - freed + t.blocks_delta();
-    in->mtime = in->ctime = now_ts();
-    op.dirty(ino);
-    RETURN_IF_ERROR(op.commit());
-    first_round = false;
-    if (fb >= end_full) return Status::ok();
-  }
-}
-
-Status FileSystem::fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len) {
-  if (len == 0) return InvalidArgument("fallocate of zero bytes");
-  RETURN_IF_ERROR(check_writable());
-  if (off + len > kMaxFileSize || off + len < off) return Status(Code::kTooLarge, "beyond the maximum file size");
-  std::shared_ptr<InodeRef> r = ref(ino);
-  std::unique_lock<std::shared_mutex> io(r->io);
-  if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) return punch_hole(ino, off, len);
-  if (mode != 0 && mode != FALLOC_FL_KEEP_SIZE) return NotSupported("fallocate mode " + std::to_string(mode));
-  // Preallocation: zero-filled blocks for the holes, in bounded commits.
-  uint64_t fb = block_of(off);
-  const uint64_t last = block_of(off + len - 1);
-  while (fb <= last) {
-    std::unique_lock<std::shared_mutex> lk(meta_mu_);
-    Op op(*this);
-    ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
-    if (!is_reg(in->mode)) return Status(is_dir(in->mode) ? Code::kIsDir : Code::kInvalidArgument, "fallocate");
-    if (in->root == 0) {
-      ASSIGN_OR_RETURN(in->root, BTree::create(op.txn, *blocks_, NodeKind::kExtent, ino, meta_goal_));
-      in->blocks++;
-    }
-    BTree t = op.tree(ino, *in, NodeKind::kExtent);
-    WriteCtx c{op, media_, *btt_, ino, in, in->size, false, {}};
-    if (!(mode & FALLOC_FL_KEEP_SIZE)) RETURN_IF_ERROR(prepare_growth(c, t, ~uint64_t{0}, off + len, *blocks_));
-    uint64_t allocated = 0;
-    while (fb <= last && allocated < 64 * 1024 && op.txn.pending_blocks() < store_->max_commit_blocks() - 32) {
-      ASSIGN_OR_RETURN(Mapping m, ext_map(t, fb, last - fb + 1));
-      if (m.lba != 0) {
-        fb += m.len;
-        continue;
-      }
-      ASSIGN_OR_RETURN(auto run, blocks_->alloc_run(op.txn, data_goal_, static_cast<uint32_t>(std::min<uint64_t>(m.len, kMaxExtentLen))));
-      for (uint64_t i = 0; i < run.second; i++) {
-        ASSIGN_OR_RETURN(btt::DaxBlock d, btt_->dax_block(run.first + i, btt::DaxIntent::kOverwrite));
-        media_.fill(d.media_off, 0, kBlockSize);
-      }
-      RETURN_IF_ERROR(ext_insert(t, fb, run.first, run.second));
-      in->blocks += run.second;
-      data_goal_ = run.first + run.second;
-      fb += run.second;
-      allocated += run.second;
-    }
-    media_.drain();
-    if (!(mode & FALLOC_FL_KEEP_SIZE) && fb > last) in->size = std::max(in->size, off + len);
-    in->blocks += t.blocks_delta();
-    in->ctime = now_ts();
-    op.dirty(ino);
-    RETURN_IF_ERROR(op.commit());
-  }
-  return Status::ok();
-}
-
 // ------------------------------------------------------------------ lseek
 
 Result<uint64_t> FileSystem::lseek(uint64_t ino, uint64_t off, int whence) {
@@ -450,6 +344,13 @@ Result<uint64_t> FileSystem::lseek(uint64_t ino, uint64_t off, int whence) {
 
 Result<size_t> FileSystem::copy_file_range(uint64_t ino_in, uint64_t off_in, uint64_t ino_out,
                                            uint64_t off_out, size_t len) {
+  // Both ends must be regular files (Linux: EISDIR for directories, EINVAL
+  // for anything else, e.g. a device node).
+  for (uint64_t ino : {ino_in, ino_out}) {
+    ASSIGN_OR_RETURN(Attr a, getattr(ino));
+    if (S_ISDIR(a.mode)) return Status(Code::kIsDir, "copy_file_range of a directory");
+    if (!S_ISREG(a.mode)) return InvalidArgument("copy_file_range of a special file");
+  }
   std::vector<std::byte> buf;
   size_t done = 0;
   constexpr size_t kChunk = 1 << 20;
@@ -462,11 +363,12 @@ Result<size_t> FileSystem::copy_file_range(uint64_t ino_in, uint64_t off_in, uin
         buf.insert(buf.end(), p, p + iov[i].iov_len);
       }
     });
-    RETURN_IF_ERROR(st);
+    if (!st.is_ok()) return done > 0 ? Result<size_t>(done) : st;
     if (buf.empty()) break;
-    ASSIGN_OR_RETURN(size_t w, write(ino_out, off_out + done, buf.data(), buf.size(), false));
-    done += w;
-    if (w < want) break;
+    Result<size_t> w = write(ino_out, off_out + done, buf.data(), buf.size(), false);
+    if (!w.is_ok()) return done > 0 ? Result<size_t>(done) : w.status();
+    done += *w;
+    if (*w < want) break;
   }
   return done;
 }

@@ -23,11 +23,40 @@ uint32_t superblock_crc(const Superblock& sb) {
   return crc32c(&c, sizeof c);
 }
 
+// Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, <= U+10FFFF).
+bool valid_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n;
+    uint32_t cp;
+    if (c < 0x80) { i++; continue; }
+    if ((c & 0xe0) == 0xc0) { n = 1; cp = c & 0x1f; }
+    else if ((c & 0xf0) == 0xe0) { n = 2; cp = c & 0x0f; }
+    else if ((c & 0xf8) == 0xf0) { n = 3; cp = c & 0x07; }
+    else return false;
+    if (n >= s.size() - i) return false;  // truncated sequence
+    for (size_t k = 1; k <= n; k++) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
 uint64_t backup_sb_off(uint64_t pool_size) { return btt::round_down(pool_size, 4096) - 4096; }
 
 // Fills the geometry fields of sb for a pool of pool_size bytes.
 Status compute_geometry(uint64_t pool_size, const MkfsOptions& o, Superblock* sb) {
   std::memset(sb, 0, sizeof *sb);
+  // Bounds first: every derived size below is computed without overflow.
+  if (pool_size > FileSystem::kMaxPoolSize) return InvalidArgument("pool larger than " + std::to_string(FileSystem::kMaxPoolSize) + " bytes");
+  if (o.inodes != 0 && (o.inodes < FileSystem::kMinInodes || o.inodes > FileSystem::kMaxInodes))
+    return InvalidArgument("inode count " + std::to_string(o.inodes) + " out of range");
   const uint64_t aligned = btt::round_down(pool_size, 4096);
   if (aligned < kNsOffset + 2 * 4096) return NoSpace("pool too small");
   sb->magic = kSuperMagic;
@@ -105,10 +134,66 @@ Status check_superblock(const Superblock& sb, uint64_t off, uint64_t media_size)
 }  // namespace
 
 uint64_t FileSystem::min_pool_size(const MkfsOptions& o) {
-  uint64_t size = 1 << 20;
+  // Binary search in MiB steps (a pool that holds the file system still
+  // does when it grows); 0 when no pool up to kMaxPoolSize does.
   Superblock sb;
-  while (size < (1ull << 40) && !compute_geometry(size, o, &sb).is_ok()) size += 1 << 20;
-  return size;
+  uint64_t lo = 0, hi = kMaxPoolSize >> 20;  // lo fails (or is 0), hi is tried last
+  if (!compute_geometry(hi << 20, o, &sb).is_ok()) return 0;
+  while (hi - lo > 1) {
+    const uint64_t mid = lo + (hi - lo) / 2;
+    if (compute_geometry(mid << 20, o, &sb).is_ok()) hi = mid;
+    else lo = mid;
+  }
+  return hi << 20;
+}
+
+uint64_t FileSystem::max_inodes(uint64_t pool_size, const MkfsOptions& o) {
+  MkfsOptions t = o;
+  Superblock sb;
+  t.inodes = kMinInodes;
+  if (!compute_geometry(pool_size, t, &sb).is_ok()) return 0;
+  uint64_t lo = kMinInodes, hi = kMaxInodes + 1;  // lo fits, hi does not
+  while (hi - lo > 1) {
+    t.inodes = lo + (hi - lo) / 2;
+    if (compute_geometry(pool_size, t, &sb).is_ok()) lo = t.inodes;
+    else hi = t.inodes;
+  }
+  return lo;
+}
+
+Status FileSystem::check_label(std::string_view label) {
+  if (label.size() > sizeof(Superblock::label) - 1)
+    return InvalidArgument("label is " + std::to_string(label.size()) + " bytes; at most " +
+                           std::to_string(sizeof(Superblock::label) - 1) + " bytes fit");
+  if (!valid_utf8(label)) return InvalidArgument("label is not valid UTF-8");
+  if (label.find('\0') != std::string_view::npos) return InvalidArgument("label contains a NUL byte");
+  return Status::ok();
+}
+
+Status FileSystem::check_mkfs(uint64_t pool_size, const MkfsOptions& o) {
+  RETURN_IF_ERROR(check_label(o.label));
+  if (pool_size > kMaxPoolSize)
+    return InvalidArgument("pool size " + std::to_string(pool_size) + " bytes is too large: at most " +
+                           std::to_string(kMaxPoolSize) + " bytes (64 TiB)");
+  if (o.inodes != 0) {
+    MkfsOptions t = o;
+    t.inodes = 0;
+    const uint64_t max = max_inodes(pool_size, t);
+    if (o.inodes < kMinInodes || o.inodes > kMaxInodes || o.inodes > max) {
+      if (max == 0) return NoSpace("pool of " + std::to_string(pool_size) + " bytes is too small for any inode count");
+      return InvalidArgument("inode count " + std::to_string(o.inodes) + " out of range: a pool of " +
+                             std::to_string(pool_size) + " bytes holds " + std::to_string(kMinInodes) + " to " +
+                             std::to_string(max) + " inodes");
+    }
+  }
+  Superblock sb;
+  Status geo = compute_geometry(pool_size, o, &sb);
+  if (!geo.is_ok()) {
+    const uint64_t min = min_pool_size(o);
+    return Status(Code::kNoSpace, "pool of " + std::to_string(pool_size) + " bytes is too small (" + geo.message() +
+                                      "); the minimum is " + std::to_string(min) + " bytes");
+  }
+  return Status::ok();
 }
 
 Result<Superblock> FileSystem::read_superblock(const dax::Media& media) {
@@ -132,14 +217,12 @@ Result<Superblock> FileSystem::read_superblock(const dax::Media& media) {
 }
 
 Status FileSystem::mkfs(dax::Media& media, const MkfsOptions& o) {
+  RETURN_IF_ERROR(check_mkfs(media.size(), o));
   Superblock sb;
-  Status geo = compute_geometry(media.size(), o, &sb);
-  if (!geo.is_ok())
-    return Status(Code::kNoSpace, "pool of " + std::to_string(media.size()) + " bytes is too small (" +
-                                      geo.message() + "); the minimum is " + std::to_string(min_pool_size(o)) + " bytes");
+  RETURN_IF_ERROR(compute_geometry(media.size(), o, &sb));
   uuid_generate_random(sb.uuid);  // RFC 4122 version 4
   sb.mkfs_time = time(nullptr);
-  std::strncpy(sb.label, o.label.c_str(), sizeof sb.label - 1);
+  std::memcpy(sb.label, o.label.data(), o.label.size());  // check_label: it fits, NUL-padded
   // Invalidate any old superblock first: a crash during mkfs leaves no
   // pool that looks valid.
   media.fill(0, 0, 4096);

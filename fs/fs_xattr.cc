@@ -6,6 +6,9 @@
 //   user.untorn.mode         "dax" | "atomic": data mode of a file, or the
 //                            default for new files in a directory
 //   user.untorn.atomic_unit  read-only: largest write that is all-or-nothing
+// Both are readable and settable by name but not listed by listxattr, so
+// getfattr -d, cp -a, rsync and tar do not copy them to other file systems
+// (CephFS keeps its virtual xattrs out of listxattr for the same reason).
 #include <sys/xattr.h>
 
 #include <cstring>
@@ -103,7 +106,13 @@ bool effective_atomic(const Inode& in, const Superblock& sb) {
 
 Status FileSystem::setxattr(uint64_t ino, std::string_view name, std::string_view value,
                             int flags) {
-  if (name == kUnitAttr) return Status(Code::kPermission, "user.untorn.atomic_unit is read-only");
+  if (name == kUnitAttr) {
+    // Read-only; writing the value it has is accepted, so that restoring a
+    // dump (setfattr --restore) taken from this file succeeds.
+    Result<std::string> cur = getxattr(ino, name);
+    if (cur.is_ok() && *cur == value && !(flags & XATTR_CREATE)) return Status::ok();
+    return Status(Code::kPermission, "user.untorn.atomic_unit is read-only");
+  }
   if (name == kModeAttr) {
     bool atomic;
     if (value == "dax") atomic = false;
@@ -155,9 +164,7 @@ Result<std::vector<std::string>> FileSystem::listxattr(uint64_t ino) {
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   XattrList l;
   RETURN_IF_ERROR(load_xattrs(op.txn, *in, ino, &l));
-  std::vector<std::string> names;
-  if (S_ISREG(in->mode) || S_ISDIR(in->mode)) names.emplace_back(kModeAttr);
-  if (S_ISREG(in->mode)) names.emplace_back(kUnitAttr);
+  std::vector<std::string> names;  // without the virtual user.untorn.* attributes
   for (auto& [n, v] : l) names.push_back(n);
   return names;
 }

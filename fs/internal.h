@@ -102,6 +102,30 @@ Result<uint64_t> ext_punch(BTree& t, Txn& txn, Allocator& blocks, uint64_t fb, u
 // First mapped block >= fb, or kNotFound.
 Result<uint64_t> ext_next_data(BTree& t, uint64_t fb);
 
+// ------------------------------------------------- file data (fs_data.cc)
+inline uint64_t block_of(uint64_t off) { return off / kBlockSize; }
+inline uint64_t blocks_spanning(uint64_t size) { return (size + kBlockSize - 1) / kBlockSize; }
+
+// One data-changing step of a regular file inside an Op.
+struct WriteCtx {
+  FileSystem::Op& op;
+  dax::Media& media;
+  btt::Btt& btt;
+  uint64_t ino;
+  Inode* in;
+  uint64_t old_size;
+  bool atomic;
+  std::vector<std::unique_ptr<BlockBuf>> bufs;  // atomic: merged partial blocks
+};
+// Zeroes bytes [lo, hi) of block fb if it is mapped: in place for dax
+// files, as a whole-block rewrite in the commit for atomic files.
+Status zero_in_block(WriteCtx& c, BTree& t, uint64_t fb, uint32_t lo, uint32_t hi);
+// Before the file grows to new_end bytes: drops blocks past the old EOF
+// and zeroes the old EOF block's tail (unless the write starting at block
+// first_written_fb rewrites it).
+Status prepare_growth(WriteCtx& c, BTree& t, uint64_t first_written_fb, uint64_t new_end,
+                      Allocator& blocks);
+
 inline bool is_dir(uint32_t mode) { return S_ISDIR(mode); }
 inline bool is_reg(uint32_t mode) { return S_ISREG(mode); }
 

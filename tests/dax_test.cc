@@ -3,8 +3,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <random>
+#include <vector>
 
 #include "dax/checksum.h"
 #include "dax/pmem2_media.h"
@@ -20,10 +23,86 @@ TEST(Checksum, Crc32cKnownVectors) {
   EXPECT_EQ(crc32c(zeros.data(), zeros.size()), 0x8A9136AAu);  // RFC 3720 B.4
 }
 
+// RFC 3720 appendix B.4 test vectors.
+TEST(Checksum, Crc32cRfc3720Vectors) {
+  std::vector<uint8_t> b(32);
+  std::fill(b.begin(), b.end(), 0xff);
+  EXPECT_EQ(crc32c(b.data(), b.size()), 0x62A8AB43u);
+  for (int i = 0; i < 32; i++) b[i] = static_cast<uint8_t>(i);
+  EXPECT_EQ(crc32c(b.data(), b.size()), 0x46DD794Eu);
+  for (int i = 0; i < 32; i++) b[i] = static_cast<uint8_t>(31 - i);
+  EXPECT_EQ(crc32c(b.data(), b.size()), 0x113FDB5Cu);
+}
+
+// Bitwise CRC32C (reflected 0x82F63B78, ~0 init, final inversion), the
+// definition every implementation must match.
+uint32_t crc32c_bitwise(const uint8_t* p, size_t n, uint32_t seed) {
+  uint32_t c = ~seed;
+  for (size_t i = 0; i < n; i++) {
+    c ^= p[i];
+    for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+  }
+  return ~c;
+}
+
+std::vector<uint8_t> pattern(size_t n) {
+  std::vector<uint8_t> b(n);
+  for (size_t i = 0; i < n; i++) b[i] = static_cast<uint8_t>(i * 131 + 7);
+  return b;
+}
+
+// Every on-media checksum is crc32c() of a byte string of at most a few KiB,
+// possibly chained through `seed`. These values were produced by the
+// SSE4.2 implementation that wrote every pool so far (before ISA-L): any
+// change of implementation must reproduce them, i.e. the format is unchanged.
+TEST(Checksum, Crc32cGoldenValuesOfEveryLengthAndAlignment) {
+  const std::vector<uint8_t> b = pattern(8300);
+  uint32_t digest = 0;
+  for (size_t n = 0; n <= 4200; n++) {
+    for (size_t a = 0; a < 8; a++) {
+      const uint32_t c = crc32c(b.data() + a, n);
+      const uint32_t c2 = crc32c(b.data() + a, n, c ^ 0x5bd1e995u);
+      digest = crc32c(&c, 4, digest);
+      digest = crc32c(&c2, 4, digest);
+    }
+  }
+  EXPECT_EQ(digest, 0x078FD014u);
+  struct Golden {
+    size_t n;
+    uint32_t plain, seeded;  // seed 0 and seed 0xDEADBEEF
+  };
+  for (const Golden& g : {Golden{4, 0xFFEA2E82u, 0xF6733396u}, Golden{8, 0x0E9DB014u, 0xDDB5CE8Au},
+                          Golden{24, 0xE61C8AFBu, 0xFADDB962u}, Golden{64, 0x9EB01D51u, 0x7DBED0F0u},
+                          Golden{256, 0x82BAF106u, 0x5FA1776Du}, Golden{4088, 0xDC121242u, 0xA5E2852Bu},
+                          Golden{4092, 0xDF032110u, 0x4A446C3Du}, Golden{4096, 0xE6ADC5B2u, 0x872346A6u},
+                          Golden{8192, 0xFD5BED27u, 0x8881AC47u}}) {
+    EXPECT_EQ(crc32c(b.data(), g.n), g.plain) << g.n << " bytes";
+    EXPECT_EQ(crc32c(b.data(), g.n, 0xDEADBEEFu), g.seeded) << g.n << " bytes";
+    EXPECT_EQ(crc32c_bitwise(b.data(), g.n, 0), g.plain) << g.n << " bytes (reference)";
+  }
+}
+
+TEST(Checksum, Crc32cMatchesTheBitwiseDefinition) {
+  std::mt19937_64 rng(12345);
+  std::vector<uint8_t> b(9000);
+  for (auto& x : b) x = static_cast<uint8_t>(rng());
+  for (int i = 0; i < 3000; i++) {
+    const size_t off = rng() % 64;
+    const size_t n = i < 600 ? static_cast<size_t>(i) : rng() % (b.size() - off);
+    const auto seed = static_cast<uint32_t>(rng());
+    ASSERT_EQ(crc32c(b.data() + off, n, seed), crc32c_bitwise(b.data() + off, n, seed))
+        << n << " bytes at offset " << off << ", seed " << seed;
+  }
+}
+
 TEST(Checksum, Crc32cChainsAcrossCalls) {
   const char* s = "hello, persistent world";
   const size_t n = std::strlen(s);
   EXPECT_EQ(crc32c(s, n), crc32c(s + 7, n - 7, crc32c(s, 7)));
+  // Across the short/long implementation boundary as well.
+  const std::vector<uint8_t> b = pattern(5000);
+  for (size_t cut : {1, 100, 255, 256, 257, 4095})
+    EXPECT_EQ(crc32c(b.data(), b.size()), crc32c(b.data() + cut, b.size() - cut, crc32c(b.data(), cut)));
 }
 
 TEST(Checksum, Fletcher64OfKnownWords) {

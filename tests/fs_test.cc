@@ -18,6 +18,7 @@
 #include "fs/internal.h"
 #include "fs/meta_store.h"
 #include "tests/support/btt_fixture.h"
+#include "tests/support/fs_fixture.h"
 
 namespace untorn::fs {
 namespace {
@@ -213,45 +214,7 @@ TEST(Directory, HashCollisionsKeepDistinctNames) {
 
 // ------------------------------------------------------- FileSystem API
 
-class FsTest : public ::testing::TestWithParam<MetaMode> {
- protected:
-  void SetUp() override { format(16 << 20); }
-  void format(uint64_t size) {
-    fs_.reset();
-    media_ = std::make_unique<test::SimMedia>(size);
-    MkfsOptions o;
-    o.meta = GetParam();
-    o.btt.nlanes = 4;
-    o.btt.group_slots = 2;
-    ASSERT_TRUE(FileSystem::mkfs(*media_, o).is_ok());
-    remount();
-  }
-  void remount() {
-    fs_.reset();
-    auto r = FileSystem::mount(*media_, {});
-    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
-    fs_ = std::move(*r);
-  }
-  uint64_t create(uint64_t dir, const std::string& name) {
-    auto a = fs_->mknod(dir, name, S_IFREG | 0644, 0, cred_);
-    EXPECT_TRUE(a.is_ok()) << a.status().to_string();
-    return a.is_ok() ? a->ino : 0;
-  }
-  std::string read_all(uint64_t ino, uint64_t off = 0, size_t n = 1 << 24) {
-    std::string out;
-    EXPECT_TRUE(fs_->read(ino, off, n, [&](const iovec* iov, int c, size_t) {
-                  for (int i = 0; i < c; i++) out.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
-                }).is_ok());
-    return out;
-  }
-  void expect_clean() {
-    FsckReport r = fs_->fsck(false);
-    EXPECT_TRUE(r.clean()) << (r.errors.empty() ? "" : r.errors[0]);
-  }
-  std::unique_ptr<test::SimMedia> media_;
-  std::unique_ptr<FileSystem> fs_;
-  Cred cred_{1000, 1000};
-};
+using FsTest = test::FsApiTest;
 
 TEST_P(FsTest, CreateWriteReadAcrossRemount) {
   const uint64_t f = create(kRootIno, "a");

@@ -22,18 +22,24 @@
 #include "fs/fuse/daemon.h"
 
 #define FUSE_USE_VERSION 312
+#include <linux/fuse.h>
 #include <fuse3/fuse_lowlevel.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <exception>
 #include <mutex>
 #include <new>
 #include <thread>
+
+#include "fs/fuse/raw_channel.h"
 
 namespace untorn::fs::fuse {
 
@@ -112,13 +118,48 @@ class Notifier {
   bool stop_ = false;
 };
 
+// Test hook (env UNTORN_TEST_LOOKUP_BARRIER=N, read at mount; tests only):
+// lookups of names starting with "barrier-" wait until N of them are in
+// the daemon at once, at most 10 s (then they fail with ETIMEDOUT). N of
+// them meet only if the kernel sends lookups in one directory in parallel
+// (FUSE_PARALLEL_DIROPS), which tests/fuse/fuse_fastpath_test.cc checks.
+class LookupBarrier {
+ public:
+  void set(unsigned n) { n_ = n; }
+  bool applies(std::string_view name) const { return n_ > 0 && name.starts_with("barrier-"); }
+  bool meet() {
+    std::unique_lock<std::mutex> lk(mu_);
+    const uint64_t round = round_;
+    if (++waiting_ == n_) {
+      waiting_ = 0;
+      round_++;
+      cv_.notify_all();
+      return true;
+    }
+    if (cv_.wait_for(lk, std::chrono::seconds(10), [&] { return round_ != round; })) return true;
+    waiting_--;
+    return false;
+  }
+
+ private:
+  unsigned n_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  unsigned waiting_ = 0;
+  uint64_t round_ = 0;
+};
+
 struct Daemon {
   FileSystem& fs;
   const DaemonOptions& opts;
   Notifier notifier;
+  RawChannel* channel = nullptr;  // the session's userdata; its user() is this Daemon
+  uid_t owner = 0;                // the user who mounted (may read `untorn stats`)
+  LookupBarrier barrier;          // test hook, off unless UNTORN_TEST_LOOKUP_BARRIER is set
 };
 
-Daemon& D(fuse_req_t req) { return *static_cast<Daemon*>(fuse_req_userdata(req)); }
+Daemon& D(void* userdata) { return *static_cast<Daemon*>(static_cast<RawChannel*>(userdata)->user()); }
+Daemon& D(fuse_req_t req) { return D(fuse_req_userdata(req)); }
 
 void fill_stat(const Attr& a, struct stat* st) {
   std::memset(st, 0, sizeof *st);
@@ -191,8 +232,11 @@ std::string_view sv(const char* s) { return s; }
 
 // ------------------------------------------------------------- handlers
 
+// INIT. Flags libfuse 3.14 cannot negotiate (FUSE_PARALLEL_DIROPS, which it
+// drops from its reply) are added to the raw reply by the RawChannel (see
+// run()); from libfuse 3.17 on they are asked for here, through the API.
 void op_init(void* userdata, fuse_conn_info* conn) {
-  auto* d = static_cast<Daemon*>(userdata);  // unused today
+  (void)userdata;
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
   conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
@@ -201,15 +245,17 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
   if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+  if (conn->capable & FUSE_CAP_IOCTL_DIR) conn->want |= FUSE_CAP_IOCTL_DIR;  // `untorn stats`
+#if FUSE_VERSION >= FUSE_MAKE_VERSION(3, 17)
+  fuse_set_feature_flag(conn, FUSE_CAP_PARALLEL_DIROPS);
+#endif
   conn->max_write = 1 << 20;
   conn->max_readahead = 1 << 20;
-  spdlog::info("FUSE session up: protocol {}.{}, max_write {}", conn->proto_major, conn->proto_minor,
-               conn->max_write);
-  (void)d;
 }
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Daemon& d = D(req);
+  if (d.barrier.applies(name) && !d.barrier.meet()) return (void)fuse_reply_err(req, ETIMEDOUT);
   Result<Attr> r = d.fs.lookup(parent, sv(name));
   if (!r.is_ok() && r.code() == Code::kNotFound) {
     // Negative entry: lets the kernel cache the absence of the name.
@@ -526,6 +572,24 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_fi
   fuse_reply_write(req, *r);
 }
 
+// `untorn stats`: the statistics channel (request_stats.h), on the root only.
+void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info*, unsigned,
+              const void*, size_t, size_t out_bufsz) {
+  Daemon& d = D(req);
+  if (cmd != static_cast<unsigned>(kStatsIoctl) && cmd != static_cast<unsigned>(kStatsResetIoctl))
+    return (void)fuse_reply_err(req, ENOTTY);
+  if (ino != FUSE_ROOT_ID) return (void)fuse_reply_err(req, ENOTTY);
+  const uid_t uid = fuse_req_ctx(req)->uid;
+  if (uid != 0 && uid != d.owner) return (void)fuse_reply_err(req, EACCES);
+  if (cmd == static_cast<unsigned>(kStatsResetIoctl)) {
+    d.channel->stats().reset();
+    return (void)fuse_reply_ioctl(req, 0, nullptr, 0);
+  }
+  const std::string json = d.channel->stats().to_json(RawChannel::init_flag_names(d.channel->negotiated().accepted()));
+  if (json.size() > out_bufsz) return (void)fuse_reply_err(req, E2BIG);
+  fuse_reply_ioctl(req, static_cast<int>(json.size()), json.data(), json.size());
+}
+
 fuse_lowlevel_ops make_ops() {
   fuse_lowlevel_ops o;
   std::memset(&o, 0, sizeof o);
@@ -564,6 +628,7 @@ fuse_lowlevel_ops make_ops() {
   o.fallocate = Guarded<op_fallocate>::run;
   o.lseek = Guarded<op_lseek>::run;
   o.copy_file_range = Guarded<op_copy_file_range>::run;
+  o.ioctl = Guarded<op_ioctl>::run;
   return o;
 }
 
@@ -580,8 +645,16 @@ int run(FileSystem& fs, const DaemonOptions& opts) {
   for (auto& s : argv_s) argv.push_back(s.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
   Daemon d{fs, opts, {}};
+  d.owner = ::getuid();
+  if (const char* b = std::getenv("UNTORN_TEST_LOOKUP_BARRIER")) d.barrier.set(static_cast<unsigned>(std::atoi(b)));
+  RawChannel channel(&d);
+  d.channel = &channel;
+#if FUSE_VERSION < FUSE_MAKE_VERSION(3, 17)
+  // libfuse 3.14 drops PARALLEL_DIROPS from its INIT reply: add it to the raw reply.
+  channel.want_init_flags(FUSE_PARALLEL_DIROPS);
+#endif
   const fuse_lowlevel_ops ops = make_ops();
-  fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &d);
+  fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &channel);
   if (se == nullptr) {
     spdlog::error("cannot create the FUSE session (bad -o option?)");
     return 2;
@@ -593,6 +666,13 @@ int run(FileSystem& fs, const DaemonOptions& opts) {
   }
   if (fuse_session_mount(se, opts.mountpoint.c_str()) != 0) {
     spdlog::error("cannot mount on '{}'", opts.mountpoint);
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    return 1;
+  }
+  if (Status cs = channel.attach(se); !cs.is_ok()) {
+    spdlog::error("{}", cs.to_string());
+    fuse_session_unmount(se);
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
     return 1;

@@ -18,10 +18,13 @@
 // of calling msync. Each thread picks LBAs with its own xorshift RNG seeded
 // by its thread index and writes from its own non-zero 4 KiB buffer.
 //
-// Counter: items_per_second = blocks done by all threads / wall-clock time
+// Counters: items_per_second = blocks done by all threads / wall-clock time
 // of the timed loop (start barrier to stop barrier). It is computed here
 // and not by SetItemsProcessed()+UseRealTime(), because UseRealTime() puts
-// "/real_time" into every benchmark name.
+// "/real_time" into every benchmark name. items_per_cpu_second = the sum
+// over threads of blocks / that thread's CPU time in the loop: on a loaded
+// machine it does not count the time a thread waited for a core (it still
+// counts cache and memory contention), so it is the steadier of the two.
 //
 // Environment: UNTORN_BENCH_DIR (default /dev/shm), UNTORN_BENCH_POOL_MB
 // (default 512). Run (the VM is noisy: compare medians of the same run):
@@ -36,6 +39,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <ctime>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -304,20 +308,32 @@ bool check(benchmark::State& state, const Status& st) {
 
 // Runs op() until the framework stops; KeepRunning() (not range-for) so an
 // error in one thread still lets every thread reach the stop barrier.
+double thread_cpu_seconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
 template <class Op>
 void run_timed(benchmark::State& state, uint64_t blocks_per_op, Op&& op) {
   using Clock = std::chrono::steady_clock;
   if (!state.KeepRunning()) return;  // passed the start barrier, timing on
   const Clock::time_point start = Clock::now();
+  const double cpu_start = thread_cpu_seconds();
   uint64_t ops = 0;
   do {
     if (op()) ops++;
   } while (state.KeepRunning());  // the last call waits at the stop barrier
+  // (Google Benchmark's barrier blocks on a condition variable: no CPU.)
+  const double cpu = thread_cpu_seconds() - cpu_start;
   const std::chrono::duration<double> wall = Clock::now() - start;
   if (state.error_occurred() || wall.count() <= 0) return;
   // Counters are summed over threads: per-thread share of the aggregate rate.
   state.counters["items_per_second"] =
       benchmark::Counter(static_cast<double>(ops * blocks_per_op) / wall.count());
+  if (cpu > 0)
+    state.counters["items_per_cpu_second"] =
+        benchmark::Counter(static_cast<double>(ops * blocks_per_op) / cpu);
 }
 
 // ---------------------------------------------------------------------------

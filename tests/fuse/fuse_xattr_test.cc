@@ -1,7 +1,9 @@
 // Extended attributes through the mount: user.* and trusted.* semantics
 // and error codes, value sizes, and the untorn attributes
 // user.untorn.mode (per-file data mode, inherited from directories) and
-// user.untorn.atomic_unit (read-only).
+// user.untorn.atomic_unit (read-only), which listxattr does not show, so
+// getfattr -d, cp -a and setfattr --restore see only the file's own
+// attributes; `untorn mode` refuses paths that are not on an untorn mount.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -181,7 +183,7 @@ TEST_F(FuseXattrTest, ModeDefaultSetAndInvalid) {
   const std::string f = p("m");
   ASSERT_EQ(0, write_file(f, "data"));
   EXPECT_EQ(mode_of(f), "dax");
-  EXPECT_EQ(list_names(f).count(kMode), 1u) << "listxattr must include " << kMode;
+  EXPECT_EQ(list_names(f).count(kMode), 0u) << "listxattr must not include " << kMode;
   ASSERT_EQ(0, set(f, kMode, "atomic"));
   EXPECT_EQ(mode_of(f), "atomic");
   for (const char* bad : {"foo", "", "DAX", "atomic ", "dax\n", "atomicx"}) {
@@ -204,7 +206,7 @@ TEST_F(FuseXattrTest, ModeInheritedFromDirectory) {
   ASSERT_SYS(::mkdir(p("d").c_str(), 0755));
   ASSERT_EQ(0, write_file(p("d/before"), ""));
   EXPECT_EQ(mode_of(p("d")), "dax");
-  EXPECT_EQ(list_names(p("d")).count(kMode), 1u) << "listxattr of a directory must include " << kMode;
+  EXPECT_EQ(list_names(p("d")).count(kMode), 0u) << "listxattr of a directory must not include " << kMode;
   ASSERT_EQ(0, set(p("d"), kMode, "atomic"));
   EXPECT_EQ(mode_of(p("d")), "atomic");
   ASSERT_EQ(0, write_file(p("d/after"), ""));
@@ -261,6 +263,65 @@ TEST_F(FuseXattrTest, AtomicUnitIsReadOnly) {
   EXPECT_NE(e, 0) << kUnit << " must be read-only";
   EXPECT_EQ(get_xattr(f, kUnit).value_or("?"), *unit);
   EXPECT_NE(err(::removexattr(f.c_str(), kUnit)), 0);
+}
+
+// ------------------------------------------------- listing and copying tools
+
+TEST_F(FuseXattrTest, UntornAttributesAreNotListedDumpedOrCopied) {
+  const std::string f = p("f");
+  ASSERT_EQ(0, write_file(f, "x"));
+  ASSERT_EQ(0, set(f, kMode, "atomic"));
+  ASSERT_EQ(0, set(f, "user.mine", "v"));
+  ASSERT_SYS(::mkdir(p("d").c_str(), 0755));
+  EXPECT_EQ(list_names(f), (std::set<std::string>{"user.mine"}));
+  EXPECT_TRUE(list_names(p("d")).empty());
+  EXPECT_EQ(list_names(p("")).count(kMode), 0u);
+  // getfattr -d dumps only the file's own attribute; the dump restores.
+  CmdResult dump = run_command({"getfattr", "-d", "--absolute-names", f});
+  ASSERT_EQ(dump.exit_code, 0) << dump.describe();
+  EXPECT_NE(dump.out.find("user.mine"), std::string::npos) << dump.out;
+  EXPECT_EQ(dump.out.find("user.untorn"), std::string::npos) << dump.out;
+  ASSERT_EQ(0, err(::removexattr(f.c_str(), "user.mine")));
+  const std::string dump_file = fs().dir() + "/dump";
+  ASSERT_EQ(0, write_file(dump_file, dump.out));
+  CmdResult restore = run_command({"setfattr", "--restore=" + dump_file});
+  EXPECT_EQ(restore.exit_code, 0) << restore.describe();
+  EXPECT_EQ(get_xattr(f, "user.mine").value_or("?"), "v");
+  // A dump taken by an older untorn that listed them restores too.
+  const std::string old_dump = "# file: " + f + "\nuser.untorn.atomic_unit=\"" + *get_xattr(f, kUnit) +
+                               "\"\nuser.untorn.mode=\"atomic\"\n";
+  ASSERT_EQ(0, write_file(dump_file, old_dump));
+  restore = run_command({"setfattr", "--restore=" + dump_file});
+  EXPECT_EQ(restore.exit_code, 0) << restore.describe();
+  // cp -a to another file system carries the file's attributes, not ours.
+  const std::string out = fs().dir() + "/copy";
+  CmdResult cp = run_command({"cp", "-a", f, out});
+  ASSERT_EQ(cp.exit_code, 0) << cp.describe();
+  EXPECT_EQ(get_xattr(out, "user.mine").value_or("?"), "v");
+  EXPECT_FALSE(get_xattr(out, kMode).has_value()) << "cp -a copied " << kMode << " off the mount";
+}
+
+TEST_F(FuseXattrTest, ModeCommandRefusesPathsOffTheMount) {
+  // The private directory is on /dev/shm (tmpfs), outside the mount.
+  const std::string outside = fs().dir() + "/outside";
+  ASSERT_EQ(0, write_file(outside, "x"));
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"mode", outside, "atomic"}, std::vector<std::string>{"mode", outside},
+        std::vector<std::string>{"mode", "-R", fs().dir() + "/mnt/..", "atomic"}}) {
+    CmdResult r = run_untorn(args);
+    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    EXPECT_NE(r.err.find("not on an untorn mount"), std::string::npos) << r.describe();
+  }
+  EXPECT_FALSE(get_xattr(outside, kMode).has_value()) << "a stray " << kMode << " was written on tmpfs";
+  EXPECT_EQ(errno, ENODATA);
+  // On the mount it works.
+  ASSERT_EQ(0, write_file(p("in"), "x"));
+  CmdResult r = run_untorn({"mode", p("in"), "atomic"});
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(mode_of(p("in")), "atomic");
+  r = run_untorn({"mode", p("in")});
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_NE(r.out.find("atomic"), std::string::npos) << r.out;
 }
 
 class FuseXattrModeSwitchTest : public FuseModeTest {};

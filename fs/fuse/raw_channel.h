@@ -1,0 +1,141 @@
+// RawChannel: the daemon's own /dev/fuse I/O under libfuse
+// (fuse_session_custom_io, libfuse >= 3.13). Every request passes through
+// here before libfuse decodes it and every reply after libfuse encoded it,
+// which lets the daemon
+//   - negotiate INIT flags libfuse cannot express (libfuse 3.14 drops
+//     FUSE_PARALLEL_DIROPS and cannot ask for FUSE_HANDLE_KILLPRIV_V2): the
+//     raw INIT reply gets the wanted flags the kernel offered (want_init_flags),
+//   - see request fields libfuse 3.14 does not pass on (the kill flags of
+//     WRITE, SETATTR, OPEN and CREATE) through current(), from the handler
+//     that libfuse runs for that request,
+//   - add FOPEN_* flags to an open or create reply (add_open_flags),
+//   - serve opcodes libfuse does not know itself (set_raw_handler), and
+//   - count requests, reply bytes and latency per opcode (RequestStats).
+//
+// Threading: libfuse's worker that reads a request also processes it and
+// sends its reply before it reads the next one (fuse_session_loop_mt,
+// clone_fd or not), so the facts of "the request this thread is serving"
+// live in thread-local storage. Raw handlers run on the reading worker,
+// inside the read callback, and must reply exactly once (reply_* below).
+// Wire formats: <linux/fuse.h> (kernel include/uapi/linux/fuse.h).
+//
+// Lifetime: construct, configure (set_raw_handler, want_init_flags), pass
+// as the session's userdata (fuse_session_new(..., &channel)); attach()
+// after fuse_session_mount(); the channel outlives the session.
+#pragma once
+
+#include <linux/fuse.h>
+#include <sys/uio.h>
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "dax/status.h"
+#include "fs/fuse/request_stats.h"
+
+struct fuse_session;
+
+namespace untorn::fs::fuse {
+
+// The request a worker thread is serving (see current()).
+struct RawRequest {
+  fuse_in_header in{};              // header as the kernel sent it
+  const std::byte* arg = nullptr;   // the body after the header
+  size_t arg_len = 0;
+  // Kill flags libfuse 3.14 drops, decoded from the body:
+  uint32_t write_flags = 0;    // WRITE: fuse_write_in.write_flags (FUSE_WRITE_*)
+  uint32_t setattr_valid = 0;  // SETATTR: fuse_setattr_in.valid (FATTR_*)
+  uint32_t open_flags = 0;     // OPEN, CREATE: fuse_open_in/fuse_create_in.open_flags (FUSE_OPEN_*)
+  // The kernel asks the daemon to clear S_ISUID/S_ISGID (the caller lacks
+  // CAP_FSETID, or chown): FUSE_WRITE_KILL_SUIDGID, FATTR_KILL_SUIDGID or
+  // FUSE_OPEN_KILL_SUIDGID, whichever this opcode carries.
+  bool kill_suidgid() const;
+};
+
+class RawChannel;
+// Serves one request of an opcode libfuse does not decode. Must reply
+// through ch.reply_err / ch.reply exactly once; exceptions become
+// ENOMEM/EIO replies if nothing was sent yet.
+using RawHandler = std::function<void(RawChannel& ch, const RawRequest& req)>;
+
+// INIT as negotiated (valid once the INIT reply was sent).
+struct Negotiated {
+  uint32_t proto_major = 0, proto_minor = 0;    // spoken on this connection (libfuse's version)
+  uint32_t kernel_major = 0, kernel_minor = 0;  // the kernel's
+  uint64_t offered = 0;   // flags of the kernel's INIT request (flags2 << 32 included)
+  uint64_t replied = 0;   // flags of the reply as sent (libfuse's plus ours)
+  uint64_t accepted() const { return offered & replied; }  // what the kernel now uses
+  uint64_t added = 0;     // flags the channel added to libfuse's reply
+  uint32_t max_write = 0;
+};
+
+class RawChannel {
+ public:
+  explicit RawChannel(void* user) : user_(user) {}
+  RawChannel(const RawChannel&) = delete;
+  RawChannel& operator=(const RawChannel&) = delete;
+
+  // The daemon's state (what libfuse's userdata would otherwise be).
+  void* user() const { return user_; }
+  // Serves `opcode` itself instead of letting libfuse answer ENOSYS.
+  // Configure before attach().
+  void set_raw_handler(uint32_t opcode, RawHandler h);
+  // INIT flags (FUSE_* of <linux/fuse.h>, bits >= 32 as in flags2 << 32)
+  // to add to libfuse's INIT reply when the kernel offers them.
+  void want_init_flags(uint64_t flags) { want_init_ |= flags; }
+  // Installs the custom I/O on a mounted session (its fd stays libfuse's).
+  [[nodiscard]] Status attach(fuse_session* se);
+
+  Negotiated negotiated() const;
+  RequestStats& stats() { return stats_; }
+  const RequestStats& stats() const { return stats_; }
+
+  // The request the calling thread serves now (a zeroed one outside a
+  // request, e.g. in libfuse's init callback).
+  static const RawRequest& current();
+  // ORs FOPEN_* flags into the open or create reply the calling thread
+  // sends next for the current request.
+  static void add_open_flags(uint32_t fopen_flags);
+
+  // Replies to a raw handler's request (by its unique id). 0 or -errno.
+  int reply_err(const RawRequest& req, int error);
+  int reply(const RawRequest& req, const struct iovec* iov, int count);
+
+  // Names of INIT flags ("parallel_dirops", ...), lower case, for logs and stats.
+  static std::vector<std::string> init_flag_names(uint64_t flags);
+
+  // The fuse_custom_io callbacks attach() installs (userdata: the channel).
+  // Public for tests, which drive them over a socket pair.
+  static ssize_t io_read(int fd, void* buf, size_t len, void* userdata);
+  static ssize_t io_writev(int fd, struct iovec* iov, int count, void* userdata);
+
+ private:
+  ssize_t read_request(int fd, void* buf, size_t len);
+  ssize_t write_reply(int fd, struct iovec* iov, int count);
+  // Serves a request of a raw opcode (always replies).
+  void dispatch_raw(RawRequest r);
+  ssize_t send_amended(int fd, struct iovec* iov, int count, uint32_t off, uint32_t mask);
+  void note_init(const RawRequest& r);
+  ssize_t amend_init(int fd, struct iovec* iov, int count);
+  void log_init() const;
+
+  void* user_;
+  int fd_ = -1;
+  std::array<RawHandler, 64> raw_{};  // by opcode (< 64)
+  uint64_t want_init_ = 0;
+  std::atomic<uint64_t> init_unique_{0};
+  std::atomic<uint64_t> offered_{0};
+  std::atomic<uint64_t> replied_{0};
+  std::atomic<uint64_t> added_{0};
+  std::atomic<uint32_t> proto_{0};
+  std::atomic<uint32_t> kernel_proto_{0};
+  std::atomic<uint32_t> max_write_{0};
+  RequestStats stats_;
+};
+
+}  // namespace untorn::fs::fuse

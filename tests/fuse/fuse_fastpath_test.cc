@@ -1,0 +1,121 @@
+// The request path through a real mount: what INIT negotiated, `untorn
+// stats` (counts, JSON, reset, who may read it), lookups in one directory
+// running in parallel, and how many requests each operation costs.
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "fs/fuse/request_stats.h"
+#include "tests/fuse/fuse_harness.h"
+
+namespace untorn::fusetest {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+class FuseFastpathTest : public FuseSharedTest {
+ protected:
+  // `untorn stats MNT --json` (optionally --reset), parsed.
+  Json stats(bool reset = false) {
+    std::vector<std::string> a = {"stats", fs().mnt(), "--json"};
+    if (reset) a.push_back("--reset");
+    const CmdResult r = run_untorn(a);
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+    Json j = Json::parse(r.out, nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << r.out;
+    return j;
+  }
+  // Requests of `op` since the last reset (0 if none).
+  static uint64_t count(const Json& j, const char* op) {
+    if (!j.contains("requests") || !j["requests"].contains(op)) return 0;
+    return j["requests"][op]["count"].get<uint64_t>();
+  }
+  static bool has_cap(const Json& j, const char* cap) {
+    const auto& c = j["capabilities"];
+    return std::find(c.begin(), c.end(), cap) != c.end();
+  }
+};
+
+TEST_F(FuseFastpathTest, InitNegotiatesWhatLibfuse314CannotAskFor) {
+  const Json j = stats();
+  EXPECT_TRUE(has_cap(j, "parallel_dirops")) << j.dump();
+  EXPECT_NE(fs().log_tail().find("FUSE INIT: protocol"), std::string::npos) << "the daemon logs what INIT accepted";
+}
+
+TEST_F(FuseFastpathTest, StatsCountRequestsAndReset) {
+  stats(true);
+  ASSERT_EQ(0, write_file(p("f"), std::string(8192, 'x')));
+  const Json j = stats(true);
+  EXPECT_GE(count(j, "create"), 1u) << j.dump();
+  EXPECT_GE(count(j, "write"), 1u) << j.dump();
+  EXPECT_EQ(j["requests"]["write"]["bytes"].get<uint64_t>(), 8192u) << j.dump();
+  for (const auto& [name, r] : j["requests"].items()) {
+    EXPECT_TRUE(r.contains("count") && r.contains("bytes") && r.contains("p50_us") && r.contains("p99_us")) << name;
+    EXPECT_LE(r["p50_us"].get<double>(), r["p99_us"].get<double>()) << name;
+  }
+  const Json after = stats();
+  EXPECT_EQ(count(after, "write"), 0u) << "--reset zeroed the counters: " << after.dump();
+  EXPECT_EQ(count(after, "create"), 0u) << after.dump();
+}
+
+TEST_F(FuseFastpathTest, StatsOnlyForTheMountingUserAndRoot) {
+  const std::string root = p("");
+  auto ioctl_as_nobody = [&](unsigned long cmd) {
+    return as_nobody([&] {
+      const int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (fd < 0) return errno;
+      fs::fuse::StatsIoctlBuf buf;
+      const int rc = ::ioctl(fd, cmd, &buf);
+      const int e = rc < 0 ? errno : 0;
+      ::close(fd);
+      return e;
+    });
+  };
+  EXPECT_EQ(ioctl_as_nobody(fs::fuse::kStatsIoctl), EACCES);
+  EXPECT_EQ(ioctl_as_nobody(fs::fuse::kStatsResetIoctl), EACCES);
+  // The CLI says why, with exit status 1.
+  const CmdResult r = run_untorn({"stats", fs().mnt()});
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_NE(r.out.find("capabilities:"), std::string::npos) << r.out;
+  ASSERT_SYS(::mkdir(p("sub").c_str(), 0755));
+  const CmdResult s = run_untorn({"stats", p("sub")});
+  EXPECT_EQ(s.exit_code, 1) << s.describe();
+  EXPECT_NE(s.err.find("not the root of an untorn mount"), std::string::npos) << s.err;
+}
+
+// Four lookups in one directory meet in the daemon (the barrier test hook
+// holds each until all four are there): the kernel sends them in
+// parallel. Without FUSE_PARALLEL_DIROPS it would send one at a time and
+// every lookup would time out (ETIMEDOUT) instead of answering ENOENT.
+class FuseParallelLookupTest : public FuseFastpathTest {
+ protected:
+  void SetUp() override {
+    ::setenv("UNTORN_TEST_LOOKUP_BARRIER", "4", 1);
+    FuseFastpathTest::SetUp();
+    ::unsetenv("UNTORN_TEST_LOOKUP_BARRIER");
+  }
+};
+
+TEST_F(FuseParallelLookupTest, LookupsInOneDirectoryRunInParallel) {
+  ASSERT_SYS(::mkdir(p("d").c_str(), 0755));
+  std::atomic<int> errs[4];
+  std::vector<std::thread> t;
+  for (int i = 0; i < 4; i++) {
+    t.emplace_back([&, i] {
+      struct stat st;
+      errs[i] = ::stat(p("d/barrier-" + std::to_string(i)).c_str(), &st) == 0 ? 0 : errno;
+    });
+  }
+  for (auto& x : t) x.join();
+  for (int i = 0; i < 4; i++) EXPECT_EQ(errs[i].load(), ENOENT) << "lookup " << i << ": " << errno_name(errs[i]);
+}
+
+}  // namespace
+}  // namespace untorn::fusetest
