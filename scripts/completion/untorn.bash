@@ -11,6 +11,7 @@ _untorn_options() {
     info) echo "--json -h --help --version" ;;
     fsck) echo "-r --repair -h --help --version" ;;
     mode) echo "-R --recursive -h --help --version" ;;
+    stats) echo "--json --reset -h --help --version" ;;
     bench) echo "$(untorn bench --help 2>/dev/null | grep -oE '(^| )--?[a-zA-Z][-a-zA-Z]*' | tr -d ' ' | sort -u)" ;;
     "") echo "-h --help --help-all --version" ;;
   esac
@@ -26,7 +27,7 @@ _untorn() {
   sub=""
   for ((i = 1; i < COMP_CWORD; i++)); do
     case "${COMP_WORDS[i]}" in
-      mkfs|mount|umount|info|fsck|mode|bench) sub="${COMP_WORDS[i]}"; break ;;
+      mkfs|mount|umount|info|fsck|mode|bench|stats) sub="${COMP_WORDS[i]}"; break ;;
     esac
   done
   case "$prev" in
@@ -37,7 +38,7 @@ _untorn() {
     -s|--size|--inodes|--label|--threads) return ;;
   esac
   if [[ -z "$sub" && "$cur" != -* ]]; then
-    COMPREPLY=($(compgen -W "mkfs mount umount info fsck mode bench" -- "$cur"))
+    COMPREPLY=($(compgen -W "mkfs mount umount info fsck mode bench stats" -- "$cur"))
     return
   fi
   if [[ "$cur" == -* ]]; then
@@ -48,7 +49,7 @@ _untorn() {
     COMPREPLY=($(compgen -W "dax atomic" -- "$cur") $(compgen -f -- "$cur"))
     return
   fi
-  if [[ "$sub" == umount ]]; then
+  if [[ "$sub" == umount || "$sub" == stats ]]; then
     COMPREPLY=($(compgen -W "$(awk '$3 == "fuse.untorn" {print $2}' /proc/self/mounts 2>/dev/null)" -- "$cur"))
     return
   fi
