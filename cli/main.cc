@@ -53,6 +53,7 @@ int run_cli(std::vector<std::string> args) {
   add_mode(app, &rc);
   add_bench(app, &rc);
   add_stats(app, &rc);
+  add_powercut(app, &rc);
   for (CLI::App* s : app.get_subcommands({})) {
     s->set_version_flag("--version", kVersion);
     s->set_help_all_flag();  // --help-all is the top level's

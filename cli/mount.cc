@@ -11,6 +11,7 @@
 #include "cli/mount_opts.h"
 #include "cli/mounts.h"
 #include "cli/remount.h"
+#include "dax/powercut.h"
 #include "fs/filesystem.h"
 #include "fs/fuse/daemon.h"
 
@@ -97,6 +98,7 @@ Result<MountOpts> parse_mount_options(const std::vector<std::string>& lists) {
       const std::string value = eq == std::string::npos ? "" : item.substr(eq + 1);
       if (item == "remount") own.remount = true;
       else if (item == "prefault") own.prefault = true;
+      else if (item == "powercut_sim") own.powercut_sim = true;
       else if (item == "noprefault") own.prefault = false;
       else if (key == "cache_timeout" || key == "default_mode" || key == "log_file" || key == "log_level") {
         if (eq == std::string::npos) return InvalidArgument(key + " needs a value (" + key + "=...)");
@@ -124,11 +126,20 @@ int run_mount(const MountArgs& a) {
   if ((*media)->granularity() == dax::Granularity::kPage)
     spdlog::warn("'{}' is mapped with page granularity: every flush is an msync. On a DRAM-backed "
                  "pool set PMEM2_FORCE_GRANULARITY=CACHE_LINE.", a.pool);
+  // -o powercut_sim: the file system runs on simulated persistent memory
+  // whose durable image is the pool (dax/powercut.h); `untorn powercut`.
+  std::unique_ptr<dax::PowerCutSim> sim;
+  if (own->powercut_sim) {
+    auto s = dax::PowerCutSim::open(**media);
+    if (!s.is_ok()) return print_error("mount", s.status()), kExitFailure;
+    sim = std::move(*s);
+  }
+  dax::Media& fs_media = sim ? sim->media() : static_cast<dax::Media&>(**media);
   fs::MountReport report;
   fs::MountOptions mo;
   if (!own->default_mode.empty())
     mo.default_mode = own->default_mode == "atomic" ? fs::DataMode::kAtomic : fs::DataMode::kDax;
-  auto fsr = fs::FileSystem::mount(**media, mo, &report);
+  auto fsr = fs::FileSystem::mount(fs_media, mo, &report);
   if (!fsr.is_ok()) {
     Status s = fsr.status();
     if (s.code() == Code::kCorruption && s.message().find("fsck") == std::string::npos)
@@ -166,6 +177,17 @@ int run_mount(const MountArgs& a) {
   const bool to_syslog = !a.foreground && log_file.empty();
   RemountWatcher watcher(**fsr, canonical_target(a.mountpoint), source);
   dax::Pmem2Media* mp = media->get();
+  if (dax::PowerCutSim* s = sim.get()) {
+    spdlog::warn("powercut_sim: running on simulated persistent memory; 'untorn powercut {}' cuts its power",
+                 a.mountpoint);
+    d.powercut = [s](fs::fuse::PowercutIoctl* p) {
+      const dax::InFlight::CutReport r = s->cut(p->seed, p->at_stake_bytes);
+      p->in_flight = r.in_flight, p->kept = r.kept, p->dropped = r.dropped;
+      spdlog::warn("powercut_sim: power cut (seed {}): {} stores in flight, {} kept, {} dropped; exiting", p->seed,
+                   r.in_flight, r.kept, r.dropped);
+      spdlog::default_logger()->flush();
+    };
+  }
   d.after_daemonize = [&, level, log_file, to_syslog, fg = a.foreground, mp, pre = own->prefault] {
     if (!fg || !log_file.empty()) setup_logging(level, log_file, to_syslog);
     // Threads do not survive daemonizing: start them here.
@@ -190,6 +212,8 @@ void add_mount(CLI::App& app, int* rc) {
                 "    pool's mkfs default otherwise)\n"
                 "  cache_timeout=SECONDS: how long the kernel may cache names and attributes (60)\n"
                 "  noprefault: do not populate the pool's page tables in the background\n"
+                "  powercut_sim: run on simulated persistent memory that 'untorn powercut\n"
+                "    MOUNTPOINT' can cut the power of (needs memory for a copy of the pool)\n"
                 "  log_file=FILE, log_level=LEVEL: as --log-file and --log-level (for fstab)\n"
                 "  atime, noatime, relatime, strictatime, lazytime, nodiratime: accepted; untorn\n"
                 "    never updates access times on reads (always noatime)\n"

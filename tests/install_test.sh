@@ -48,7 +48,7 @@ rc=0; FSTAB_FILE="$work/fstab" fsck -A -V -a >"$work/fscka.log" 2>&1 || rc=$?
 grep -q "fsck.fuse.untorn" "$work/fscka.log" || { cat "$work/fscka.log"; fail "fsck -A did not run fsck.fuse.untorn"; }
 
 step "man -l"
-subs="mkfs mount umount info fsck mode bench stats"
+subs="mkfs mount umount info fsck mode bench stats powercut"
 for page in untorn mkfs.untorn fsck.untorn fsck.fuse.untorn mount.fuse.untorn $(for s in $subs; do echo untorn-$s; done); do
   [ -e "$prefix/share/man/man8/$page.8" ] || fail "$page.8 was not installed"
   MANWIDTH=200 man -l -P cat "$prefix/share/man/man8/$page.8" >"$work/$page.txt" 2>"$work/man.err" ||
@@ -74,7 +74,7 @@ comp="$prefix/share/bash-completion/completions/untorn"
 out=$(bash -c "set -e; source '$comp'; complete -p untorn >/dev/null
   COMP_WORDS=(untorn mo); COMP_CWORD=1; _untorn; echo \"\${COMPREPLY[*]}\"") || fail "sourcing the completion"
 [ "$out" = "mount mode" ] || fail "completion of 'untorn mo' gave '$out'"
-for sub in mkfs mount umount info fsck mode stats; do
+for sub in mkfs mount umount info fsck mode stats powercut; do
   offered=$(bash -c "source '$comp'; _untorn_options $sub")
   for opt in $(help_options "$prefix/bin/untorn" "$sub"); do
     case " $offered " in *" $opt "*) ;; *) fail "completion of 'untorn $sub' lacks $opt (from --help)" ;; esac

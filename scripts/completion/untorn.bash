@@ -12,13 +12,14 @@ _untorn_options() {
     fsck) echo "-r --repair -h --help --version" ;;
     mode) echo "-R --recursive -h --help --version" ;;
     stats) echo "--json --reset -h --help --version" ;;
+    powercut) echo "--seed --now --at-stake -h --help --version" ;;
     bench) echo "$(untorn bench --help 2>/dev/null | grep -oE '(^| )--?[a-zA-Z][-a-zA-Z]*' | tr -d ' ' | sort -u)" ;;
     "") echo "-h --help --help-all --version" ;;
   esac
 }
 
 _untorn_mount_opts="ro rw remount nosuid suid nodev dev noexec exec allow_other default_mode=dax
-default_mode=atomic cache_timeout= noprefault log_file= log_level= noatime relatime"
+default_mode=atomic cache_timeout= noprefault powercut_sim log_file= log_level= noatime relatime"
 
 _untorn() {
   local cur prev sub i
@@ -27,7 +28,7 @@ _untorn() {
   sub=""
   for ((i = 1; i < COMP_CWORD; i++)); do
     case "${COMP_WORDS[i]}" in
-      mkfs|mount|umount|info|fsck|mode|bench|stats) sub="${COMP_WORDS[i]}"; break ;;
+      mkfs|mount|umount|info|fsck|mode|bench|stats|powercut) sub="${COMP_WORDS[i]}"; break ;;
     esac
   done
   case "$prev" in
@@ -38,7 +39,7 @@ _untorn() {
     -s|--size|--inodes|--label|--threads) return ;;
   esac
   if [[ -z "$sub" && "$cur" != -* ]]; then
-    COMPREPLY=($(compgen -W "mkfs mount umount info fsck mode bench stats" -- "$cur"))
+    COMPREPLY=($(compgen -W "mkfs mount umount info fsck mode bench stats powercut" -- "$cur"))
     return
   fi
   if [[ "$cur" == -* ]]; then
@@ -49,7 +50,7 @@ _untorn() {
     COMPREPLY=($(compgen -W "dax atomic" -- "$cur") $(compgen -f -- "$cur"))
     return
   fi
-  if [[ "$sub" == umount || "$sub" == stats ]]; then
+  if [[ "$sub" == umount || "$sub" == stats || "$sub" == powercut ]]; then
     COMPREPLY=($(compgen -W "$(awk '$3 == "fuse.untorn" {print $2}' /proc/self/mounts 2>/dev/null)" -- "$cur"))
     return
   fi

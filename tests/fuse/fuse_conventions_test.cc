@@ -163,7 +163,7 @@ TEST(ToolsCliTest, VersionOnEverySubcommandAndHelper) {
   const std::string want = "untorn ";
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"--version"}, {"mkfs", "--version"}, {"mount", "--version"}, {"umount", "--version"},
-        {"info", "--version"}, {"fsck", "--version"}, {"mode", "--version"}, {"bench", "--version"}, {"stats", "--version"}}) {
+        {"info", "--version"}, {"fsck", "--version"}, {"mode", "--version"}, {"bench", "--version"}, {"stats", "--version"}, {"powercut", "--version"}}) {
     CmdResult r = run_untorn(args);
     EXPECT_EQ(r.exit_code, 0) << args.front() << r.describe();
     EXPECT_EQ(r.out.rfind(want, 0), 0u) << args.front() << r.describe();

@@ -5,11 +5,12 @@
 // FuseTest fixtures.
 #include "tests/fuse/fuse_harness.h"
 
+#include "util/process.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
-#include <libmount.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -91,14 +92,7 @@ bool keep_tmp() {
 
 // Removes `dir` recursively without ever entering a mount below it.
 void remove_tree(const std::string& dir) {
-  if (dir.empty() || keep_tmp()) return;
-  ::nftw(
-      dir.c_str(),
-      [](const char* path, const struct stat*, int, struct FTW*) {
-        ::remove(path);
-        return 0;
-      },
-      16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+  if (!keep_tmp()) util::remove_tree(dir);
 }
 
 // The private directory of a mount point (see FuseMount::FuseMount):
@@ -118,24 +112,7 @@ std::string read_tail(const std::string& path, size_t max_bytes) {
   return s;
 }
 
-// Waits for pid up to timeout_ms; true and *status if it exited.
-bool wait_pid(pid_t pid, int timeout_ms, int* status) {
-  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  for (;;) {
-    int st = 0;
-    const pid_t r = ::waitpid(pid, &st, WNOHANG);
-    if (r == pid) {
-      if (status) *status = st;
-      return true;
-    }
-    if (r < 0 && errno == ECHILD) {
-      if (status) *status = 0;
-      return true;
-    }
-    if (Clock::now() >= deadline) return false;
-    ::usleep(5000);
-  }
-}
+using util::wait_pid;
 
 std::string describe_status(int st) {
   if (WIFEXITED(st)) return "exit status " + std::to_string(WEXITSTATUS(st));
@@ -378,13 +355,9 @@ CmdResult run_untorn(const std::vector<std::string>& args, int timeout_s) {
 }
 
 bool is_mounted(const std::string& mnt, std::string* type) {
-  // libmount decodes mountinfo's escapes (a space is \040).
-  std::unique_ptr<libmnt_table, void (*)(libmnt_table*)> tb(mnt_new_table(), mnt_unref_table);
-  if (!tb || mnt_table_parse_file(tb.get(), "/proc/self/mountinfo") != 0) return false;
-  libmnt_fs* fs = mnt_table_find_target(tb.get(), mnt.c_str(), MNT_ITER_BACKWARD);
-  if (fs == nullptr) return false;
-  if (type) *type = mnt_fs_get_fstype(fs) ? mnt_fs_get_fstype(fs) : "";
-  return true;
+  const auto t = util::mount_type(mnt);
+  if (t && type) *type = *t;
+  return t.has_value();
 }
 
 // ------------------------------------------------------------- FuseMount
