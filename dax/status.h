@@ -36,7 +36,9 @@ enum class Code : unsigned char {
   kTooManyLinks,     // EMLINK
   kValueTooLarge,    // attribute value or list too large (E2BIG)
   kNoMemory,         // an allocation failed (ENOMEM)
-  kReadOnly,         // the file system is mounted (or remounted) read-only (EROFS)
+  kAccessDenied,     // not permitted for this object (EACCES)
+  kStale,            // a file handle names an inode that is gone (ESTALE)
+  kReadOnly,         // no more changes (EROFS): mounted or remounted read-only, or the pool failed
 };
 
 const char* code_name(Code c);
