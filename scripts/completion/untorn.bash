@@ -5,7 +5,7 @@
 
 _untorn_options() {
   case "$1" in
-    mkfs) echo "-s --size -f --force --inodes --default-mode --metadata --label -h --help --version" ;;
+    mkfs) echo "-s --size -f --force --inodes --default-mode --metadata --label --btt-compat -h --help --version" ;;
     mount) echo "-f --foreground -d --debug -o --log-file --log-level --threads -h --help --version" ;;
     umount) echo "-h --help --version" ;;
     info) echo "--json -h --help --version" ;;
