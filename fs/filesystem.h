@@ -250,6 +250,12 @@ class FileSystem {
   FsckReport fsck(bool repair, const std::function<void(uint64_t, uint64_t)>& progress = nullptr);
   FsInfo info();
   const Superblock& superblock() const { return sb_; }
+  // Read-only mode (mount -o ro, mount -o remount,ro): from the next
+  // operation on, every change fails with kReadOnly before it stores
+  // anything in the pool; inodes unlinked while open stay on the orphan list
+  // (freed at the next mount). Thread-safe.
+  void set_read_only(bool ro) { read_only_.store(ro); }
+  bool read_only() const { return read_only_.load(); }
   // Largest write() that is all-or-nothing on an atomic file: one commit
   // of file data, minus a block for a request that starts unaligned.
   uint64_t atomic_unit_bytes() const { return (request_blocks() - 1) * kBlockSize; }
@@ -302,6 +308,9 @@ class FileSystem {
   Status set_data_mode(uint64_t ino, bool atomic);
   Status set_acl(uint64_t ino, std::string_view name, std::string_view value, int flags);
   uint64_t request_blocks() const;
+  Status check_writable() const {
+    return read_only() ? Status(Code::kReadOnly, "the file system is mounted read-only") : Status::ok();
+  }
   std::unique_ptr<MetaStore> fail_stop(std::unique_ptr<MetaStore> inner) const;
   void remember_identity();
   void check_backup_superblock(bool repair, FsckReport* r);
@@ -319,6 +328,7 @@ class FileSystem {
   // util::WriterLock (left as it is while other branches change it).
   uint64_t data_goal_ = 0;  // next-fit cursor for new files' data
   uint64_t meta_goal_ = 0;  // cursor for metadata blocks
+  std::atomic<bool> read_only_{false};
   uint64_t identity_[8] = {};               // check_pool's words, read at mount
   std::atomic<bool> changed_{false};        // the pool changed under the mount
   std::atomic<uint64_t> fault_reported_{0};  // media faults logged so far

@@ -169,6 +169,8 @@ Result<size_t> FileSystem::write(uint64_t ino, uint64_t off, const void* buf, si
 
 Result<size_t> FileSystem::write_locked(uint64_t ino, uint64_t off, const void* buf, size_t n,
                                         bool append) {
+  // Before any in-place store (dax data is written ahead of its commit).
+  RETURN_IF_ERROR(check_writable());
   std::unique_lock<std::shared_mutex> lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
@@ -270,6 +272,7 @@ Status FileSystem::read(uint64_t ino, uint64_t off, size_t n, const ReadFn& fn) 
 // atomic group (the new size is committed by the first).
 Status FileSystem::truncate_locked(uint64_t ino, uint64_t size) {
   if (size > kMaxFileSize) return Status(Code::kTooLarge, "size beyond the maximum file size");
+  RETURN_IF_ERROR(check_writable());  // before zeroing past EOF in place
   const size_t budget = store_->max_commit_blocks() - 32;
   bool first_round = true;
   for (;;) {

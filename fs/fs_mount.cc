@@ -4,9 +4,9 @@
 #include <dirent.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
+#include <uuid/uuid.h>
 
 #include <cstring>
-#include <random>
 
 #include "dax/checksum.h"
 #include "fs/internal.h"
@@ -260,8 +260,7 @@ Status FileSystem::mkfs(dax::Media& media, const MkfsOptions& o) {
   RETURN_IF_ERROR(check_mkfs(media.size(), o));
   Superblock sb;
   RETURN_IF_ERROR(compute_geometry(media.size(), o, &sb));
-  std::random_device rd;
-  for (auto& b : sb.uuid) b = static_cast<uint8_t>(rd());
+  uuid_generate_random(sb.uuid);  // RFC 4122 version 4
   sb.mkfs_time = time(nullptr);
   std::memcpy(sb.label, o.label.data(), o.label.size());  // check_label: it fits, NUL-padded
   // Invalidate any old superblock first: a crash during mkfs leaves no
@@ -471,6 +470,11 @@ void FileSystem::Op::clear_inode(uint64_t ino) {
 }
 
 Status FileSystem::Op::commit() {
+  if (fs_.read_only()) {
+    bool dirty = txn.has_changes();
+    for (const Slot& s : slots_) dirty |= s.dirty;
+    if (dirty) return fs_.check_writable();
+  }
   const Superblock& sb = fs_.sb_;
   for (const Slot& s : slots_) {
     if (!s.dirty) continue;

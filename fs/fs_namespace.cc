@@ -237,7 +237,9 @@ Status FileSystem::remove_entry(uint64_t parent, std::string_view name, bool dir
 void FileSystem::reap_unlinked(uint64_t ino) noexcept {
   try {
     Status st = release_inode_if_unused(ino);
-    if (!st.is_ok()) spdlog::error("freeing unlinked inode {}: {} (left on the orphan list)", ino, st.to_string());
+    if (st.code() == Code::kReadOnly)
+      spdlog::info("unlinked inode {} stays on the orphan list while the file system is read-only", ino);
+    else if (!st.is_ok()) spdlog::error("freeing unlinked inode {}: {} (left on the orphan list)", ino, st.to_string());
   } catch (const std::exception& e) {
     spdlog::error("freeing unlinked inode {}: {} (left on the orphan list)", ino, e.what());
   }
