@@ -112,6 +112,17 @@ class Btt;
 // LBAs' map locks are held, but nothing is visible yet. Btt::commit_group()
 // makes it visible atomically; destroying an uncommitted ticket aborts it
 // (the data blocks simply stay free). A ticket belongs to one thread.
+//
+// The rule for the thread holding a live ticket: it holds the map locks of
+// its LBAs' map cache lines, and those are hashed (any LBA may share one),
+// so until commit_group() or the ticket's destruction it may call only
+// read(), dax_block(lba, DaxIntent::kRead), record(), the const accessors
+// and media() (to write its own data). write(), write_group(),
+// prepare_group(), set_zero/set_error/clear_error() and dax_block() for
+// writing may self-deadlock (CsumMetaStore::commit resolves its dax
+// blocks before preparing for this reason). Other threads are not
+// restricted: they wait for the locks. apply_group_record() and check()
+// are for recovery and fsck, with no I/O running and no ticket held.
 class GroupTicket {
  public:
   GroupTicket() = default;

@@ -22,6 +22,18 @@
 // while holding one (a commit under meta_mu_ self-deadlocks).
 // Errors: Status codes map to errno in fs/fuse only. A damaged pool is
 // kCorruption naming the structure; the pool is never silently changed.
+// Failure and rollback: an operation that fails (an error Status, or
+// std::bad_alloc, which any method may throw; fs/fuse answers ENOMEM)
+// leaves the pool and the in-memory state as they were before its
+// current commit: its Txn aborts, blocks and inodes it allocated return
+// to the allocators, frees apply only after a commit succeeded, and the
+// inode reference table is unchanged (tests/fs_alloc_fault_test.cc fails
+// every allocation in turn). Operations made of several commits stop
+// between two of them, each a consistent state: a write of more than
+// atomic_unit_bytes() is short, a truncate has its new size from the first
+// commit on, a failed preallocation unmaps what its earlier commits mapped,
+// an unlinked inode whose freeing fails stays on the orphan list (logged;
+// freed at the next mount).
 #pragma once
 
 #include <sys/types.h>
