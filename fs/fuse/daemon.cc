@@ -39,6 +39,8 @@
 #include <new>
 #include <thread>
 
+#include "fs/fuse/lookup_barrier.h"
+#include "fs/fuse/notifier.h"
 #include "fs/fuse/raw_channel.h"
 
 namespace untorn::fs::fuse {
@@ -70,83 +72,6 @@ int to_errno(const Status& st) {
 }
 
 namespace {
-
-// Background notifications: kernel cache invalidation must not run inside
-// the handler that caused it (the kernel may hold the inode lock).
-class Notifier {
- public:
-  void start(fuse_session* se) {
-    se_ = se;
-    thread_ = std::thread([this] { loop(); });
-  }
-  void stop() {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      stop_ = true;
-    }
-    cv_.notify_one();
-    if (thread_.joinable()) thread_.join();
-  }
-  void inval_inode(fuse_ino_t ino) {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      q_.push_back(ino);
-    }
-    cv_.notify_one();
-  }
-
- private:
-  void loop() {
-    std::unique_lock<std::mutex> lk(mu_);
-    for (;;) {
-      cv_.wait(lk, [&] { return stop_ || !q_.empty(); });
-      if (q_.empty()) return;
-      const fuse_ino_t ino = q_.front();
-      q_.pop_front();
-      lk.unlock();
-      const int rc = fuse_lowlevel_notify_inval_inode(se_, ino, 0, 0);
-      if (rc != 0 && rc != -ENOENT) spdlog::warn("cache invalidation of inode {}: {}", ino, std::strerror(-rc));
-      lk.lock();
-    }
-  }
-  fuse_session* se_ = nullptr;
-  std::thread thread_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<fuse_ino_t> q_;
-  bool stop_ = false;
-};
-
-// Test hook (env UNTORN_TEST_LOOKUP_BARRIER=N, read at mount; tests only):
-// lookups of names starting with "barrier-" wait until N of them are in
-// the daemon at once, at most 10 s (then they fail with ETIMEDOUT). N of
-// them meet only if the kernel sends lookups in one directory in parallel
-// (FUSE_PARALLEL_DIROPS), which tests/fuse/fuse_fastpath_test.cc checks.
-class LookupBarrier {
- public:
-  void set(unsigned n) { n_ = n; }
-  bool applies(std::string_view name) const { return n_ > 0 && name.starts_with("barrier-"); }
-  bool meet() {
-    std::unique_lock<std::mutex> lk(mu_);
-    const uint64_t round = round_;
-    if (++waiting_ == n_) {
-      waiting_ = 0;
-      round_++;
-      cv_.notify_all();
-      return true;
-    }
-    if (cv_.wait_for(lk, std::chrono::seconds(10), [&] { return round_ != round; })) return true;
-    waiting_--;
-    return false;
-  }
-
- private:
-  unsigned n_ = 0;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  unsigned waiting_ = 0;
-  uint64_t round_ = 0;
-};
 
 struct Daemon {
   FileSystem& fs;
