@@ -34,6 +34,7 @@ struct OwnOpts {
   bool prefault = true;
   double cache_timeout_s = -1;  // entry/attr timeout; < 0: the daemon default
   std::string default_mode;  // "", "dax" or "atomic"
+  bool writeback_cache = false;
 };
 
 // Splits -o lists; keeps our own options out of libfuse's way.
@@ -45,6 +46,8 @@ Result<std::vector<std::string>> split_opts(const std::vector<std::string>& in, 
     while (std::getline(ss, item, ',')) {
       if (item.empty()) continue;
       if (item == "prefault") own->prefault = true;
+      else if (item == "writeback_cache") own->writeback_cache = true;
+      else if (item == "no_writeback_cache") own->writeback_cache = false;
       else if (item == "noprefault") own->prefault = false;
       else if (item.rfind("cache_timeout=", 0) == 0) {
         char* end = nullptr;
@@ -95,6 +98,7 @@ int run_mount(const MountArgs& a) {
   char real[PATH_MAX];
   d.fsname = "untorn:" + std::string(::realpath(a.pool.c_str(), real) ? real : a.pool.c_str());
   d.fuse_opts = *fuse_opts;
+  d.writeback_cache = own.writeback_cache;
   if (own.cache_timeout_s >= 0) d.entry_timeout_s = d.attr_timeout_s = own.cache_timeout_s;
   d.foreground = a.foreground;
   d.debug = a.debug;
@@ -173,8 +177,10 @@ void add_mount(CLI::App& app, int* rc) {
                  "Mount options, comma separated: FUSE options (allow_other, ro, ...) and untorn's\n"
                  "default_mode=dax|atomic (mode of new files where no directory sets one; the\n"
                  "pool's mkfs default otherwise), cache_timeout=SECONDS (how long the kernel may\n"
-                 "cache names and attributes) and noprefault (do not populate the pool's page\n"
-                 "tables in the background)");
+                 "cache names and attributes), noprefault (do not populate the pool's page\n"
+                 "tables in the background) and writeback_cache (the kernel caches writes to dax\n"
+                 "files: faster small writes, durable only at fsync/close, like ext4; default\n"
+                 "off: a write that returned is durable)");
   c->add_option("--log-file", a->log_file, "Log to this file (default: syslog in the background)");
   c->add_option("--log-level", a->log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

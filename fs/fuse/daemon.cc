@@ -3,9 +3,16 @@
 // lifecycle (mount, daemonize, multi-threaded loop, unmount).
 //
 // Kernel cache choices (measured with `untorn bench`; see README):
-//   - no writeback cache: a write() that returned is durable, because the
-//     daemon persisted it before replying; writeback caching would let the
-//     kernel acknowledge writes it has not sent yet.
+//   - no writeback cache by default: a write() that returned is durable,
+//     because the daemon persisted it before replying. With -o
+//     writeback_cache (opt-in) the kernel acknowledges writes to dax files
+//     once they are in its page cache and sends them later; the contract is
+//     then ext4's: data is durable once fsync() or close() returned (close
+//     writes the dirty pages back and waits, fs/fuse/file.c fuse_flush),
+//     a crash may lose writes since, and a write in flight may be torn at
+//     page granularity. Namespace operations, truncate and writes to atomic
+//     files (direct I/O, which the page cache does not hold) stay durable
+//     at return. scripts/crashloop --writeback checks this contract.
 //   - dax files: page cache with keep_cache. All changes go through this
 //     mount, so cached pages stay coherent (explicit invalidation only, on a
 //     mode switch); repeated reads and mmap are served by the kernel.
@@ -204,8 +211,11 @@ void inval_attrs(Daemon& d, fuse_ino_t ino) {
 // security.capability before every buffered write) and leaves clearing
 // set-id bits and capabilities to the daemon (KillPriv, the kill flags).
 void op_init(void* userdata, fuse_conn_info* conn) {
-  (void)userdata;
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  if (D(userdata).opts.writeback_cache) {
+    if (conn->capable & FUSE_CAP_WRITEBACK_CACHE) conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+    else spdlog::warn("the kernel offers no writeback cache: writes stay synchronous");
+  }
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
   conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
   conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
