@@ -90,14 +90,6 @@ void ratios_table(std::ostringstream& o, const EngineResults& r) {
 
 }  // namespace
 
-std::vector<DesignPair> design_pairs(const std::string& prefix) {
-  const std::string p = prefix + "-";
-  return {{"btt/csum (dax)", p + "btt-dax", p + "csum-dax"},
-          {"btt/csum (atomic)", p + "btt-atomic", p + "csum-atomic"},
-          {"dax/atomic (btt)", p + "btt-dax", p + "btt-atomic"},
-          {"dax/atomic (csum)", p + "csum-dax", p + "csum-atomic"}};
-}
-
 std::string engine_markdown(const EngineResults& r, const RunInfo& info) {
   const EngineConfig& c = r.config;
   std::ostringstream o;
@@ -117,9 +109,7 @@ std::string engine_markdown(const EngineResults& r, const RunInfo& info) {
     << "again, e.g. journal then home).\n\n";
   media_table(o, r);
   o << "\n## Design ratios\n\n"
-    << "Ratio of medians, with (min_a/max_b..max_a/min_b) across runs; 'tie' when the two min..max ranges overlap.\n"
-    << "btt/csum: metadata through the BTT vs checksummed in place + redo journal, same data mode.\n"
-    << "dax/atomic: files written in place vs through the BTT, same metadata store. > 1: the first is faster.\n\n";
+    << kDesignRatioLegend << "\n";
   ratios_table(o, r);
   for (const auto& [s, why] : r.failed_systems) o << "\n- " << s << " FAILED: " << why;
   for (const auto& [s, cells] : r.cells)

@@ -14,12 +14,4 @@ namespace untorn::bench {
 std::string engine_markdown(const EngineResults& r, const RunInfo& info);
 nlohmann::json engine_json(const EngineResults& r, const RunInfo& info);
 
-// The design ratios of a set of systems named <prefix>-<btt|csum>-<dax|atomic>:
-// btt/csum per data mode, dax/atomic per store. One entry per pair shown.
-struct DesignPair {
-  std::string title;  // "btt/csum (dax)"
-  std::string a, b;   // system names
-};
-std::vector<DesignPair> design_pairs(const std::string& prefix);
-
 }  // namespace untorn::bench

@@ -47,4 +47,17 @@ std::string fmt_ratio(const Ratio& r) {
   return b;
 }
 
+std::vector<DesignPair> design_pairs(const std::string& prefix) {
+  const std::string p = prefix + "-";
+  return {{"btt/csum (dax)", p + "btt-dax", p + "csum-dax"},
+          {"btt/csum (atomic)", p + "btt-atomic", p + "csum-atomic"},
+          {"dax/atomic (btt)", p + "btt-dax", p + "btt-atomic"},
+          {"dax/atomic (csum)", p + "csum-dax", p + "csum-atomic"}};
+}
+
+const char* const kDesignRatioLegend =
+    "Ratio of medians, with (min_a/max_b..max_a/min_b) across runs; 'tie' when the two min..max ranges overlap.\n"
+    "btt/csum: metadata through the BTT vs checksummed in place + redo journal, same data mode.\n"
+    "dax/atomic: files written in place vs through the BTT, same metadata store. > 1: the first is faster.\n";
+
 }  // namespace untorn::bench

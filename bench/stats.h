@@ -35,4 +35,14 @@ std::string fmt_spread(const Summary& s);
 // "1.23x (1.10..1.31)" plus " tie" when the spreads overlap.
 std::string fmt_ratio(const Ratio& r);
 
+// The design ratios of systems named <prefix>-<btt|csum>-<dax|atomic>:
+// btt/csum per data mode, dax/atomic per store.
+struct DesignPair {
+  std::string title;  // "btt/csum (dax)"
+  std::string a, b;   // system names
+};
+std::vector<DesignPair> design_pairs(const std::string& prefix);
+// The legend of the design-ratio tables and charts.
+extern const char* const kDesignRatioLegend;
+
 }  // namespace untorn::bench

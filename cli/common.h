@@ -39,5 +39,6 @@ void add_fsck(CLI::App& app, int* rc);
 void add_mode(CLI::App& app, int* rc);
 void add_bench(CLI::App& app, int* rc);
 void add_stats(CLI::App& app, int* rc);
+void add_powercut(CLI::App& app, int* rc);
 
 }  // namespace untorn::cli

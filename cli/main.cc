@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   untorn::cli::add_mode(app, &rc);
   untorn::cli::add_bench(app, &rc);
   untorn::cli::add_stats(app, &rc);
+  untorn::cli::add_powercut(app, &rc);
   // Exit status of an unexpected failure: fsck's operational error (8, as
   // e2fsck), 1 for every other command.
   auto failure = [&] {

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cli/common.h"
+#include "dax/powercut.h"
 #include "fs/filesystem.h"
 #include "fs/fuse/daemon.h"
 
@@ -35,6 +36,7 @@ struct OwnOpts {
   double cache_timeout_s = -1;  // entry/attr timeout; < 0: the daemon default
   std::string default_mode;  // "", "dax" or "atomic"
   bool writeback_cache = false;
+  bool powercut_sim = false;  // run on simulated pmem (dax/powercut.h, untorn powercut)
 };
 
 // Splits -o lists; keeps our own options out of libfuse's way.
@@ -48,6 +50,7 @@ Result<std::vector<std::string>> split_opts(const std::vector<std::string>& in, 
       if (item == "prefault") own->prefault = true;
       else if (item == "writeback_cache") own->writeback_cache = true;
       else if (item == "no_writeback_cache") own->writeback_cache = false;
+      else if (item == "powercut_sim") own->powercut_sim = true;
       else if (item == "noprefault") own->prefault = false;
       else if (item.rfind("cache_timeout=", 0) == 0) {
         char* end = nullptr;
@@ -78,11 +81,20 @@ int run_mount(const MountArgs& a) {
   if ((*media)->granularity() == dax::Granularity::kPage)
     spdlog::warn("'{}' is mapped with page granularity: every flush is an msync. On a DRAM-backed "
                  "pool set PMEM2_FORCE_GRANULARITY=CACHE_LINE.", a.pool);
+  // -o powercut_sim: the file system runs on simulated persistent memory
+  // whose durable image is the pool (dax/powercut.h); `untorn powercut`.
+  std::unique_ptr<dax::PowerCutSim> sim;
+  if (own.powercut_sim) {
+    auto s = dax::PowerCutSim::open(**media);
+    if (!s.is_ok()) return print_error("mount", s.status()), 1;
+    sim = std::move(*s);
+  }
+  dax::Media& fs_media = sim ? sim->media() : static_cast<dax::Media&>(**media);
   fs::MountReport report;
   fs::MountOptions mo;
   if (!own.default_mode.empty())
     mo.default_mode = own.default_mode == "atomic" ? fs::DataMode::kAtomic : fs::DataMode::kDax;
-  auto fsr = fs::FileSystem::mount(**media, mo, &report);
+  auto fsr = fs::FileSystem::mount(fs_media, mo, &report);
   if (!fsr.is_ok()) {
     Status s = fsr.status();
     if (s.code() == Code::kCorruption && s.message().find("fsck") == std::string::npos)
@@ -106,6 +118,17 @@ int run_mount(const MountArgs& a) {
   const bool to_syslog = !a.foreground && a.log_file.empty();
   const std::string level = a.log_level, file = a.log_file;
   dax::Pmem2Media* mp = media->get();
+  if (dax::PowerCutSim* s = sim.get()) {
+    spdlog::warn("powercut_sim: running on simulated persistent memory; 'untorn powercut {}' cuts its power",
+                 a.mountpoint);
+    d.powercut = [s](fs::fuse::PowercutIoctl* p) {
+      const dax::InFlight::CutReport r = s->cut(p->seed, p->at_stake_bytes);
+      p->in_flight = r.in_flight, p->kept = r.kept, p->dropped = r.dropped;
+      spdlog::warn("powercut_sim: power cut (seed {}): {} stores in flight, {} kept, {} dropped; exiting", p->seed,
+                   r.in_flight, r.kept, r.dropped);
+      spdlog::default_logger()->flush();
+    };
+  }
   d.after_daemonize = [level, file, to_syslog, fg = a.foreground, mp, pre = own.prefault] {
     if (!fg || !file.empty()) setup_logging(level, file, to_syslog);
     // Threads do not survive daemonizing: start the prefault here.
@@ -177,10 +200,17 @@ void add_mount(CLI::App& app, int* rc) {
                  "Mount options, comma separated: FUSE options (allow_other, ro, ...) and untorn's\n"
                  "default_mode=dax|atomic (mode of new files where no directory sets one; the\n"
                  "pool's mkfs default otherwise), cache_timeout=SECONDS (how long the kernel may\n"
-                 "cache names and attributes), noprefault (do not populate the pool's page\n"
-                 "tables in the background) and writeback_cache (the kernel caches writes to dax\n"
-                 "files: faster small writes, durable only at fsync/close, like ext4; default\n"
-                 "off: a write that returned is durable)");
+                 "cache names and attributes), noprefault (do not populate the pool's page
+"
+                 "tables in the background), writeback_cache (the kernel caches writes to dax
+"
+                 "files: faster small writes, durable only at fsync/close, like ext4; default
+"
+                 "off: a write that returned is durable) and powercut_sim (run on simulated
+"
+                 "persistent memory that `untorn powercut MOUNTPOINT` can cut the power of; needs
+"
+                 "memory for a copy of the pool)");
   c->add_option("--log-file", a->log_file, "Log to this file (default: syslog in the background)");
   c->add_option("--log-level", a->log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

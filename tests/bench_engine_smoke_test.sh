@@ -18,9 +18,14 @@ fail() {
 }
 
 for i in 1 2; do
-  "$UNTORN" bench --in-process --quick --runs 1 --files 200 --seq-size 4M --rand-size 4M \
+  chart=()
+  if [ "$i" -eq 1 ] && command -v gnuplot >/dev/null; then chart=(--chart "$TMP/ratios.svg"); fi
+  "$UNTORN" bench --in-process --quick --runs 2 --files 200 --seq-size 4M --rand-size 4M "${chart[@]}" \
     --json "$TMP/run$i.json" >"$TMP/run$i.md" 2>"$TMP/run$i.err" || fail "run $i exited with $?"
 done
+if command -v gnuplot >/dev/null; then
+  grep -q '<svg' "$TMP/ratios.svg" || fail "no design-ratio chart"
+fi
 
 j="$TMP/run1.json"
 jq -e . "$j" >/dev/null || fail "JSON is not well-formed"

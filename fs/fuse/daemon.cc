@@ -574,15 +574,31 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_fi
   fuse_reply_write(req, *r);
 }
 
+// `untorn powercut` (daemon.h): reply, then the process ends.
+void powercut(fuse_req_t req, const void* in, size_t in_bufsz, size_t out_bufsz) {
+  Daemon& d = D(req);
+  if (!d.opts.powercut) return (void)fuse_reply_err(req, ENOTTY);
+  if (in_bufsz < sizeof(PowercutIoctl) || out_bufsz < sizeof(PowercutIoctl))
+    return (void)fuse_reply_err(req, EINVAL);
+  PowercutIoctl p;
+  std::memcpy(&p, in, sizeof p);
+  d.opts.powercut(&p);
+  p.pid = static_cast<uint64_t>(::getpid());
+  fuse_reply_ioctl(req, 0, &p, sizeof p);
+  ::_exit(0);
+}
+
 // `untorn stats`: the statistics channel (request_stats.h), on the root only.
 void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info*, unsigned,
-              const void*, size_t, size_t out_bufsz) {
+              const void* in, size_t in_bufsz, size_t out_bufsz) {
   Daemon& d = D(req);
-  if (cmd != static_cast<unsigned>(kStatsIoctl) && cmd != static_cast<unsigned>(kStatsResetIoctl))
+  if (cmd != static_cast<unsigned>(kStatsIoctl) && cmd != static_cast<unsigned>(kStatsResetIoctl) &&
+      cmd != static_cast<unsigned>(kPowercutIoctl))
     return (void)fuse_reply_err(req, ENOTTY);
   if (ino != FUSE_ROOT_ID) return (void)fuse_reply_err(req, ENOTTY);
   const uid_t uid = fuse_req_ctx(req)->uid;
   if (uid != 0 && uid != d.owner) return (void)fuse_reply_err(req, EACCES);
+  if (cmd == static_cast<unsigned>(kPowercutIoctl)) return powercut(req, in, in_bufsz, out_bufsz);
   if (cmd == static_cast<unsigned>(kStatsResetIoctl)) {
     d.channel->stats().reset();
     return (void)fuse_reply_ioctl(req, 0, nullptr, 0);

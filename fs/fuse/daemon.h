@@ -4,6 +4,10 @@
 // libfuse as userdata; no globals. libfuse stays inside fs/fuse.
 #pragma once
 
+#include <sys/ioctl.h>
+
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -11,6 +15,21 @@
 #include "fs/filesystem.h"
 
 namespace untorn::fs::fuse {
+
+// `untorn powercut`: an ioctl on the mount's root, beside the statistics
+// ioctls of request_stats.h (the same owner-or-root rule), answered only
+// when DaemonOptions::powercut is set (mount -o powercut_sim). The daemon
+// fills the report through the hook, replies, and ends the process at once
+// (_exit(0): no unmount, nothing flushed), as a power failure would.
+struct PowercutIoctl {
+  uint64_t seed = 0;
+  uint64_t at_stake_bytes = 0;  // 0: cut at once
+  uint64_t in_flight = 0;       // out: 8-byte stores not yet fenced at the cut
+  uint64_t kept = 0;            // out
+  uint64_t dropped = 0;         // out
+  uint64_t pid = 0;             // out: the daemon, which is ending
+};
+inline constexpr unsigned long kPowercutIoctl = _IOWR('U', 0x53, PowercutIoctl);
 
 struct DaemonOptions {
   std::string mountpoint;
@@ -29,6 +48,8 @@ struct DaemonOptions {
   // Called after mounting and daemonizing (e.g. to take the pool lock or
   // switch logging to syslog); a non-ok status unmounts and fails.
   std::function<Status()> after_daemonize;
+  // Cuts the simulated power (dax/powercut.h) and fills the report.
+  std::function<void(PowercutIoctl*)> powercut;
 };
 
 int to_errno(const Status& st);

@@ -5,6 +5,8 @@
 // FuseTest fixtures.
 #include "tests/fuse/fuse_harness.h"
 
+#include "util/process.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -90,14 +92,7 @@ bool keep_tmp() {
 
 // Removes `dir` recursively without ever entering a mount below it.
 void remove_tree(const std::string& dir) {
-  if (dir.empty() || keep_tmp()) return;
-  ::nftw(
-      dir.c_str(),
-      [](const char* path, const struct stat*, int, struct FTW*) {
-        ::remove(path);
-        return 0;
-      },
-      16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+  if (!keep_tmp()) util::remove_tree(dir);
 }
 
 std::string read_tail(const std::string& path, size_t max_bytes) {
@@ -107,24 +102,7 @@ std::string read_tail(const std::string& path, size_t max_bytes) {
   return s;
 }
 
-// Waits for pid up to timeout_ms; true and *status if it exited.
-bool wait_pid(pid_t pid, int timeout_ms, int* status) {
-  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  for (;;) {
-    int st = 0;
-    const pid_t r = ::waitpid(pid, &st, WNOHANG);
-    if (r == pid) {
-      if (status) *status = st;
-      return true;
-    }
-    if (r < 0 && errno == ECHILD) {
-      if (status) *status = 0;
-      return true;
-    }
-    if (Clock::now() >= deadline) return false;
-    ::usleep(5000);
-  }
-}
+using util::wait_pid;
 
 std::string describe_status(int st) {
   if (WIFEXITED(st)) return "exit status " + std::to_string(WEXITSTATUS(st));
@@ -358,22 +336,9 @@ CmdResult run_untorn(const std::vector<std::string>& args, int timeout_s) {
 }
 
 bool is_mounted(const std::string& mnt, std::string* type) {
-  std::ifstream f("/proc/self/mountinfo");
-  std::string line;
-  bool found = false;
-  while (std::getline(f, line)) {
-    std::istringstream head(line);
-    std::string id, parent, devno, root, point;
-    head >> id >> parent >> devno >> root >> point;
-    if (point != mnt) continue;
-    found = true;  // the last (topmost) mount on mnt wins
-    const size_t dash = line.find(" - ");
-    if (type && dash != std::string::npos) {
-      std::istringstream tail(line.substr(dash + 3));
-      tail >> *type;
-    }
-  }
-  return found;
+  const auto t = util::mount_type(mnt);
+  if (t && type) *type = *t;
+  return t.has_value();
 }
 
 // ------------------------------------------------------------- FuseMount

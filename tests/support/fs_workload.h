@@ -11,9 +11,13 @@
 
 #include "fs/filesystem.h"
 
+namespace untorn::dax {
+class SimMedia;
+}
+
 namespace untorn::test {
 
-class SimMedia;
+using dax::SimMedia;
 
 // Runs f(); an allocation failure (std::bad_alloc) becomes a kNoMemory
 // error of that call, as the FUSE daemon turns it into ENOMEM.

@@ -1,0 +1,182 @@
+#include "dax/sim_media.h"
+
+#include "dax/inflight.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+namespace untorn::dax {
+
+namespace {
+
+std::byte* alloc_image(size_t n) {
+  auto* p = static_cast<std::byte*>(std::aligned_alloc(4096, (n + 4095) / 4096 * 4096));
+  if (p == nullptr) throw std::bad_alloc();
+  std::memset(p, 0, n);
+  return p;
+}
+
+}  // namespace
+
+SimMedia::SimMedia(size_t size_bytes) : Media(alloc_image(size_bytes), size_bytes) {
+  mem_ = base();
+}
+
+SimMedia::SimMedia(const std::vector<std::byte>& image) : SimMedia(image.size()) {
+  std::memcpy(mem_, image.data(), image.size());
+}
+
+SimMedia::~SimMedia() { std::free(mem_); }
+
+bool SimMedia::spend() {
+  if (dead_) return false;
+  if (budget_ < 0) return true;
+  if (budget_ == 0) {
+    dead_ = true;  // the machine is gone: later stores (unwinding) are dropped
+    throw SimCrash{};
+  }
+  budget_--;
+  return true;
+}
+
+uint32_t SimMedia::thread_id() {
+  const auto me = std::this_thread::get_id();
+  for (uint32_t i = 0; i < threads_.size(); i++)
+    if (threads_[i] == me) return i;
+  threads_.push_back(me);
+  return static_cast<uint32_t>(threads_.size() - 1);
+}
+
+void SimMedia::record(uint64_t off, const void* src, size_t n) {
+  const auto* s = static_cast<const uint8_t*>(src);
+  const uint32_t tid = thread_id();
+  while (n > 0) {
+    Piece p{};
+    p.off = off;
+    p.thread = tid;
+    const size_t room = 8 - (off % 8);
+    p.len = static_cast<uint8_t>(n < room ? n : room);
+    std::memcpy(p.bytes, s, p.len);
+    if (tracker_ != nullptr) tracker_->store(tid, p.off, p.bytes, p.len);
+    if (recording_) log_.push_back(p);
+    off += p.len;
+    s += p.len;
+    n -= p.len;
+  }
+}
+
+void SimMedia::copy(uint64_t off, const void* src, size_t n) {
+  UNTORN_ASSERT(off + n <= size());
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!spend()) return;
+  store_ops_++;
+  std::memcpy(mem_ + off, src, n);
+  if (recording_ || tracker_ != nullptr) record(off, src, n);
+}
+
+void SimMedia::fill(uint64_t off, int byte, size_t n) {
+  UNTORN_ASSERT(off + n <= size());
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!spend()) return;
+  store_ops_++;
+  std::memset(mem_ + off, byte, n);
+  if (recording_ || tracker_ != nullptr) record(off, mem_ + off, n);
+}
+
+void SimMedia::store64(uint64_t off, uint64_t v) {
+  UNTORN_ASSERT(off % 8 == 0 && off + 8 <= size());
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!spend()) return;
+  store_ops_++;
+  std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(mem_ + off))
+      .store(v, std::memory_order_release);
+  if (recording_ || tracker_ != nullptr) record(off, &v, 8);
+}
+
+void SimMedia::store32(uint64_t off, uint32_t v) {
+  UNTORN_ASSERT(off % 4 == 0 && off + 4 <= size());
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!spend()) return;
+  store_ops_++;
+  std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(mem_ + off))
+      .store(v, std::memory_order_release);
+  if (recording_ || tracker_ != nullptr) record(off, &v, 4);
+}
+
+void SimMedia::flush(uint64_t off, size_t n) {
+  UNTORN_ASSERT(off + n <= size());
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!spend()) return;
+  if (recording_ || tracker_ != nullptr) record(off, mem_ + off, n);
+}
+
+void SimMedia::drain() {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!spend()) return;
+  drain_ops_++;
+  if (recording_) fences_.emplace_back(log_.size(), thread_id());
+  if (tracker_ != nullptr) {
+    tracker_->fence(thread_id());
+    if (tracker_->cut_done()) dead_ = true;  // an armed cut happened here
+  }
+}
+
+void SimMedia::track(InFlight* t) {
+  std::lock_guard<std::mutex> lk(mu_);
+  tracker_ = t;
+}
+
+void SimMedia::start_recording() {
+  std::lock_guard<std::mutex> lk(mu_);
+  base_.assign(mem_, mem_ + size());
+  log_.clear();
+  fences_.clear();
+  recording_ = true;
+}
+
+void SimMedia::stop_recording() {
+  std::lock_guard<std::mutex> lk(mu_);
+  recording_ = false;
+}
+
+std::vector<std::byte> SimMedia::image() const { return {mem_, mem_ + size()}; }
+
+CrashImages::CrashImages(const SimMedia& m) : m_(m), persisted_(m.base_image()) {}
+
+size_t CrashImages::durable(size_t fences_done) const {
+  UNTORN_ASSERT(fences_done <= m_.fences());
+  return fences_done == 0 ? 0 : m_.fence_at(fences_done - 1);
+}
+
+void CrashImages::build(size_t fences_done, size_t point, std::mt19937_64& rng,
+                        double keep_prob, SimMedia* out) {
+  UNTORN_ASSERT(point >= durable(fences_done) && point <= m_.pieces());
+  UNTORN_ASSERT(out->size() == persisted_.size());
+  // Per thread: pieces before its last completed fence are durable.
+  std::vector<size_t> fenced;
+  for (size_t j = 0; j < fences_done; j++) {
+    const uint32_t t = m_.fence_thread(j);
+    if (fenced.size() <= t) fenced.resize(t + 1, 0);
+    fenced[t] = m_.fence_at(j);
+  }
+  const auto& log = m_.log();
+  auto is_durable = [&](size_t i) { return log[i].thread < fenced.size() && i < fenced[log[i].thread]; };
+  for (; applied_ < point && is_durable(applied_); applied_++)
+    std::memcpy(persisted_.data() + log[applied_].off, log[applied_].bytes, log[applied_].len);
+  out->load_image(persisted_.data());
+  std::bernoulli_distribution keep(keep_prob);
+  for (size_t i = applied_; i < point; i++) {
+    if (is_durable(i) || keep(rng)) std::memcpy(out->raw() + log[i].off, log[i].bytes, log[i].len);
+  }
+}
+
+std::vector<std::byte> CrashImages::at(size_t fences_done, size_t point, std::mt19937_64& rng,
+                                       double keep_prob) {
+  SimMedia out(persisted_.size());
+  build(fences_done, point, rng, keep_prob, &out);
+  return out.image();
+}
+
+}  // namespace untorn::dax
