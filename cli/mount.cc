@@ -200,16 +200,11 @@ void add_mount(CLI::App& app, int* rc) {
                  "Mount options, comma separated: FUSE options (allow_other, ro, ...) and untorn's\n"
                  "default_mode=dax|atomic (mode of new files where no directory sets one; the\n"
                  "pool's mkfs default otherwise), cache_timeout=SECONDS (how long the kernel may\n"
-                 "cache names and attributes), noprefault (do not populate the pool's page
-"
-                 "tables in the background), writeback_cache (the kernel caches writes to dax
-"
-                 "files: faster small writes, durable only at fsync/close, like ext4; default
-"
-                 "off: a write that returned is durable) and powercut_sim (run on simulated
-"
-                 "persistent memory that `untorn powercut MOUNTPOINT` can cut the power of; needs
-"
+                 "cache names and attributes), noprefault (do not populate the pool's page\n"
+                 "tables in the background), writeback_cache (the kernel caches writes to dax\n"
+                 "files: faster small writes, durable only at fsync/close, like ext4; default\n"
+                 "off: a write that returned is durable) and powercut_sim (run on simulated\n"
+                 "persistent memory that `untorn powercut MOUNTPOINT` can cut the power of; needs\n"
                  "memory for a copy of the pool)");
   c->add_option("--log-file", a->log_file, "Log to this file (default: syslog in the background)");
   c->add_option("--log-level", a->log_level, "trace, debug, info, warn, error")
