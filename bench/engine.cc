@@ -4,7 +4,8 @@
 //               formatted and mounted; removed by the destructor
 //   Workloads   one run of every workload against a mounted FileSystem:
 //               counted (begin_op per operation, media pass) or timed
-//   run_engine  per system: media pass, then the timed runs
+//   run_engine  per system: pool and media pass; then the timed runs,
+//               interleaved across systems
 #include "bench/engine.h"
 
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <memory>
 
@@ -52,7 +54,10 @@ struct Pool {
 Result<std::unique_ptr<Pool>> make_pool(const EngineConfig& c, const std::string& system) {
   auto p = std::make_unique<Pool>();
   p->path = c.dir + "/untorn-engine-" + std::to_string(::getpid()) + "-" + system + ".pool";
-  const uint64_t bytes = 2 * std::max(c.seq_bytes, 2 * c.rand_bytes) + 256 * kMiB;
+  // Twice the largest data set alive at once (atomic writes go out of
+  // place; the counted pass writes 32 MiB), plus metadata for the files.
+  const uint64_t data = std::max({c.seq_bytes, uint64_t{32} * kMiB, 2 * c.rand_bytes});
+  const uint64_t bytes = 2 * data + 64 * kMiB + static_cast<uint64_t>(c.files) * 8192;
   auto m = dax::Pmem2Media::create(p->path, bytes);
   if (!m.is_ok()) return m.status();
   p->pm = std::move(*m);
@@ -82,6 +87,12 @@ std::vector<char> pattern(size_t n) {
   return b;
 }
 
+double thread_cpu_s() {
+  timespec t {};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
+}
+
 std::string numbered(char prefix, int i) { return prefix + std::to_string(i); }
 
 using Rates = std::map<std::string, Result<double>>;
@@ -94,6 +105,8 @@ class Workloads {
   Status lay_out();
   Rates run(int run_id, int meta_n, int io_n, int seq_writes, bool counted);
   const std::map<std::string, dax::MediaCounts>& counts() const { return counts_; }
+  // Rates per CPU-second of this thread, of the last run.
+  const std::map<std::string, double>& cpu_rates() const { return cpu_rates_; }
 
  private:
   template <class F>
@@ -111,6 +124,7 @@ class Workloads {
   uint64_t rand_ino_ = 0;
   bool counted_ = false;
   std::map<std::string, dax::MediaCounts> counts_;
+  std::map<std::string, double> cpu_rates_;
 };
 
 // Only the operations inside timed() are counted (set-up and clean-up are
@@ -119,6 +133,7 @@ template <class F>
 Result<double> Workloads::timed(const char* w, int n, F&& op) {
   if (counted_) p_.cm->set_counting(true);
   const dax::MediaCounts before = p_.cm->totals();
+  const double c0 = thread_cpu_s();
   const auto t0 = Clock::now();
   Status st;
   for (int i = 0; i < n && st.is_ok(); i++) {
@@ -126,6 +141,7 @@ Result<double> Workloads::timed(const char* w, int n, F&& op) {
     st = op(i);
   }
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  cpu_rates_[w] = static_cast<double>(n) / std::max(thread_cpu_s() - c0, 1e-9);
   if (counted_) counts_[w] = p_.cm->totals() - before;
   p_.cm->set_counting(false);
   if (!st) return st;
@@ -261,38 +277,50 @@ void say(const EngineConfig& c, const std::string& line) {
   if (c.progress) c.progress(line);
 }
 
-// One system: a fresh pool, the counted pass, then the timed runs.
-void run_system(const EngineConfig& c, const std::string& system, EngineResults* out) {
+// One system under test: its pool and workloads, alive for the whole run.
+struct Subject {
+  std::string system;
+  std::unique_ptr<Pool> pool;
+  std::unique_ptr<Workloads> w;
+};
+
+// A fresh pool, the random-I/O file, and the counted pass (media figures).
+std::unique_ptr<Subject> prepare(const EngineConfig& c, const std::string& system, EngineResults* out) {
   auto pool = make_pool(c, system);
   if (!pool.is_ok()) {
     out->failed_systems[system] = pool.status().to_string();
-    return;
+    return nullptr;
   }
-  Workloads w(**pool, c);
-  if (Status st = w.lay_out(); !st) {
+  auto s = std::make_unique<Subject>(Subject{system, std::move(*pool), nullptr});
+  s->w = std::make_unique<Workloads>(*s->pool, c);
+  if (Status st = s->w->lay_out(); !st) {
     out->failed_systems[system] = "laying out the random-I/O file: " + st.to_string();
-    return;
+    return nullptr;
   }
   auto& cells = out->cells[system];
-  const int seq_writes = static_cast<int>(c.seq_bytes / kMiB);
-  const Rates counted = w.run(0, c.media_ops, c.media_ops, std::min(c.media_ops, 32), true);
+  const Rates counted = s->w->run(0, c.media_ops, c.media_ops, std::min(c.media_ops, 32), true);
   for (const auto& [name, r] : counted) {
     if (!r.is_ok()) cells[name].error = r.status().to_string();
-    auto it = w.counts().find(name);
-    if (it != w.counts().end()) cells[name].media = per_op(it->second);
+    auto it = s->w->counts().find(name);
+    if (it != s->w->counts().end()) cells[name].media = per_op(it->second);
   }
-  for (int run = 1; run <= c.runs; run++) {
-    const Rates rates = w.run(run, c.files, c.io_ops, seq_writes, false);
-    std::string line = "  " + system + " run " + std::to_string(run) + "/" + std::to_string(c.runs) + ":";
-    for (const auto& [name, r] : rates) {
-      if (!wanted(c.workloads, name)) continue;
-      if (r.is_ok()) cells[name].samples.push_back(*r), line += " " + name + " " + fmt_value(*r);
-      else if (cells[name].error.empty()) cells[name].error = r.status().to_string();
+  return s;
+}
+
+// One timed run of every workload of one system.
+void timed_run(const EngineConfig& c, Subject& s, int run, EngineResults* out) {
+  auto& cells = out->cells[s.system];
+  const Rates rates = s.w->run(run, c.files, c.io_ops, static_cast<int>(c.seq_bytes / kMiB), false);
+  std::string line = "  " + s.system + " run " + std::to_string(run) + "/" + std::to_string(c.runs) + ":";
+  for (const auto& [name, r] : rates) {
+    if (!wanted(c.workloads, name)) continue;
+    if (r.is_ok()) {
+      cells[name].samples.push_back(*r), line += " " + name + " " + fmt_value(*r);
+      cells[name].cpu_samples.push_back(s.w->cpu_rates().at(name));
     }
-    say(c, line);
+    else if (cells[name].error.empty()) cells[name].error = r.status().to_string();
   }
-  for (auto it = cells.begin(); it != cells.end();)
-    it = wanted(c.workloads, it->first) ? std::next(it) : cells.erase(it);
+  say(c, line);
 }
 
 }  // namespace
@@ -339,11 +367,20 @@ Result<EngineResults> run_engine(const EngineConfig& cfg) {
     if (!wanted(engine_systems(), s) || s.empty()) return InvalidArgument("unknown system '" + s + "'");
   // Cache-line flushes on a DRAM-backed pool (not msync per flush).
   ::setenv("PMEM2_FORCE_GRANULARITY", "CACHE_LINE", 0);
+  // Every system's pool lives for the whole run and the timed runs
+  // interleave (run 1 of each system, then run 2, ...), so that a burst of
+  // load on a shared machine spreads over all systems instead of one.
+  std::vector<std::unique_ptr<Subject>> subjects;
   for (const std::string& s : engine_systems()) {
     if (!wanted(c.systems, s)) continue;
-    say(c, "system " + s);
-    run_system(c, s, &out);
+    say(c, "system " + s + ": pool, media pass");
+    if (auto p = prepare(c, s, &out)) subjects.push_back(std::move(p));
   }
+  for (int run = 1; run <= c.runs; run++)
+    for (auto& s : subjects) timed_run(c, *s, run, &out);
+  for (auto& [sys, cells] : out.cells)
+    for (auto it = cells.begin(); it != cells.end();)
+      it = wanted(c.workloads, it->first) ? std::next(it) : cells.erase(it);
   return out;
 }
 

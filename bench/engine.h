@@ -2,6 +2,7 @@
 // the file-system core (no FUSE, no kernel), for each metadata store (btt,
 // csum) and file mode (dax, atomic). Two kinds of figures:
 //   - throughput: `runs` timed runs of every workload, median, min, max;
+//     the runs of the systems interleave (all pools stay mapped);
 //   - media traffic per operation: one counted pass of `media_ops`
 //     operations of every workload on a fresh pool (dax/CountingMedia),
 //     before the timed runs. These depend only on the code: two runs of the
@@ -47,7 +48,9 @@ struct MediaPerOp {
 };
 
 struct EngineCell {
-  std::vector<double> samples;  // one rate per timed run
+  std::vector<double> samples;      // one rate per timed run (wall clock)
+  std::vector<double> cpu_samples;  // the same per CPU-second of the thread (CLOCK_THREAD_CPUTIME_ID):
+                                    // not lowered by preemption when the machine is loaded
   MediaPerOp media;
   std::string error;  // non-empty: the workload failed
 };

@@ -32,10 +32,10 @@ int run_engine_bench(const EngineConfig& cfg, const EngineOutputs& out) {
     const auto summary = [&](const std::string& s, const std::string& w) -> std::optional<Summary> {
       auto it = r->cells.find(s);
       if (it == r->cells.end() || !it->second.count(w) || !it->second.at(w).error.empty()) return std::nullopt;
-      return summarize(it->second.at(w).samples);
+      return summarize(it->second.at(w).cpu_samples);
     };
-    const std::string title = "untorn design ratios in process (median of " + std::to_string(r->config.runs) +
-                              " runs, whiskers: spread; log scale)";
+    const std::string title = "untorn design ratios in process, per CPU-second (median of " +
+                              std::to_string(r->config.runs) + " runs, whiskers: spread; log scale)";
     const std::string dir = r->config.dir;
     if (Status st = draw_chart(out.chart, design_chart(engine_workloads(), "engine", title, summary), dir,
                                dir + "/untorn-engine-gnuplot.log");

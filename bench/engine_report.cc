@@ -7,12 +7,13 @@ namespace untorn::bench {
 
 namespace {
 
-std::optional<Summary> summary_of(const EngineResults& r, const std::string& sys, const std::string& w) {
+std::optional<Summary> summary_of(const EngineResults& r, const std::string& sys, const std::string& w,
+                                  bool cpu = false) {
   auto s = r.cells.find(sys);
   if (s == r.cells.end()) return std::nullopt;
   auto c = s->second.find(w);
   if (c == s->second.end() || !c->second.error.empty()) return std::nullopt;
-  return summarize(c->second.samples);
+  return summarize(cpu ? c->second.cpu_samples : c->second.samples);
 }
 
 std::vector<std::string> systems_of(const EngineResults& r) {
@@ -39,7 +40,7 @@ std::string num(double v) {
   return b;
 }
 
-void medians_table(std::ostringstream& o, const EngineResults& r) {
+void medians_table(std::ostringstream& o, const EngineResults& r, bool cpu) {
   const auto sys = systems_of(r);
   o << "| workload | unit |";
   for (const auto& s : sys) o << ' ' << s << " |";
@@ -49,7 +50,7 @@ void medians_table(std::ostringstream& o, const EngineResults& r) {
   for (const auto& w : workloads_of(r)) {
     o << "| " << w << " | " << engine_unit(w) << " |";
     for (const auto& s : sys) {
-      const auto v = summary_of(r, s, w);
+      const auto v = summary_of(r, s, w, cpu);
       const auto& cells = r.cells.at(s);
       o << ' ' << (v ? fmt_spread(*v) : cells.count(w) && !cells.at(w).error.empty() ? "FAIL" : "-") << " |";
     }
@@ -70,7 +71,7 @@ void media_table(std::ostringstream& o, const EngineResults& r) {
     }
 }
 
-void ratios_table(std::ostringstream& o, const EngineResults& r) {
+void ratios_table(std::ostringstream& o, const EngineResults& r, bool cpu) {
   const auto pairs = design_pairs("engine");
   o << "| workload |";
   for (const auto& p : pairs) o << ' ' << p.title << " |";
@@ -80,12 +81,19 @@ void ratios_table(std::ostringstream& o, const EngineResults& r) {
   for (const auto& w : workloads_of(r)) {
     o << "| " << w << " |";
     for (const auto& p : pairs) {
-      const auto a = summary_of(r, p.a, w), b = summary_of(r, p.b, w);
+      const auto a = summary_of(r, p.a, w, cpu), b = summary_of(r, p.b, w, cpu);
       const auto q = a && b ? ratio_of(*a, *b) : std::nullopt;
       o << ' ' << (q ? fmt_ratio(*q) : "-") << " |";
     }
     o << '\n';
   }
+}
+
+// Rates per CPU-second: median, min, max, runs.
+nlohmann::json cpu_json(const std::vector<double>& v) {
+  const auto s = summarize(v);
+  if (!s) return nullptr;
+  return {{"median", s->median}, {"min", s->min}, {"max", s->max}, {"runs", v}};
 }
 
 }  // namespace
@@ -101,7 +109,10 @@ std::string engine_markdown(const EngineResults& r, const RunInfo& info) {
     << c.files << " files for create/stat/rename/unlink, " << std::max(100, c.files / 10) << " directories for mkdir, "
     << c.io_ops << " random 4 KiB writes/reads over " << (c.rand_bytes >> 20) << " MiB, " << (c.seq_bytes >> 20)
     << " MiB in 1 MiB writes for write1m.\n\n";
-  medians_table(o, r);
+  medians_table(o, r, false);
+  o << "\n## Per CPU-second\n\nThe same runs, operations per second of the benchmark thread's CPU time "
+       "(CLOCK_THREAD_CPUTIME_ID): what an operation costs in CPU, not lowered when other load preempts the run.\n\n";
+  medians_table(o, r, true);
   o << "\n## Media traffic per operation\n\n"
     << "Counted (dax/CountingMedia) over the first " << c.media_ops << " operations of each workload on a fresh pool "
     << "(write1m: " << std::min(c.media_ops, 32) << " writes); the same in every run. Lines flushed: 64-byte lines "
@@ -109,8 +120,10 @@ std::string engine_markdown(const EngineResults& r, const RunInfo& info) {
     << "again, e.g. journal then home).\n\n";
   media_table(o, r);
   o << "\n## Design ratios\n\n"
-    << kDesignRatioLegend << "\n";
-  ratios_table(o, r);
+    << kDesignRatioLegend << "\nWall clock:\n\n";
+  ratios_table(o, r, false);
+  o << "\nPer CPU-second:\n\n";
+  ratios_table(o, r, true);
   for (const auto& [s, why] : r.failed_systems) o << "\n- " << s << " FAILED: " << why;
   for (const auto& [s, cells] : r.cells)
     for (const auto& [w, cell] : cells)
@@ -133,6 +146,7 @@ nlohmann::json engine_json(const EngineResults& r, const RunInfo& info) {
       const MediaPerOp& m = it->second.media;
       rows.push_back({{"system", s}, {"workload", w}, {"median", v->median}, {"unit", engine_unit(w)},
                       {"min", v->min}, {"max", v->max}, {"runs", it->second.samples},
+                      {"cpu", cpu_json(it->second.cpu_samples)},
                       {"media", {{"bytes_per_op", m.bytes}, {"flushes_per_op", m.flushes},
                                  {"fences_per_op", m.fences}, {"rewritten_bytes_per_op", m.rewritten_bytes}}}});
     }

@@ -105,7 +105,9 @@ file), write1m (MiB/s, a new file in 1 MiB writes). Besides throughput
 operation (bytes stored, cache lines flushed, fences, bytes written twice)
 on a fresh pool; those counts do not depend on the machine. --quick takes
 about 20 s. --json rows: system, workload, median, unit, min, max, runs,
-media {bytes_per_op, flushes_per_op, fences_per_op, rewritten_bytes_per_op}.
+media {bytes_per_op, flushes_per_op, fences_per_op, rewritten_bytes_per_op},
+cpu {median, min, max, runs}: the same figures per CPU-second of the benchmark
+thread (not lowered by other load); --chart draws their design ratios.
 
 Exit status: 0 everything measured, 1 a system failed to mount, a workload
 failed or the run was interrupted (what was measured is still reported),

@@ -24,6 +24,8 @@ const char* code_name(Code c) {
     case Code::kTooManyLinks: return "Too many links";
     case Code::kValueTooLarge: return "Value too large";
     case Code::kNoMemory: return "Out of memory";
+    case Code::kAccessDenied: return "Access denied";
+    case Code::kStale: return "Stale file handle";
   }
   return "Unknown";
 }

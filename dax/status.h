@@ -36,6 +36,8 @@ enum class Code : unsigned char {
   kTooManyLinks,     // EMLINK
   kValueTooLarge,    // attribute value or list too large (E2BIG)
   kNoMemory,         // an allocation failed (ENOMEM)
+  kAccessDenied,     // not permitted for this object (EACCES)
+  kStale,            // a file handle names an inode that is gone (ESTALE)
 };
 
 const char* code_name(Code c);

@@ -41,7 +41,16 @@ namespace untorn::fs {
 struct Cred {
   uint32_t uid = 0;
   uint32_t gid = 0;
+  // Creating calls: the caller's umask, applied unless the directory has a
+  // default ACL (the kernel passes unmasked modes, FUSE_DONT_MASK). 0 when
+  // the mode given is final.
+  uint32_t umask = 0;
 };
+
+// setxattr flag of system.posix_acl_access (beside XATTR_CREATE/REPLACE):
+// the caller is neither in the file's group nor privileged, so setgid goes
+// (Linux posix_acl_update_mode).
+inline constexpr int kXattrKillSgid = 1 << 30;
 
 struct Attr {
   uint64_t ino = 0;
@@ -227,7 +236,9 @@ class FileSystem {
                                  uint64_t off_out, size_t len, const KillPriv& kill = {},
                                  bool* privs_dropped = nullptr);
 
-  // ---- xattrs (flags: XATTR_CREATE / XATTR_REPLACE)
+  // ---- xattrs (flags: XATTR_CREATE / XATTR_REPLACE; kXattrKillSgid).
+  // system.posix_acl_access/default are POSIX ACLs: validated (EINVAL,
+  // EOPNOTSUPP for another version) and kept in step with the mode.
   [[nodiscard]] Status setxattr(uint64_t ino, std::string_view name, std::string_view value,
                                 int flags);
   Result<std::string> getxattr(uint64_t ino, std::string_view name);
@@ -291,6 +302,7 @@ class FileSystem {
   // drop_privs in a commit of its own (fallocate: before the change, as Linux).
   Status drop_privs_now(uint64_t ino, const KillPriv& kill, bool* dropped);
   Status set_data_mode(uint64_t ino, bool atomic);
+  Status set_acl(uint64_t ino, std::string_view name, std::string_view value, int flags);
   uint64_t request_blocks() const;
 
   dax::Media& media_;

@@ -556,7 +556,7 @@ Status FileSystem::destroy_inode(uint64_t ino) {
     } else if (in->root != 0) {
       RETURN_IF_ERROR(blocks_->free(op.txn, in->root, 1));
     }
-    if (in->xattr_lba != 0) RETURN_IF_ERROR(blocks_->free(op.txn, in->xattr_lba, 1));
+    RETURN_IF_ERROR(xattr_free_all(op, ino, in));
     op.clear_inode(ino);
     RETURN_IF_ERROR(inodes_->free(op.txn, ino, 1));
     ASSIGN_OR_RETURN(BTree orphans, op.orphans());

@@ -31,6 +31,7 @@
 #define FUSE_USE_VERSION 312
 #include <linux/fuse.h>
 #include <fuse3/fuse_lowlevel.h>
+#include "fs/fuse/posix_ops.h"
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -74,6 +75,8 @@ int to_errno(const Status& st) {
     case Code::kTooManyLinks: return EMLINK;
     case Code::kValueTooLarge: return E2BIG;
     case Code::kNoMemory: return ENOMEM;
+    case Code::kAccessDenied: return EACCES;
+    case Code::kStale: return ESTALE;
   }
   return EIO;
 }
@@ -157,7 +160,7 @@ void reply_entry(fuse_req_t req, const Result<Attr>& r) {
 
 Cred cred_of(fuse_req_t req) {
   const fuse_ctx* c = fuse_req_ctx(req);
-  return Cred{c->uid, c->gid};
+  return Cred{c->uid, c->gid, c->umask};
 }
 
 std::string_view sv(const char* s) { return s; }
@@ -228,6 +231,11 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   fuse_set_feature_flag(conn, FUSE_CAP_PARALLEL_DIROPS);
   fuse_set_feature_flag(conn, FUSE_CAP_HANDLE_KILLPRIV_V2);
 #endif
+  // POSIX ACLs: the kernel enforces them (with default_permissions) and
+  // passes modes unmasked, so the file system applies the umask or the
+  // directory's default ACL (fs_acl.cc).
+  if ((conn->capable & FUSE_CAP_POSIX_ACL) && (conn->capable & FUSE_CAP_DONT_MASK))
+    conn->want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
   conn->max_write = 1 << 20;
   conn->max_readahead = 1 << 20;
 }
@@ -507,6 +515,8 @@ void op_statfs(fuse_req_t req, fuse_ino_t) {
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
                  int flags) {
   Daemon& d = D(req);
+  flags &= XATTR_CREATE | XATTR_REPLACE;
+  flags |= acl_setxattr_flags(req, d.fs, ino, name);
   Status st = d.fs.setxattr(ino, sv(name), std::string_view(value, size), flags);
   reply_err(req, st);
   // A data-mode switch changes how the kernel must cache the file.
