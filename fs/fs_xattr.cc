@@ -129,14 +129,9 @@ Status FileSystem::drop_privs(Op& op, uint64_t ino, Inode* in, const KillPriv& k
     changed = true;
   }
   if (in->xattr_lba != 0) {  // files without xattrs (nearly all) stop here
-    XattrList l;
-    RETURN_IF_ERROR(load_xattrs(op.txn, *in, ino, &l));
-    auto it = std::find_if(l.begin(), l.end(), [](auto& e) { return e.first == "security.capability"; });
-    if (it != l.end()) {
-      l.erase(it);
-      RETURN_IF_ERROR(store_xattrs(op, in, l, meta_goal_));
-      changed = true;
-    }
+    const Status st = xattr_remove(op, ino, in, "security.capability", meta_goal_);
+    if (st.is_ok()) changed = true;
+    else if (st.code() != Code::kNoData) return st;
   }
   if (changed) {
     in->ctime = now_ts();
