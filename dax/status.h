@@ -38,6 +38,7 @@ enum class Code : unsigned char {
   kNoMemory,         // an allocation failed (ENOMEM)
   kAccessDenied,     // not permitted for this object (EACCES)
   kStale,            // a file handle names an inode that is gone (ESTALE)
+  kReadOnly,         // the pool failed (a media fault): no more changes (EROFS)
 };
 
 const char* code_name(Code c);

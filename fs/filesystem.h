@@ -18,6 +18,7 @@
 #include <sys/uio.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -156,6 +157,13 @@ struct FsckReport {
   bool clean() const { return errors.empty(); }
 };
 
+// What a file holds, before anything is mounted (fsck's first look).
+struct PoolProbe {
+  bool untorn = false;          // an untorn signature at offset 0 or at the end
+  uint64_t formatted_size = 0;  // pool size in a superblock copy whose checksum holds (0: none)
+  uint64_t media_size = 0;      // size of the file or device now
+};
+
 struct FsInfo {
   Superblock sb;
   uint64_t blocks_free = 0;
@@ -189,6 +197,8 @@ class FileSystem {
   [[nodiscard]] static Status check_mkfs(uint64_t pool_size, const MkfsOptions& o);
   // Formats the whole media (check_mkfs first: a refused format writes nothing).
   [[nodiscard]] static Status mkfs(dax::Media& media, const MkfsOptions& o);
+  // Looks at both superblock copies without judging them (see PoolProbe).
+  static PoolProbe probe(const dax::Media& media);
   // Reads and checks the superblock only (info, foreign-pool detection).
   static Result<Superblock> read_superblock(const dax::Media& media);
   static Result<std::unique_ptr<FileSystem>> mount(dax::Media& media, const MountOptions& o,
@@ -262,6 +272,19 @@ class FileSystem {
   // of file data, minus a block for a request that starts unaligned.
   uint64_t atomic_unit_bytes() const { return (request_blocks() - 1) * kBlockSize; }
   btt::Btt& btt() { return *btt_; }
+  dax::Media& media() { return media_; }
+
+  // ---- pool faults (fs/fs_faults.cc, dax/fault.h)
+  // Cheap identity check of the mounted pool (8 loads: the words of both
+  // superblock copies that name it); the daemon runs it before every
+  // request. kIOError from the first change on (a rewritten superblock,
+  // zeros after truncate + extend, a fault on a truncated pool's end).
+  [[nodiscard]] Status check_pool();
+  // kReadOnly once the media faulted (SIGBUS), kIOError once the pool
+  // changed: every commit and data write checks it.
+  [[nodiscard]] Status writable() const;
+  // Logs media faults not logged yet: the first with its pool offset.
+  void report_faults();
 
   struct InodeRef;
   class Op;
@@ -304,6 +327,9 @@ class FileSystem {
   Status set_data_mode(uint64_t ino, bool atomic);
   Status set_acl(uint64_t ino, std::string_view name, std::string_view value, int flags);
   uint64_t request_blocks() const;
+  std::unique_ptr<MetaStore> fail_stop(std::unique_ptr<MetaStore> inner) const;
+  void remember_identity();
+  void check_backup_superblock(bool repair, FsckReport* r);
 
   dax::Media& media_;
   Superblock sb_;
@@ -316,6 +342,9 @@ class FileSystem {
   std::unordered_map<uint64_t, std::shared_ptr<InodeRef>> refs_;
   uint64_t data_goal_ = 0;  // next-fit cursor for new files' data
   uint64_t meta_goal_ = 0;  // cursor for metadata blocks
+  uint64_t identity_[8] = {};               // check_pool's words, read at mount
+  std::atomic<bool> changed_{false};        // the pool changed under the mount
+  std::atomic<uint64_t> fault_reported_{0};  // media faults logged so far
 
   friend class Op;
 };
