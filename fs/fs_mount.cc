@@ -71,6 +71,7 @@ Status compute_geometry(uint64_t pool_size, const MkfsOptions& o, Superblock* sb
   sb->btt_max_arena = o.btt.max_arena_bytes;
   sb->meta_mode = static_cast<uint32_t>(o.meta);
   if (o.meta == MetaMode::kCsum) sb->incompat |= kIncompatMetaCsum;
+  sb->incompat |= kIncompatXattrTree;
   sb->default_mode = static_cast<uint32_t>(o.default_mode);
   if (o.btt.lbasize != kBlockSize) return InvalidArgument("the file system needs 4096-byte BTT blocks");
   ASSIGN_OR_RETURN(uint64_t nblocks, btt::Btt::capacity(sb->ns_size, o.btt));
@@ -106,6 +107,12 @@ Status check_superblock(const Superblock& sb, uint64_t off, uint64_t media_size)
     return Status(Code::kNotSupported, where + ": unsupported version " + std::to_string(sb.version));
   if (sb.incompat & ~kIncompatKnown)
     return Status(Code::kNotSupported, where + ": unknown incompatible features " + hex(sb.incompat & ~kIncompatKnown));
+  if ((sb.incompat & kIncompatRequired) != kIncompatRequired)
+    return Status(Code::kNotSupported,
+                  where + ": made by an older untorn (extended attributes in one block per inode, without "
+                          "incompatible feature " + hex(kIncompatRequired & ~sb.incompat) +
+                          "); this version cannot mount it: copy the files off with the untorn that made it "
+                          "(cp -a or tar --xattrs --acls) and run mkfs again");
   if (sb.ro_compat & ~kRoCompatKnown)
     return Status(Code::kNotSupported, where + ": unknown read-only features " + hex(sb.ro_compat & ~kRoCompatKnown));
   if (sb.block_size != kBlockSize) return Corruption(where + ": block size " + std::to_string(sb.block_size));

@@ -407,7 +407,10 @@ class Workload {
           EXPECT_TRUE(fs_->removexattr(*d.resolve(p), name).is_ok());
           f.xattrs.erase(name);
         } else {
-          const std::string v(1 + rng_() % 200, 'v');
+          // Mostly inline values; some in value blocks, up to 64 KiB.
+          const uint64_t r = rng_() % 10;
+          const size_t len = r < 7 ? 1 + rng_() % 200 : r < 9 ? 500 + rng_() % 9000 : 65536 - rng_() % 100;
+          const std::string v(len, static_cast<char>('a' + rng_() % 26));
           EXPECT_TRUE(fs_->setxattr(*d.resolve(p), name, v, 0).is_ok());
           f.xattrs[name] = v;
         }
