@@ -11,6 +11,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -263,12 +264,25 @@ void Pmem2Media::prefault_async() {
     constexpr int MADV_POPULATE_WRITE = 23;  // Linux 5.14
 #endif
     const uint64_t step = 8ull << 20;  // small steps: unmount never waits long
+    const long page = ::sysconf(_SC_PAGESIZE);
     for (uint64_t off = 0; off < size() && !prefault_stop_; off += step) {
       const uint64_t n = std::min(step, size() - off);
       if (::madvise(base() + off, n, MADV_POPULATE_WRITE) != 0) {
         spdlog::debug("prefault of '{}' stopped: {}", path_, std::strerror(errno));
         return;
       }
+      // Then one write access per page from user space (an atomic OR of 0:
+      // no byte changes, a racing store is never lost). Under shadow paging
+      // (this project's VMs) MADV_POPULATE_WRITE fills only the guest's page
+      // tables, and the first user store to each page still exits to the
+      // host: measured on a 256 MiB /dev/shm mapping, 1 MiB non-temporal
+      // copies into it ran at 6.9 ms/MiB after the madvise alone, 0.22 ms/MiB
+      // after madvise + touch (0.20 warm), which made every write to fresh
+      // blocks about 10x as costly as an overwrite. On bare metal the touch
+      // costs about 1 ns per KiB of pool.
+      for (uint64_t o = 0; o < n; o += static_cast<uint64_t>(page))
+        std::atomic_ref<unsigned char>(*reinterpret_cast<unsigned char*>(base() + off + o))
+            .fetch_or(0, std::memory_order_relaxed);
     }
     prefault_done_ = true;
     spdlog::debug("prefaulted '{}'", path_);

@@ -104,6 +104,27 @@ enum SetAttrMask : uint32_t {
   kSetMtimeNow = 1u << 7,
   kSetCtime = 1u << 8,
 };
+// Privileges a change to a regular file's data or owner takes away, the
+// Linux rules (fs/attr.c setattr_should_drop_suidgid, fs/inode.c
+// file_remove_privs, security/commoncap.c cap_inode_need_killpriv):
+//   - with `suidgid` (the caller lacks CAP_FSETID, which the FUSE kernel
+//     says with its kill flags; every chown): S_ISUID is cleared, and
+//     S_ISGID when group-execute is set or when the caller is neither
+//     privileged nor a member of the file's group (S_ISGID without
+//     group-execute marks mandatory locking, kept for the group);
+//   - security.capability is removed by every write, truncate, fallocate
+//     and chown, whoever the caller is.
+// Applied in the commit of the change itself (atomic files: in the same
+// group as the data), so a crash never keeps the bits with the new data;
+// fallocate drops them in a commit just before it, as Linux does.
+struct KillPriv {
+  bool suidgid = false;
+  bool privileged = false;                     // the caller has CAP_FSETID
+  std::function<bool(uint32_t gid)> in_group;  // the caller's groups; null: none
+  // The mode bits after such a change of a file with this mode and group.
+  uint32_t mode_after(uint32_t mode, uint32_t file_gid) const;
+};
+
 struct SetAttr {
   uint32_t mask = 0;
   uint32_t mode = 0;
@@ -113,6 +134,7 @@ struct SetAttr {
   struct timespec atime {};
   struct timespec mtime {};
   struct timespec ctime {};
+  KillPriv kill;  // with kSetSize, kSetUid, kSetGid (ignored for the mode bits with kSetMode)
 };
 
 struct StatFs {
@@ -233,17 +255,24 @@ class FileSystem {
   [[nodiscard]] Status readdir(uint64_t ino, uint64_t off, bool plus, const DirFn& fn);
 
   // ---- data
+  // The data operations below take the privileges `kill` says (KillPriv)
+  // and set *privs_dropped when that changed the file's mode or xattrs
+  // (the kernel's cached attributes are then stale).
   // Truncates when o_trunc; counts the open handle.
-  [[nodiscard]] Status open(uint64_t ino, bool o_trunc);
+  [[nodiscard]] Status open(uint64_t ino, bool o_trunc, const KillPriv& kill = {},
+                            bool* privs_dropped = nullptr);
   void release(uint64_t ino) noexcept;  // freeing failures are logged (reap_unlinked)
-  Result<size_t> write(uint64_t ino, uint64_t off, const void* buf, size_t n, bool append);
+  Result<size_t> write(uint64_t ino, uint64_t off, const void* buf, size_t n, bool append,
+                       const KillPriv& kill = {}, bool* privs_dropped = nullptr);
   // Calls fn with pool pointers while the data cannot change underneath.
   [[nodiscard]] Status read(uint64_t ino, uint64_t off, size_t n, const ReadFn& fn);
   [[nodiscard]] Status fsync(uint64_t ino);
-  [[nodiscard]] Status fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len);
+  [[nodiscard]] Status fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len,
+                                 const KillPriv& kill = {}, bool* privs_dropped = nullptr);
   Result<uint64_t> lseek(uint64_t ino, uint64_t off, int whence);
   Result<size_t> copy_file_range(uint64_t ino_in, uint64_t off_in, uint64_t ino_out,
-                                 uint64_t off_out, size_t len);
+                                 uint64_t off_out, size_t len, const KillPriv& kill = {},
+                                 bool* privs_dropped = nullptr);
 
   // ---- xattrs (flags: XATTR_CREATE / XATTR_REPLACE; kXattrKillSgid).
   // system.posix_acl_access/default are POSIX ACLs: validated (EINVAL,
@@ -312,7 +341,9 @@ class FileSystem {
   Result<Attr> make_node(uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
                          std::string_view symlink_target, const Cred& c);
   Status remove_entry(uint64_t parent, std::string_view name, bool dir);
-  Status truncate_locked(uint64_t ino, uint64_t size);
+  // kill (may be null) is applied in the first commit.
+  Status truncate_locked(uint64_t ino, uint64_t size, const KillPriv* kill = nullptr,
+                         bool* privs_dropped = nullptr);
   // fallocate modes (fs_falloc.cc); the caller holds the inode's io lock.
   Status punch_hole(uint64_t ino, uint64_t off, uint64_t len);
   Status preallocate(uint64_t ino, bool keep_size, uint64_t off, uint64_t len);
@@ -321,7 +352,13 @@ class FileSystem {
   Status zero_range(uint64_t ino, bool keep_size, uint64_t off, uint64_t len);
   Status unmap_runs(uint64_t ino, const std::vector<std::pair<uint64_t, uint64_t>>& runs);
   Result<uint64_t> holes_in(uint64_t ino, uint64_t fb, uint64_t last);
-  Result<size_t> write_locked(uint64_t ino, uint64_t off, const void* buf, size_t n, bool append);
+  Result<size_t> write_locked(uint64_t ino, uint64_t off, const void* buf, size_t n, bool append,
+                              const KillPriv& kill, bool* privs_dropped);
+  // Applies kill to inode `in` within op (fs_xattr.cc): mode bits and
+  // security.capability. Sets *dropped (if not null) when something changed.
+  Status drop_privs(Op& op, uint64_t ino, Inode* in, const KillPriv& kill, bool* dropped);
+  // drop_privs in a commit of its own (fallocate: before the change, as Linux).
+  Status drop_privs_now(uint64_t ino, const KillPriv& kill, bool* dropped);
   Status set_data_mode(uint64_t ino, bool atomic);
   Status set_acl(uint64_t ino, std::string_view name, std::string_view value, int flags);
   uint64_t request_blocks() const;

@@ -3,9 +3,16 @@
 // lifecycle (mount, daemonize, multi-threaded loop, unmount).
 //
 // Kernel cache choices (measured with `untorn bench`; see README):
-//   - no writeback cache: a write() that returned is durable, because the
-//     daemon persisted it before replying; writeback caching would let the
-//     kernel acknowledge writes it has not sent yet.
+//   - no writeback cache by default: a write() that returned is durable,
+//     because the daemon persisted it before replying. With -o
+//     writeback_cache (opt-in) the kernel acknowledges writes to dax files
+//     once they are in its page cache and sends them later; the contract is
+//     then ext4's: data is durable once fsync() or close() returned (close
+//     writes the dirty pages back and waits, fs/fuse/file.c fuse_flush),
+//     a crash may lose writes since, and a write in flight may be torn at
+//     page granularity. Namespace operations, truncate and writes to atomic
+//     files (direct I/O, which the page cache does not hold) stay durable
+//     at return. scripts/crashloop --writeback checks this contract.
 //   - dax files: page cache with keep_cache. All changes go through this
 //     mount, so cached pages stay coherent (explicit invalidation only, on a
 //     mode switch); repeated reads and mmap are served by the kernel.
@@ -43,6 +50,8 @@
 #include <new>
 #include <thread>
 
+#include "fs/fuse/lookup_barrier.h"
+#include "fs/fuse/notifier.h"
 #include "fs/fuse/raw_channel.h"
 
 namespace untorn::fs::fuse {
@@ -78,88 +87,12 @@ int to_errno(const Status& st) {
 
 namespace {
 
-// Background notifications: kernel cache invalidation must not run inside
-// the handler that caused it (the kernel may hold the inode lock).
-class Notifier {
- public:
-  void start(fuse_session* se) {
-    se_ = se;
-    thread_ = std::thread([this] { loop(); });
-  }
-  void stop() {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      stop_ = true;
-    }
-    cv_.notify_one();
-    if (thread_.joinable()) thread_.join();
-  }
-  void inval_inode(fuse_ino_t ino) {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      q_.push_back(ino);
-    }
-    cv_.notify_one();
-  }
-
- private:
-  void loop() {
-    std::unique_lock<std::mutex> lk(mu_);
-    for (;;) {
-      cv_.wait(lk, [&] { return stop_ || !q_.empty(); });
-      if (q_.empty()) return;
-      const fuse_ino_t ino = q_.front();
-      q_.pop_front();
-      lk.unlock();
-      const int rc = fuse_lowlevel_notify_inval_inode(se_, ino, 0, 0);
-      if (rc != 0 && rc != -ENOENT) spdlog::warn("cache invalidation of inode {}: {}", ino, std::strerror(-rc));
-      lk.lock();
-    }
-  }
-  fuse_session* se_ = nullptr;
-  std::thread thread_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<fuse_ino_t> q_;
-  bool stop_ = false;
-};
-
-// Test hook (env UNTORN_TEST_LOOKUP_BARRIER=N, read at mount; tests only):
-// lookups of names starting with "barrier-" wait until N of them are in
-// the daemon at once, at most 10 s (then they fail with ETIMEDOUT). N of
-// them meet only if the kernel sends lookups in one directory in parallel
-// (FUSE_PARALLEL_DIROPS), which tests/fuse/fuse_fastpath_test.cc checks.
-class LookupBarrier {
- public:
-  void set(unsigned n) { n_ = n; }
-  bool applies(std::string_view name) const { return n_ > 0 && name.starts_with("barrier-"); }
-  bool meet() {
-    std::unique_lock<std::mutex> lk(mu_);
-    const uint64_t round = round_;
-    if (++waiting_ == n_) {
-      waiting_ = 0;
-      round_++;
-      cv_.notify_all();
-      return true;
-    }
-    if (cv_.wait_for(lk, std::chrono::seconds(10), [&] { return round_ != round; })) return true;
-    waiting_--;
-    return false;
-  }
-
- private:
-  unsigned n_ = 0;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  unsigned waiting_ = 0;
-  uint64_t round_ = 0;
-};
-
 struct Daemon {
   FileSystem& fs;
   const DaemonOptions& opts;
   Notifier notifier;
   RawChannel* channel = nullptr;  // the session's userdata; its user() is this Daemon
+  fuse_session* se = nullptr;
   uid_t owner = 0;                // the user who mounted (may read `untorn stats`)
   LookupBarrier barrier;          // test hook, off unless UNTORN_TEST_LOOKUP_BARRIER is set
 };
@@ -267,14 +200,60 @@ Cred cred_of(fuse_req_t req) {
 
 std::string_view sv(const char* s) { return s; }
 
+// The caller of `req` for the privilege rules (KillPriv). `suidgid`: the
+// kernel's kill flag of this request; `privileged`: whether the caller
+// has CAP_FSETID, known only as "root" here. Group membership (for
+// S_ISGID without group-execute) is read from /proc only when asked.
+KillPriv kill_of(fuse_req_t req, bool suidgid, bool privileged) {
+  KillPriv k;
+  k.suidgid = suidgid;
+  k.privileged = privileged;
+  k.in_group = [req, gid = fuse_req_ctx(req)->gid](uint32_t g) {
+    if (g == gid) return true;
+    std::vector<gid_t> groups(64);
+    int n = fuse_req_getgroups(req, static_cast<int>(groups.size()), groups.data());
+    if (n > static_cast<int>(groups.size())) {
+      groups.resize(static_cast<size_t>(n));
+      n = fuse_req_getgroups(req, n, groups.data());
+    }
+    for (int i = 0; i < n && i < static_cast<int>(groups.size()); i++)
+      if (groups[static_cast<size_t>(i)] == g) return true;
+    return false;
+  };
+  return k;
+}
+// Requests without a kill flag (fallocate, copy_file_range): with
+// HANDLE_KILLPRIV_V2 the kernel leaves the clearing to the daemon, which
+// takes "not root" for "lacks CAP_FSETID".
+KillPriv kill_by_uid(fuse_req_t req) {
+  const bool root = fuse_req_ctx(req)->uid == 0;
+  return kill_of(req, !root, root);
+}
+
+// Makes the kernel drop its cached attributes of ino now, before the
+// reply: a write that cleared S_ISUID must not leave a cached 04755 for
+// exec to use. Attributes only (offset -1), so no page lock is taken and
+// it is safe inside a write the kernel holds the inode lock for.
+void inval_attrs(Daemon& d, fuse_ino_t ino) {
+  const int rc = fuse_lowlevel_notify_inval_inode(d.se, ino, -1, 0);
+  if (rc != 0 && rc != -ENOENT) spdlog::warn("attribute invalidation of inode {}: {}", ino, std::strerror(-rc));
+}
+
 // ------------------------------------------------------------- handlers
 
 // INIT. Flags libfuse 3.14 cannot negotiate (FUSE_PARALLEL_DIROPS, which it
-// drops from its reply) are added to the raw reply by the RawChannel (see
-// run()); from libfuse 3.17 on they are asked for here, through the API.
+// drops from its reply, and FUSE_HANDLE_KILLPRIV_V2, which it has no bit
+// for) are added to the raw reply by the RawChannel (see run()); built
+// against libfuse 3.17 or later, they are asked for here, through the API.
+// HANDLE_KILLPRIV_V2 makes the kernel set SB_NOSEC (no GETXATTR of
+// security.capability before every buffered write) and leaves clearing
+// set-id bits and capabilities to the daemon (KillPriv, the kill flags).
 void op_init(void* userdata, fuse_conn_info* conn) {
-  (void)userdata;
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  if (D(userdata).opts.writeback_cache) {
+    if (conn->capable & FUSE_CAP_WRITEBACK_CACHE) conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+    else spdlog::warn("the kernel offers no writeback cache: writes stay synchronous");
+  }
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
   conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
   conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
@@ -285,6 +264,7 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   if (conn->capable & FUSE_CAP_IOCTL_DIR) conn->want |= FUSE_CAP_IOCTL_DIR;  // `untorn stats`
 #if FUSE_VERSION >= FUSE_MAKE_VERSION(3, 17)
   fuse_set_feature_flag(conn, FUSE_CAP_PARALLEL_DIROPS);
+  fuse_set_feature_flag(conn, FUSE_CAP_HANDLE_KILLPRIV_V2);
 #endif
   // POSIX ACLs: the kernel enforces them (with default_permissions) and
   // passes modes unmasked, so the file system applies the umask or the
@@ -345,6 +325,11 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
   if (to_set & FUSE_SET_ATTR_MTIME_NOW) sa.mask |= kSetMtimeNow;
   else if (to_set & FUSE_SET_ATTR_MTIME) { sa.mask |= kSetMtime; sa.mtime = attr->st_mtim; }
   if (to_set & FUSE_SET_ATTR_CTIME) { sa.mask |= kSetCtime; sa.ctime = attr->st_ctim; }
+  // FATTR_KILL_SUIDGID (libfuse 3.14 drops it; RawChannel keeps it): the
+  // kernel sends it with every chown of a non-directory and with truncates
+  // by callers without CAP_FSETID. The reply carries the new mode.
+  const bool chown = sa.mask & (kSetUid | kSetGid);
+  sa.kill = kill_of(req, RawChannel::current().kill_suidgid(), chown && fuse_req_ctx(req)->uid == 0);
   Result<Attr> r = d.fs.setattr(ino, sa);
   if (!r.is_ok()) return reply_err(req, r.status());
   if (request_faulted(req)) return;
@@ -409,8 +394,11 @@ Status setup_open(Daemon& d, fuse_ino_t ino, fuse_file_info* fi) {
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Daemon& d = D(req);
   Status st = setup_open(d, ino, fi);
-  if (st.is_ok()) st = d.fs.open(ino, (fi->flags & O_TRUNC) != 0);
+  bool dropped = false;
+  if (st.is_ok())
+    st = d.fs.open(ino, (fi->flags & O_TRUNC) != 0, kill_of(req, RawChannel::current().kill_suidgid(), false), &dropped);
   if (!st.is_ok()) return reply_err(req, st);
+  if (dropped) inval_attrs(d, ino);
   if (request_faulted(req) || fuse_reply_open(req, fi) != 0) d.fs.release(ino);
 }
 
@@ -472,9 +460,16 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
   if (!replied) reply_err(req, st.is_ok() ? Status(Code::kIOError, "no reply") : st);
 }
 
+// FUSE_WRITE_KILL_SUIDGID (libfuse 3.14 drops it; RawChannel keeps it):
+// the writer lacks CAP_FSETID. Page-cache writeback (mmap) carries none,
+// as Linux keeps the bits on mmap writes.
 void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
               fuse_file_info*) {
-  Result<size_t> r = D(req).fs.write(ino, static_cast<uint64_t>(off), buf, size, false);
+  Daemon& d = D(req);
+  bool dropped = false;
+  Result<size_t> r = d.fs.write(ino, static_cast<uint64_t>(off), buf, size, false,
+                                kill_of(req, RawChannel::current().kill_suidgid(), false), &dropped);
+  if (dropped) inval_attrs(d, ino);
   if (!r.is_ok()) return reply_err(req, r.status());
   if (request_faulted(req)) return;
   fuse_reply_write(req, *r);
@@ -617,7 +612,12 @@ void op_access(fuse_req_t req, fuse_ino_t, int) { fuse_reply_err(req, 0); }
 
 void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info*) {
   if (off < 0 || len <= 0) return (void)fuse_reply_err(req, EINVAL);
-  reply_err(req, D(req).fs.fallocate(ino, mode, static_cast<uint64_t>(off), static_cast<uint64_t>(len)));
+  Daemon& d = D(req);
+  bool dropped = false;
+  const Status st = d.fs.fallocate(ino, mode, static_cast<uint64_t>(off), static_cast<uint64_t>(len),
+                                   kill_by_uid(req), &dropped);
+  if (dropped) inval_attrs(d, ino);
+  reply_err(req, st);
 }
 
 void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info*) {
@@ -630,8 +630,11 @@ void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_i
 
 void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info*,
                         fuse_ino_t ino_out, off_t off_out, fuse_file_info*, size_t len, int) {
-  Result<size_t> r = D(req).fs.copy_file_range(ino_in, static_cast<uint64_t>(off_in), ino_out,
-                                               static_cast<uint64_t>(off_out), len);
+  Daemon& d = D(req);
+  bool dropped = false;
+  Result<size_t> r = d.fs.copy_file_range(ino_in, static_cast<uint64_t>(off_in), ino_out,
+                                          static_cast<uint64_t>(off_out), len, kill_by_uid(req), &dropped);
+  if (dropped) inval_attrs(d, ino_out);
   if (!r.is_ok()) return reply_err(req, r.status());
   if (request_faulted(req)) return;
   fuse_reply_write(req, *r);
@@ -731,8 +734,9 @@ int run(FileSystem& fs, const DaemonOptions& opts) {
   RawChannel channel(&d);
   d.channel = &channel;
 #if FUSE_VERSION < FUSE_MAKE_VERSION(3, 17)
-  // libfuse 3.14 drops PARALLEL_DIROPS from its INIT reply: add it to the raw reply.
-  channel.want_init_flags(FUSE_PARALLEL_DIROPS);
+  // libfuse 3.14 drops PARALLEL_DIROPS from its INIT reply and cannot ask
+  // for HANDLE_KILLPRIV_V2: both go into the raw reply.
+  channel.want_init_flags(FUSE_PARALLEL_DIROPS | FUSE_HANDLE_KILLPRIV_V2);
 #endif
   const fuse_lowlevel_ops ops = make_ops();
   fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &channel);
@@ -741,6 +745,7 @@ int run(FileSystem& fs, const DaemonOptions& opts) {
     return 2;
   }
   int rc = 1;
+  d.se = se;
   if (fuse_set_signal_handlers(se) != 0) {
     fuse_session_destroy(se);
     return 1;
