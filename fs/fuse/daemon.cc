@@ -208,18 +208,7 @@ KillPriv kill_of(fuse_req_t req, bool suidgid, bool privileged) {
   KillPriv k;
   k.suidgid = suidgid;
   k.privileged = privileged;
-  k.in_group = [req, gid = fuse_req_ctx(req)->gid](uint32_t g) {
-    if (g == gid) return true;
-    std::vector<gid_t> groups(64);
-    int n = fuse_req_getgroups(req, static_cast<int>(groups.size()), groups.data());
-    if (n > static_cast<int>(groups.size())) {
-      groups.resize(static_cast<size_t>(n));
-      n = fuse_req_getgroups(req, n, groups.data());
-    }
-    for (int i = 0; i < n && i < static_cast<int>(groups.size()); i++)
-      if (groups[static_cast<size_t>(i)] == g) return true;
-    return false;
-  };
+  k.in_group = [req](uint32_t g) { return caller_in_group(req, g); };
   return k;
 }
 // Requests without a kill flag (fallocate, copy_file_range): with
