@@ -282,7 +282,10 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
   if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
-  if (conn->capable & FUSE_CAP_IOCTL_DIR) conn->want |= FUSE_CAP_IOCTL_DIR;  // `untorn stats`
+  if (conn->capable & FUSE_CAP_IOCTL_DIR) conn->want |= FUSE_CAP_IOCTL_DIR;  // `untorn stats`, lsattr
+  // File handles (open_by_handle_at, NFS export): lookup(ino, ".") and
+  // lookup(dir, "..") answer by inode number (FileSystem::lookup).
+  if (conn->capable & FUSE_CAP_EXPORT_SUPPORT) conn->want |= FUSE_CAP_EXPORT_SUPPORT;
 #if FUSE_VERSION >= FUSE_MAKE_VERSION(3, 17)
   fuse_set_feature_flag(conn, FUSE_CAP_PARALLEL_DIROPS);
 #endif
@@ -409,6 +412,7 @@ Status setup_open(Daemon& d, fuse_ino_t ino, fuse_file_info* fi) {
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Daemon& d = D(req);
   Status st = setup_open(d, ino, fi);
+  if (st.is_ok()) st = d.fs.check_open(ino, fi->flags);  // chattr +a / +i
   if (st.is_ok()) st = d.fs.open(ino, (fi->flags & O_TRUNC) != 0);
   if (!st.is_ok()) return reply_err(req, st);
   if (request_faulted(req) || fuse_reply_open(req, fi) != 0) d.fs.release(ino);
@@ -655,6 +659,17 @@ void powercut(fuse_req_t req, const void* in, size_t in_bufsz, size_t out_bufsz)
 void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info*, unsigned,
               const void* in, size_t in_bufsz, size_t out_bufsz) {
   Daemon& d = D(req);
+  bool mode_changed = false;
+  if (fileattr_ioctl(req, d.fs, ino, cmd, in, in_bufsz, out_bufsz, &mode_changed)) {  // lsattr, chattr
+    if (mode_changed) {
+      try {
+        d.notifier.inval_inode(ino);
+      } catch (const std::exception& e) {
+        spdlog::error("cache invalidation of inode {} after a mode switch: {}", ino, e.what());
+      }
+    }
+    return;
+  }
   if (cmd != static_cast<unsigned>(kStatsIoctl) && cmd != static_cast<unsigned>(kStatsResetIoctl) &&
       cmd != static_cast<unsigned>(kPowercutIoctl))
     return (void)fuse_reply_err(req, ENOTTY);
@@ -730,6 +745,9 @@ int run(FileSystem& fs, const DaemonOptions& opts) {
   if (const char* b = std::getenv("UNTORN_TEST_LOOKUP_BARRIER")) d.barrier.set(static_cast<unsigned>(std::atoi(b)));
   RawChannel channel(&d);
   d.channel = &channel;
+  channel.set_raw_handler(FUSE_TMPFILE, [&d](RawChannel& ch, const RawRequest& rq) {
+    serve_tmpfile(ch, rq, d.fs, d.opts.entry_timeout_s, d.opts.attr_timeout_s);
+  });
 #if FUSE_VERSION < FUSE_MAKE_VERSION(3, 17)
   // libfuse 3.14 drops PARALLEL_DIROPS from its INIT reply: add it to the raw reply.
   channel.want_init_flags(FUSE_PARALLEL_DIROPS);
