@@ -80,7 +80,7 @@ struct Superblock {
   uint64_t journal_blocks;
   uint64_t first_data_lba;    // first dynamically allocated LBA
   uint32_t default_mode;      // DataMode for new files when the parent has none
-  uint32_t reserved0;
+  uint32_t btt_lane_slots;    // BTT flog slots per lane; 0 (pools before it) = 1 (btt/layout.h)
   int64_t mkfs_time;          // seconds since the epoch
   char label[64];             // NUL-padded
   uint8_t pad[3808];          // zero
