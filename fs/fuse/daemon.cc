@@ -94,6 +94,12 @@ class Notifier {
     cv_.notify_one();
     if (thread_.joinable()) thread_.join();
   }
+  // Drops cached pages of [off, off + len) now, from the request's thread
+  // (an O_DIRECT write: the kernel holds no page lock of the range).
+  void inval_range_now(fuse_ino_t ino, off_t off, off_t len) {
+    const int rc = se_ ? fuse_lowlevel_notify_inval_inode(se_, ino, off, len) : 0;
+    if (rc != 0 && rc != -ENOENT) spdlog::warn("cache invalidation of inode {}: {}", ino, std::strerror(-rc));
+  }
   void inval_inode(fuse_ino_t ino) {
     {
       std::lock_guard<std::mutex> lk(mu_);
@@ -477,9 +483,14 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
 }
 
 void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
-              fuse_file_info*) {
+              fuse_file_info* fi) {
   Result<size_t> r = D(req).fs.write(ino, static_cast<uint64_t>(off), buf, size, false);
   if (!r.is_ok()) return reply_err(req, r.status());
+  // An O_DIRECT write bypassed the page cache, which other readers of a
+  // dax file may fill with the old bytes while the write is in flight
+  // (asynchronous direct I/O is not invalidated after it completes): drop
+  // the range before the write completes.
+  if ((fi->flags & O_DIRECT) && *r > 0) D(req).notifier.inval_range_now(ino, off, static_cast<off_t>(*r));
   if (request_faulted(req)) return;
   fuse_reply_write(req, *r);
 }

@@ -165,7 +165,9 @@ bool fileattr_ioctl(fuse_req_t req, FileSystem& fs, uint64_t ino, unsigned cmd, 
   }
   const Status st = fs.set_fsflags(ino, want);
   *mode_changed = st.is_ok() && ((want ^ *cur) & FS_DAX_FL);
-  fuse_reply_err(req, to_errno(st));
+  // An ioctl's success is a fuse_ioctl_out (an empty reply would be EIO).
+  if (st.is_ok()) fuse_reply_ioctl(req, 0, nullptr, 0);
+  else fuse_reply_err(req, to_errno(st));
   return true;
 }
 
