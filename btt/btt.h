@@ -26,6 +26,7 @@
 #include "btt/layout.h"
 #include "dax/media.h"
 #include "dax/status.h"
+#include "util/mutex.h"
 
 namespace untorn::btt {
 
@@ -240,8 +241,8 @@ class Btt {
   Status write_uefi(uint32_t lane, const Loc& loc, const void* buf);
   Status write_checksummed(uint32_t lane, const Loc& loc, const void* buf);
 
-  uint32_t acquire_group_slot();
-  void release_group_slot(uint32_t g);
+  uint32_t acquire_group_slot() EXCLUDES(group_mu_);
+  void release_group_slot(uint32_t g) EXCLUDES(group_mu_);
   Status check_group(std::span<const BlockWrite> writes) const;
   Status prepare_locked(uint32_t g, std::span<const BlockWrite> writes);
   void commit_locked(uint32_t g);
@@ -269,9 +270,9 @@ class Btt {
   };
   std::unique_ptr<PaddedMutex[]> map_locks_;
   std::vector<std::unique_ptr<GroupSlot>> groups_;
-  std::mutex group_mu_;  // protects group_free_
-  std::condition_variable group_cv_;
-  std::vector<bool> group_free_;
+  util::Mutex group_mu_;
+  std::condition_variable group_cv_;  // signalled when a group slot is freed
+  std::vector<bool> group_free_ GUARDED_BY(group_mu_);
   std::atomic<uint64_t> next_txid_{1};
 
   friend class LaneGuard;

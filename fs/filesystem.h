@@ -6,10 +6,20 @@
 // non-temporal stores and fenced before the metadata that links it;
 // data of atomic files goes into the same atomic group as the metadata.
 //
-// Threading and locks (lock order top to bottom):
-//   InodeRef::io      per inode; data reads shared, data writes/truncate exclusive
-//   meta_mu_          shared for read-only metadata access, exclusive for commits
-//   refs_mu_          the in-memory inode reference table
+// Threading and locks (lock order top to bottom; util/mutex.h, checked by
+// clang -Wthread-safety where the lock can be named):
+//   InodeRef::io      per inode; data reads shared, data writes/truncate
+//                     exclusive. A helper named *_locked runs with the
+//                     inode's io lock held exclusively (the only meaning of
+//                     the suffix; a per-inode lock cannot be named in an
+//                     attribute, so this one is a convention).
+//   meta_mu_          shared for read-only metadata access, exclusive for
+//                     commits: the store, both allocators, data_goal_;
+//                     meta_goal_ is set by load() and constant after
+//   refs_mu_          the in-memory inode reference table (refs_) and the
+//                     lookup/open counts of its entries
+// Public methods take the locks they need themselves: call none of them
+// while holding one (a commit under meta_mu_ self-deadlocks).
 // Errors: Status codes map to errno in fs/fuse only. A damaged pool is
 // kCorruption naming the structure; the pool is never silently changed.
 #pragma once
@@ -36,6 +46,7 @@
 #include "fs/allocator.h"
 #include "fs/layout.h"
 #include "fs/meta_store.h"
+#include "util/mutex.h"
 
 namespace untorn::fs {
 
@@ -260,6 +271,12 @@ class FileSystem {
   FsckReport fsck(bool repair, const std::function<void(uint64_t, uint64_t)>& progress = nullptr);
   FsInfo info();
   const Superblock& superblock() const { return sb_; }
+  // Read-only mode (mount -o ro, mount -o remount,ro): from the next
+  // operation on, every change fails with kReadOnly before it stores
+  // anything in the pool; inodes unlinked while open stay on the orphan list
+  // (freed at the next mount). Thread-safe.
+  void set_read_only(bool ro) { read_only_.store(ro); }
+  bool read_only() const { return read_only_.load(); }
   // Largest write() that is all-or-nothing on an atomic file: one commit
   // of file data, minus a block for a request that starts unaligned.
   uint64_t atomic_unit_bytes() const { return (request_blocks() - 1) * kBlockSize; }
@@ -288,11 +305,12 @@ class FileSystem {
                                                        MountReport* report);
   Status free_orphans(MountReport* report);
 
-  std::shared_ptr<InodeRef> ref(uint64_t ino);
-  std::shared_ptr<InodeRef> ref_locked(uint64_t ino);  // holds refs_mu_
-  Status release_inode_if_unused(uint64_t ino);
-  void reap_unlinked(uint64_t ino) noexcept;
-  Status destroy_inode(uint64_t ino);
+  // The table's entry for ino, added if missing.
+  std::shared_ptr<InodeRef> ref(uint64_t ino) EXCLUDES(refs_mu_);
+  std::shared_ptr<InodeRef> insert_ref(uint64_t ino) REQUIRES(refs_mu_);
+  Status release_inode_if_unused(uint64_t ino) EXCLUDES(meta_mu_, refs_mu_);
+  void reap_unlinked(uint64_t ino) noexcept EXCLUDES(meta_mu_, refs_mu_);
+  Status destroy_inode(uint64_t ino) EXCLUDES(meta_mu_);
 
   // helpers implemented in fs_namespace.cc / fs_data.cc
   Result<Attr> make_node(uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
@@ -311,6 +329,9 @@ class FileSystem {
   Status set_data_mode(uint64_t ino, bool atomic);
   Status set_acl(uint64_t ino, std::string_view name, std::string_view value, int flags);
   uint64_t request_blocks() const;
+  Status check_writable() const {
+    return read_only() ? Status(Code::kReadOnly, "the file system is mounted read-only") : Status::ok();
+  }
   std::unique_ptr<MetaStore> fail_stop(std::unique_ptr<MetaStore> inner) const;
   void remember_identity();
   void check_backup_superblock(bool repair, FsckReport* r);
@@ -321,11 +342,14 @@ class FileSystem {
   std::unique_ptr<MetaStore> store_;
   std::unique_ptr<Allocator> blocks_;
   std::unique_ptr<Allocator> inodes_;
-  std::shared_mutex meta_mu_;
-  std::mutex refs_mu_;
-  std::unordered_map<uint64_t, std::shared_ptr<InodeRef>> refs_;
+  util::SharedMutex meta_mu_;
+  util::Mutex refs_mu_ ACQUIRED_AFTER(meta_mu_);
+  std::unordered_map<uint64_t, std::shared_ptr<InodeRef>> refs_ GUARDED_BY(refs_mu_);
+  // data_goal_ becomes GUARDED_BY(meta_mu_) once write_locked locks with
+  // util::WriterLock (left as it is while other branches change it).
   uint64_t data_goal_ = 0;  // next-fit cursor for new files' data
   uint64_t meta_goal_ = 0;  // cursor for metadata blocks
+  std::atomic<bool> read_only_{false};
   uint64_t identity_[8] = {};               // check_pool's words, read at mount
   std::atomic<bool> changed_{false};        // the pool changed under the mount
   std::atomic<uint64_t> fault_reported_{0};  // media faults logged so far

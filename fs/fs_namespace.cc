@@ -47,7 +47,7 @@ void touch_dir(Inode* d, const Timespec& t) { d->mtime = d->ctime = t; }
 }  // namespace
 
 Result<Attr> FileSystem::getattr(uint64_t ino) {
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  util::ReaderLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   return op.attr(ino, *in);
@@ -55,7 +55,7 @@ Result<Attr> FileSystem::getattr(uint64_t ino) {
 
 Result<Attr> FileSystem::lookup(uint64_t parent, std::string_view name) {
   RETURN_IF_ERROR(check_name(name));
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  util::ReaderLock lk(meta_mu_);
   Op op(*this);
   if (name == ".") {
     // Any inode by number (file handles, FUSE_EXPORT_SUPPORT: the kernel
@@ -87,7 +87,7 @@ Result<Attr> FileSystem::make_node(uint64_t parent, std::string_view name, uint3
   if (!tmp && is_dot(name)) return Status(Code::kExists, std::string(name));
   if (S_ISLNK(mode) && (target.empty() || target.size() > kMaxSymlinkLen))
     return Status(target.empty() ? Code::kNotFound : Code::kNameTooLong, "symlink target length");
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  util::WriterLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* dir, op.dir_inode(parent));
   if (dir->nlink == 0) return NotFound("directory was removed");
@@ -166,7 +166,7 @@ Result<Attr> FileSystem::tmpfile(uint64_t parent, uint32_t mode, const Cred& c) 
 }
 
 Result<std::string> FileSystem::readlink(uint64_t ino) {
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  util::ReaderLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   if (!S_ISLNK(in->mode)) return InvalidArgument("not a symlink");
@@ -182,7 +182,7 @@ Result<std::string> FileSystem::readlink(uint64_t ino) {
 Result<Attr> FileSystem::link(uint64_t ino, uint64_t newparent, std::string_view newname) {
   RETURN_IF_ERROR(check_name(newname));
   if (is_dot(newname)) return Status(Code::kExists, std::string(newname));
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  util::WriterLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   if (is_dir(in->mode)) return Status(Code::kPermission, "hard links to directories are not allowed");
@@ -232,7 +232,7 @@ Status FileSystem::remove_entry(uint64_t parent, std::string_view name, bool dir
   uint64_t victim = 0;
   bool unlinked = false;
   {
-    std::unique_lock<std::shared_mutex> lk(meta_mu_);
+    util::WriterLock lk(meta_mu_);
     Op op(*this);
     ASSIGN_OR_RETURN(Inode* dir, op.dir_inode(parent));
     BTree t = op.tree(parent, *dir, NodeKind::kDir);
@@ -266,7 +266,9 @@ Status FileSystem::remove_entry(uint64_t parent, std::string_view name, bool dir
 void FileSystem::reap_unlinked(uint64_t ino) noexcept {
   try {
     Status st = release_inode_if_unused(ino);
-    if (!st.is_ok()) spdlog::error("freeing unlinked inode {}: {} (left on the orphan list)", ino, st.to_string());
+    if (st.code() == Code::kReadOnly)
+      spdlog::info("unlinked inode {} stays on the orphan list while the file system is read-only", ino);
+    else if (!st.is_ok()) spdlog::error("freeing unlinked inode {}: {} (left on the orphan list)", ino, st.to_string());
   } catch (const std::exception& e) {
     spdlog::error("freeing unlinked inode {}: {} (left on the orphan list)", ino, e.what());
   }
@@ -304,7 +306,7 @@ Status FileSystem::rename(uint64_t parent, std::string_view name, uint64_t newpa
   uint64_t victim = 0;
   bool unlinked = false;
   {
-    std::unique_lock<std::shared_mutex> lk(meta_mu_);
+    util::WriterLock lk(meta_mu_);
     Op op(*this);
     ASSIGN_OR_RETURN(Inode* sdir, op.dir_inode(parent));
     ASSIGN_OR_RETURN(Inode* ddir, op.dir_inode(newparent));
@@ -392,7 +394,7 @@ Status FileSystem::rename(uint64_t parent, std::string_view name, uint64_t newpa
 }
 
 Status FileSystem::readdir(uint64_t ino, uint64_t off, bool plus, const DirFn& fn) {
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  util::ReaderLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* dir, op.dir_inode(ino));
   const uint64_t parent = dir->parent;
@@ -435,7 +437,7 @@ Result<Attr> FileSystem::setattr(uint64_t ino, const SetAttr& sa) {
     std::unique_lock<std::shared_mutex> io(r->io);
     RETURN_IF_ERROR(truncate_locked(ino, sa.size));
   }
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  util::WriterLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   if (sa.mask & ~kSetSize) RETURN_IF_ERROR(check_setattr(*in, sa.mask & ~kSetSize));
