@@ -202,7 +202,7 @@ Status FileSystem::fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len)
   std::shared_ptr<InodeRef> r = ref(ino);
   std::unique_lock<std::shared_mutex> io(r->io);
   {
-    std::shared_lock<std::shared_mutex> lk(meta_mu_);
+    util::ReaderLock lk(meta_mu_);
     Op op(*this);
     ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
     RETURN_IF_ERROR(check_fallocate(*in, mode));  // chattr +a / +i

@@ -70,7 +70,7 @@ Status check_fallocate(const Inode& in, int mode) {
 }
 
 Status FileSystem::check_open(uint64_t ino, int open_flags) {
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  util::ReaderLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   const bool writes = (open_flags & O_ACCMODE) != O_RDONLY;
@@ -81,7 +81,7 @@ Status FileSystem::check_open(uint64_t ino, int open_flags) {
 }
 
 Result<uint32_t> FileSystem::get_fsflags(uint64_t ino) {
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  util::ReaderLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   uint32_t f = 0;
@@ -98,7 +98,7 @@ Status FileSystem::set_fsflags(uint64_t ino, uint32_t fs_flags) {
   // The io lock as for a data-mode switch (set_data_mode): no write in flight.
   std::shared_ptr<InodeRef> r = ref(ino);
   std::unique_lock<std::shared_mutex> io(r->io);
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  util::WriterLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   uint32_t bits = 0;

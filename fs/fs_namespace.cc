@@ -428,7 +428,7 @@ Status FileSystem::readdir(uint64_t ino, uint64_t off, bool plus, const DirFn& f
 Result<Attr> FileSystem::setattr(uint64_t ino, const SetAttr& sa) {
   if (sa.mask & kSetSize) {
     {
-      std::shared_lock<std::shared_mutex> lk(meta_mu_);
+      util::ReaderLock lk(meta_mu_);
       Op op(*this);
       ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
       RETURN_IF_ERROR(check_setattr(*in, sa.mask));
