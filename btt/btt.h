@@ -106,12 +106,39 @@ struct CheckReport {
   bool clean() const { return errors.empty(); }
 };
 
+// What occupies a range of the media (bad blocks: dax::Media::bad_ranges).
+struct MediaHit {
+  enum class Kind : unsigned char {
+    kBlock,     // a physical data block: mapped by `lba`, or free
+    kMetadata,  // an info block, the map, the flog or the group log
+  };
+  static constexpr uint64_t kNoLba = UINT64_MAX;
+  Kind kind = Kind::kBlock;
+  uint64_t off = 0;  // the part of the range in this structure (media offsets)
+  uint64_t len = 0;
+  uint64_t lba = kNoLba;    // kBlock: the LBA mapped to the block (kNoLba: free)
+  bool holds_data = false;  // kBlock: its entry is normal or E (initial and zero entries read zeros)
+  bool marked_bad = false;  // kBlock: the E flag is set already
+  std::string what;         // kMetadata: which structure, with its offset
+};
+
 class Btt;
 
 // A prepared multi-block group: its data is durable in free blocks and its
 // LBAs' map locks are held, but nothing is visible yet. Btt::commit_group()
 // makes it visible atomically; destroying an uncommitted ticket aborts it
 // (the data blocks simply stay free). A ticket belongs to one thread.
+//
+// The rule for the thread holding a live ticket: it holds the map locks of
+// its LBAs' map cache lines, and those are hashed (any LBA may share one),
+// so until commit_group() or the ticket's destruction it may call only
+// read(), dax_block(lba, DaxIntent::kRead), record(), the const accessors
+// and media() (to write its own data). write(), write_group(),
+// prepare_group(), set_zero/set_error/clear_error() and dax_block() for
+// writing may self-deadlock (CsumMetaStore::commit resolves its dax
+// blocks before preparing for this reason). Other threads are not
+// restricted: they wait for the locks. apply_group_record() and check()
+// are for recovery and fsck, with no I/O running and no ticket held.
 class GroupTicket {
  public:
   GroupTicket() = default;
@@ -169,6 +196,15 @@ class Btt {
   // not recorded this group (or a newer one), writes the record and applies
   // it. Idempotent; kCorruption for a record that does not belong here.
   [[nodiscard]] Status apply_group_record(std::span<const std::byte> record);
+
+  // Bad blocks (btt/badblocks.cc). Everything `ranges` (absolute media
+  // offsets) touch inside the namespace, in media order, one hit per
+  // physical data block. Reads map entries only, none that lies in a range,
+  // and never a data block. Set the E flag of a hit's LBA with set_error().
+  std::vector<MediaHit> locate(std::span<const dax::BadRange> ranges) const;
+  // LBAs whose map entry has the E flag, ascending; entries that lie in
+  // `avoid` are not read.
+  std::vector<uint64_t> error_lbas(std::span<const dax::BadRange> avoid = {}) const;
 
   [[nodiscard]] Status set_zero(uint64_t lba);   // reads return zeros
   [[nodiscard]] Status set_error(uint64_t lba);  // reads fail with kIOError

@@ -12,6 +12,15 @@
 //   - Reads (ptr/read/load*) see the latest stores (the CPU cache view).
 // Threading: all methods may be called concurrently; callers serialize
 // conflicting writes to the same bytes themselves.
+// Errors: none are returned. A real media (Pmem2Media, CountingMedia over
+// one) never throws: a bad page is a SIGBUS that dax/fault.h turns into
+// faults(). Test media throw to cut the power in the middle of a store
+// (SimMedia: SimCrash once fail_after(n) runs out); the layers above
+// (Btt, MetaStore, FileSystem) are not exception-safe against that: after
+// such a throw they are abandoned, only their destructors run (the dead
+// media drops their stores), and the test opens new ones on the image.
+// Lifetime: the Media outlives every Btt, MetaStore and FileSystem opened
+// on it; they keep a reference and never own it.
 // Nobody outside dax/ (and tests/support) calls clflush, sfence or msync.
 #pragma once
 
@@ -19,6 +28,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "dax/fault.h"
 #include "dax/status.h"
@@ -32,6 +42,13 @@ enum class Granularity : unsigned char {
   kPage,       // no pmem: every flush is an msync of the page
 };
 const char* granularity_name(Granularity g);
+
+// A range of the pool, in bytes, that the device reports as bad: poisoned
+// media whose every access faults (SIGBUS), an uncorrectable error.
+struct BadRange {
+  uint64_t off;
+  uint64_t len;
+};
 
 class Media {
  public:
@@ -87,6 +104,19 @@ class Media {
   virtual void drain() = 0;
 
   virtual Granularity granularity() const = 0;
+
+  // Bad blocks (issue 13). bad_ranges(): what the device knows to be bad
+  // (libpmem2 pmem2_badblock_* on DAX files and /dev/dax; ascending, may
+  // overlap). Empty where it reports none or cannot tell (a file on tmpfs
+  // or on a file system without DAX): never an error. clear_bad_range():
+  // healthy zeroed media replaces the pages of [r.off, r.off + r.len)
+  // (rounded out to whole pages; pmem2_badblock_clear), whose contents are
+  // lost; kNotSupported where the device cannot, kIOError when it failed.
+  virtual std::vector<BadRange> bad_ranges() const { return {}; }
+  [[nodiscard]] virtual Status clear_bad_range(const BadRange& r) {
+    (void)r;
+    return Status(Code::kNotSupported, "this media cannot clear bad blocks");
+  }
 
   // Convenience: copy + drain.
   void persist_copy(uint64_t off, const void* src, size_t n) {

@@ -5,6 +5,11 @@
 // every store. PMEM2_FORCE_GRANULARITY is honoured by libpmem2 itself; on a
 // DRAM-backed file without it the granularity is kPage and every flush is
 // an msync (correct, but slow): granularity() reports which one is in use.
+// Side effect: opening a pool on tmpfs without PMEM2_FORCE_GRANULARITY in
+// the environment sets it to CACHE_LINE for the whole process (setenv; a
+// value the user set is kept), so every later mapping of the process uses
+// cache-line flushes too. setenv races with getenv in other threads: open
+// pools before starting threads that read the environment.
 // Ownership: owns the fd and the mapping; both are released by the dtor.
 #pragma once
 
@@ -39,6 +44,9 @@ class Pmem2Media final : public Media {
   void flush(uint64_t off, size_t n) override;
   void drain() override;
   Granularity granularity() const override { return gran_; }
+  // libpmem2's bad block API over the pool's file or device (see Media).
+  std::vector<BadRange> bad_ranges() const override;
+  Status clear_bad_range(const BadRange& r) override;
 
   int fd() const { return fd_; }
   bool is_device() const { return is_device_; }

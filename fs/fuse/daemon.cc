@@ -1,11 +1,18 @@
-// Module map: errno mapping; the fuse_lowlevel_ops handlers (entries,
+// Module map: the fuse_lowlevel_ops handlers (entries,
 // attributes, namespace, files, directories, xattrs, misc); the session
 // lifecycle (mount, daemonize, multi-threaded loop, unmount).
 //
 // Kernel cache choices (measured with `untorn bench`; see README):
-//   - no writeback cache: a write() that returned is durable, because the
-//     daemon persisted it before replying; writeback caching would let the
-//     kernel acknowledge writes it has not sent yet.
+//   - no writeback cache by default: a write() that returned is durable,
+//     because the daemon persisted it before replying. With -o
+//     writeback_cache (opt-in) the kernel acknowledges writes to dax files
+//     once they are in its page cache and sends them later; the contract is
+//     then ext4's: data is durable once fsync() or close() returned (close
+//     writes the dirty pages back and waits, fs/fuse/file.c fuse_flush),
+//     a crash may lose writes since, and a write in flight may be torn at
+//     page granularity. Namespace operations, truncate and writes to atomic
+//     files (direct I/O, which the page cache does not hold) stay durable
+//     at return. scripts/crashloop --writeback checks this contract.
 //   - dax files: page cache with keep_cache. All changes go through this
 //     mount, so cached pages stay coherent (explicit invalidation only, on a
 //     mode switch); repeated reads and mmap are served by the kernel.
@@ -43,129 +50,20 @@
 #include <new>
 #include <thread>
 
+#include "fs/fuse/lookup_barrier.h"
+#include "fs/fuse/notifier.h"
 #include "fs/fuse/raw_channel.h"
 
 namespace untorn::fs::fuse {
 
-int to_errno(const Status& st) {
-  switch (st.code()) {
-    case Code::kOk: return 0;
-    case Code::kCorruption: return EIO;
-    case Code::kIOError: return EIO;
-    case Code::kNoSpace: return ENOSPC;
-    case Code::kInvalidArgument: return EINVAL;
-    case Code::kNotFound: return ENOENT;
-    case Code::kExists: return EEXIST;
-    case Code::kNotEmpty: return ENOTEMPTY;
-    case Code::kNameTooLong: return ENAMETOOLONG;
-    case Code::kNotDir: return ENOTDIR;
-    case Code::kIsDir: return EISDIR;
-    case Code::kPermission: return EPERM;
-    case Code::kBusy: return EBUSY;
-    case Code::kNotSupported: return EOPNOTSUPP;
-    case Code::kTooLarge: return EFBIG;
-    case Code::kNoData: return ENODATA;
-    case Code::kRange: return ERANGE;
-    case Code::kTooManyLinks: return EMLINK;
-    case Code::kValueTooLarge: return E2BIG;
-    case Code::kNoMemory: return ENOMEM;
-    case Code::kAccessDenied: return EACCES;
-    case Code::kStale: return ESTALE;
-    case Code::kReadOnly: return EROFS;
-  }
-  return EIO;
-}
-
 namespace {
-
-// Background notifications: kernel cache invalidation must not run inside
-// the handler that caused it (the kernel may hold the inode lock).
-class Notifier {
- public:
-  void start(fuse_session* se) {
-    se_ = se;
-    thread_ = std::thread([this] { loop(); });
-  }
-  void stop() {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      stop_ = true;
-    }
-    cv_.notify_one();
-    if (thread_.joinable()) thread_.join();
-  }
-  // Drops cached pages of [off, off + len) now, from the request's thread
-  // (an O_DIRECT write: the kernel holds no page lock of the range).
-  void inval_range_now(fuse_ino_t ino, off_t off, off_t len) {
-    const int rc = se_ ? fuse_lowlevel_notify_inval_inode(se_, ino, off, len) : 0;
-    if (rc != 0 && rc != -ENOENT) spdlog::warn("cache invalidation of inode {}: {}", ino, std::strerror(-rc));
-  }
-  void inval_inode(fuse_ino_t ino) {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      q_.push_back(ino);
-    }
-    cv_.notify_one();
-  }
-
- private:
-  void loop() {
-    std::unique_lock<std::mutex> lk(mu_);
-    for (;;) {
-      cv_.wait(lk, [&] { return stop_ || !q_.empty(); });
-      if (q_.empty()) return;
-      const fuse_ino_t ino = q_.front();
-      q_.pop_front();
-      lk.unlock();
-      const int rc = fuse_lowlevel_notify_inval_inode(se_, ino, 0, 0);
-      if (rc != 0 && rc != -ENOENT) spdlog::warn("cache invalidation of inode {}: {}", ino, std::strerror(-rc));
-      lk.lock();
-    }
-  }
-  fuse_session* se_ = nullptr;
-  std::thread thread_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<fuse_ino_t> q_;
-  bool stop_ = false;
-};
-
-// Test hook (env UNTORN_TEST_LOOKUP_BARRIER=N, read at mount; tests only):
-// lookups of names starting with "barrier-" wait until N of them are in
-// the daemon at once, at most 10 s (then they fail with ETIMEDOUT). N of
-// them meet only if the kernel sends lookups in one directory in parallel
-// (FUSE_PARALLEL_DIROPS), which tests/fuse/fuse_fastpath_test.cc checks.
-class LookupBarrier {
- public:
-  void set(unsigned n) { n_ = n; }
-  bool applies(std::string_view name) const { return n_ > 0 && name.starts_with("barrier-"); }
-  bool meet() {
-    std::unique_lock<std::mutex> lk(mu_);
-    const uint64_t round = round_;
-    if (++waiting_ == n_) {
-      waiting_ = 0;
-      round_++;
-      cv_.notify_all();
-      return true;
-    }
-    if (cv_.wait_for(lk, std::chrono::seconds(10), [&] { return round_ != round; })) return true;
-    waiting_--;
-    return false;
-  }
-
- private:
-  unsigned n_ = 0;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  unsigned waiting_ = 0;
-  uint64_t round_ = 0;
-};
 
 struct Daemon {
   FileSystem& fs;
   const DaemonOptions& opts;
   Notifier notifier;
   RawChannel* channel = nullptr;  // the session's userdata; its user() is this Daemon
+  fuse_session* se = nullptr;
   uid_t owner = 0;                // the user who mounted (may read `untorn stats`)
   LookupBarrier barrier;          // test hook, off unless UNTORN_TEST_LOOKUP_BARRIER is set
 };
@@ -213,7 +111,7 @@ void reply_err(fuse_req_t req, const Status& st) {
 // stays consistent (its operations undo themselves on unwinding; see
 // tests/fs_alloc_fault_test.cc). A request is answered once, so handlers do
 // nothing that can throw after replying (forget and release cannot throw;
-// op_setxattr catches a failure to queue its cache invalidation).
+// mode_switched catches a failure to queue its cache invalidation).
 //
 // Pool faults (dax/fault.h, fs/fs_faults.cc): before the handler, the
 // pool's identity is checked (a changed pool answers EIO); when the pool
@@ -273,14 +171,59 @@ Cred cred_of(fuse_req_t req) {
 
 std::string_view sv(const char* s) { return s; }
 
+// The caller of `req` for the privilege rules (KillPriv). `suidgid`: the
+// kernel's kill flag of this request; `privileged`: whether the caller
+// has CAP_FSETID, known only as "root" here. Group membership (for
+// S_ISGID without group-execute) is read from /proc only when asked.
+KillPriv kill_of(fuse_req_t req, bool suidgid, bool privileged) {
+  KillPriv k;
+  k.suidgid = suidgid;
+  k.privileged = privileged;
+  k.in_group = [req](uint32_t g) { return caller_in_group(req, g); };
+  return k;
+}
+// Requests without a kill flag (fallocate, copy_file_range): with
+// HANDLE_KILLPRIV_V2 the kernel leaves the clearing to the daemon, which
+// takes "not root" for "lacks CAP_FSETID".
+KillPriv kill_by_uid(fuse_req_t req) {
+  const bool root = fuse_req_ctx(req)->uid == 0;
+  return kill_of(req, !root, root);
+}
+
+// Makes the kernel drop its cached attributes of ino now, before the
+// reply: a write that cleared S_ISUID must not leave a cached 04755 for
+// exec to use. Attributes only (offset -1), so no page lock is taken and
+// it is safe inside a write the kernel holds the inode lock for.
+void inval_attrs(Daemon& d, fuse_ino_t ino) {
+  const int rc = fuse_lowlevel_notify_inval_inode(d.se, ino, -1, 0);
+  if (rc != 0 && rc != -ENOENT) spdlog::warn("attribute invalidation of inode {}: {}", ino, std::strerror(-rc));
+}
+
+// After the reply: a data-mode switch changes how the kernel must cache
+// the file (queued; a failure to queue is logged, the request is answered).
+void mode_switched(Daemon& d, fuse_ino_t ino) noexcept {
+  try {
+    d.notifier.inval_inode(ino);
+  } catch (const std::exception& e) {
+    spdlog::error("cache invalidation of inode {} after a mode switch: {}", ino, e.what());
+  }
+}
+
 // ------------------------------------------------------------- handlers
 
 // INIT. Flags libfuse 3.14 cannot negotiate (FUSE_PARALLEL_DIROPS, which it
-// drops from its reply) are added to the raw reply by the RawChannel (see
-// run()); from libfuse 3.17 on they are asked for here, through the API.
+// drops from its reply, and FUSE_HANDLE_KILLPRIV_V2, which it has no bit
+// for) are added to the raw reply by the RawChannel (see run()); built
+// against libfuse 3.17 or later, they are asked for here, through the API.
+// HANDLE_KILLPRIV_V2 makes the kernel set SB_NOSEC (no GETXATTR of
+// security.capability before every buffered write) and leaves clearing
+// set-id bits and capabilities to the daemon (KillPriv, the kill flags).
 void op_init(void* userdata, fuse_conn_info* conn) {
-  (void)userdata;
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  if (D(userdata).opts.writeback_cache) {
+    if (conn->capable & FUSE_CAP_WRITEBACK_CACHE) conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+    else spdlog::warn("the kernel offers no writeback cache: writes stay synchronous");
+  }
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
   conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
   conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
@@ -294,6 +237,7 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   if (conn->capable & FUSE_CAP_EXPORT_SUPPORT) conn->want |= FUSE_CAP_EXPORT_SUPPORT;
 #if FUSE_VERSION >= FUSE_MAKE_VERSION(3, 17)
   fuse_set_feature_flag(conn, FUSE_CAP_PARALLEL_DIROPS);
+  fuse_set_feature_flag(conn, FUSE_CAP_HANDLE_KILLPRIV_V2);
 #endif
   // POSIX ACLs: the kernel enforces them (with default_permissions) and
   // passes modes unmasked, so the file system applies the umask or the
@@ -354,6 +298,11 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
   if (to_set & FUSE_SET_ATTR_MTIME_NOW) sa.mask |= kSetMtimeNow;
   else if (to_set & FUSE_SET_ATTR_MTIME) { sa.mask |= kSetMtime; sa.mtime = attr->st_mtim; }
   if (to_set & FUSE_SET_ATTR_CTIME) { sa.mask |= kSetCtime; sa.ctime = attr->st_ctim; }
+  // FATTR_KILL_SUIDGID (libfuse 3.14 drops it; RawChannel keeps it): the
+  // kernel sends it with every chown of a non-directory and with truncates
+  // by callers without CAP_FSETID. The reply carries the new mode.
+  const bool chown = sa.mask & (kSetUid | kSetGid);
+  sa.kill = kill_of(req, RawChannel::current().kill_suidgid(), chown && fuse_req_ctx(req)->uid == 0);
   Result<Attr> r = d.fs.setattr(ino, sa);
   if (!r.is_ok()) return reply_err(req, r.status());
   if (request_faulted(req)) return;
@@ -419,8 +368,11 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Daemon& d = D(req);
   Status st = setup_open(d, ino, fi);
   if (st.is_ok()) st = d.fs.check_open(ino, fi->flags);  // chattr +a / +i
-  if (st.is_ok()) st = d.fs.open(ino, (fi->flags & O_TRUNC) != 0);
+  bool dropped = false;
+  if (st.is_ok())
+    st = d.fs.open(ino, (fi->flags & O_TRUNC) != 0, kill_of(req, RawChannel::current().kill_suidgid(), false), &dropped);
   if (!st.is_ok()) return reply_err(req, st);
+  if (dropped) inval_attrs(d, ino);
   if (request_faulted(req) || fuse_reply_open(req, fi) != 0) d.fs.release(ino);
 }
 
@@ -482,15 +434,22 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
   if (!replied) reply_err(req, st.is_ok() ? Status(Code::kIOError, "no reply") : st);
 }
 
+// FUSE_WRITE_KILL_SUIDGID (libfuse 3.14 drops it; RawChannel keeps it):
+// the writer lacks CAP_FSETID. Page-cache writeback (mmap) carries none,
+// as Linux keeps the bits on mmap writes.
 void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
               fuse_file_info* fi) {
-  Result<size_t> r = D(req).fs.write(ino, static_cast<uint64_t>(off), buf, size, false);
+  Daemon& d = D(req);
+  bool dropped = false;
+  Result<size_t> r = d.fs.write(ino, static_cast<uint64_t>(off), buf, size, false,
+                                kill_of(req, RawChannel::current().kill_suidgid(), false), &dropped);
+  if (dropped) inval_attrs(d, ino);
   if (!r.is_ok()) return reply_err(req, r.status());
   // An O_DIRECT write bypassed the page cache, which other readers of a
   // dax file may fill with the old bytes while the write is in flight
   // (asynchronous direct I/O is not invalidated after it completes): drop
   // the range before the write completes.
-  if ((fi->flags & O_DIRECT) && *r > 0) D(req).notifier.inval_range_now(ino, off, static_cast<off_t>(*r));
+  if ((fi->flags & O_DIRECT) && *r > 0) d.notifier.inval_range_now(ino, off, static_cast<off_t>(*r));
   if (request_faulted(req)) return;
   fuse_reply_write(req, *r);
 }
@@ -591,14 +550,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
   flags |= acl_setxattr_flags(req, d.fs, ino, name);
   Status st = d.fs.setxattr(ino, sv(name), std::string_view(value, size), flags);
   reply_err(req, st);
-  // A data-mode switch changes how the kernel must cache the file.
-  if (st.is_ok() && sv(name) == "user.untorn.mode") {
-    try {
-      d.notifier.inval_inode(ino);
-    } catch (const std::exception& e) {
-      spdlog::error("cache invalidation of inode {} after a mode switch: {}", ino, e.what());
-    }
-  }
+  if (st.is_ok() && sv(name) == "user.untorn.mode") mode_switched(d, ino);
 }
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
@@ -632,7 +584,12 @@ void op_access(fuse_req_t req, fuse_ino_t, int) { fuse_reply_err(req, 0); }
 
 void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info*) {
   if (off < 0 || len <= 0) return (void)fuse_reply_err(req, EINVAL);
-  reply_err(req, D(req).fs.fallocate(ino, mode, static_cast<uint64_t>(off), static_cast<uint64_t>(len)));
+  Daemon& d = D(req);
+  bool dropped = false;
+  const Status st = d.fs.fallocate(ino, mode, static_cast<uint64_t>(off), static_cast<uint64_t>(len),
+                                   kill_by_uid(req), &dropped);
+  if (dropped) inval_attrs(d, ino);
+  reply_err(req, st);
 }
 
 void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info*) {
@@ -645,8 +602,11 @@ void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_i
 
 void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info*,
                         fuse_ino_t ino_out, off_t off_out, fuse_file_info*, size_t len, int) {
-  Result<size_t> r = D(req).fs.copy_file_range(ino_in, static_cast<uint64_t>(off_in), ino_out,
-                                               static_cast<uint64_t>(off_out), len);
+  Daemon& d = D(req);
+  bool dropped = false;
+  Result<size_t> r = d.fs.copy_file_range(ino_in, static_cast<uint64_t>(off_in), ino_out,
+                                          static_cast<uint64_t>(off_out), len, kill_by_uid(req), &dropped);
+  if (dropped) inval_attrs(d, ino_out);
   if (!r.is_ok()) return reply_err(req, r.status());
   if (request_faulted(req)) return;
   fuse_reply_write(req, *r);
@@ -671,16 +631,8 @@ void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file
               const void* in, size_t in_bufsz, size_t out_bufsz) {
   Daemon& d = D(req);
   bool mode_changed = false;
-  if (fileattr_ioctl(req, d.fs, ino, cmd, in, in_bufsz, out_bufsz, &mode_changed)) {  // lsattr, chattr
-    if (mode_changed) {
-      try {
-        d.notifier.inval_inode(ino);
-      } catch (const std::exception& e) {
-        spdlog::error("cache invalidation of inode {} after a mode switch: {}", ino, e.what());
-      }
-    }
-    return;
-  }
+  if (fileattr_ioctl(req, d.fs, ino, cmd, in, in_bufsz, out_bufsz, &mode_changed))  // lsattr, chattr
+    return mode_changed ? mode_switched(d, ino) : void();
   if (cmd != static_cast<unsigned>(kStatsIoctl) && cmd != static_cast<unsigned>(kStatsResetIoctl) &&
       cmd != static_cast<unsigned>(kPowercutIoctl))
     return (void)fuse_reply_err(req, ENOTTY);
@@ -760,8 +712,9 @@ int run(FileSystem& fs, const DaemonOptions& opts) {
     serve_tmpfile(ch, rq, d.fs, d.opts.entry_timeout_s, d.opts.attr_timeout_s);
   });
 #if FUSE_VERSION < FUSE_MAKE_VERSION(3, 17)
-  // libfuse 3.14 drops PARALLEL_DIROPS from its INIT reply: add it to the raw reply.
-  channel.want_init_flags(FUSE_PARALLEL_DIROPS);
+  // libfuse 3.14 drops PARALLEL_DIROPS from its INIT reply and cannot ask
+  // for HANDLE_KILLPRIV_V2: both go into the raw reply.
+  channel.want_init_flags(FUSE_PARALLEL_DIROPS | FUSE_HANDLE_KILLPRIV_V2);
 #endif
   const fuse_lowlevel_ops ops = make_ops();
   fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &channel);
@@ -770,6 +723,7 @@ int run(FileSystem& fs, const DaemonOptions& opts) {
     return 2;
   }
   int rc = 1;
+  d.se = se;
   if (fuse_set_signal_handlers(se) != 0) {
     fuse_session_destroy(se);
     return 1;

@@ -1,7 +1,8 @@
 // The libfuse3 low-level adapter. Handlers are thin: decode the request,
 // call FileSystem, reply exactly once on every path. errno is produced
-// here only (to_errno). Daemon state is the Daemon object passed to
-// libfuse as userdata; no globals. libfuse stays inside fs/fuse.
+// here only (to_errno, in fs/fuse/errno.cc). Daemon state is the Daemon
+// object passed to libfuse as userdata; no globals. libfuse stays inside
+// fs/fuse.
 #pragma once
 
 #include <sys/ioctl.h>
@@ -38,6 +39,10 @@ struct DaemonOptions {
   bool foreground = true;
   bool debug = false;                 // libfuse request tracing
   unsigned max_threads = 8;
+  // -o writeback_cache: the kernel caches writes to dax files and sends
+  // them later (at fsync, close, memory pressure); see daemon.cc for the
+  // durability contract. Off by default: a write() that returned is durable.
+  bool writeback_cache = false;
   // Kernel cache timeouts (see daemon.cc for why these values).
   double entry_timeout_s = 60.0;
   double attr_timeout_s = 60.0;
