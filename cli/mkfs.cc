@@ -115,8 +115,8 @@ Status check_args(const MkfsArgs& a, bool is_device, uint64_t size, fs::MkfsOpti
 
 int run_mkfs(const MkfsArgs& a) {
   fs::MkfsOptions o;
-  o.default_mode = a.default_mode == "atomic" ? fs::DataMode::kAtomic : fs::DataMode::kDax;
-  o.meta = a.metadata == "csum" ? fs::MetaMode::kCsum : fs::MetaMode::kBtt;
+  o.default_mode = fs::parse_data_mode(a.default_mode).value_or(fs::DataMode::kDax);
+  o.meta = fs::parse_meta_mode(a.metadata).value_or(fs::MetaMode::kBtt);
   o.label = a.label;
   if (a.btt_compat) o.btt.lane_slots = 1;  // UEFI 2.7 flog: two fences per single-block write
   if (a.size_given && a.size == 0)

@@ -9,12 +9,11 @@
 #include <cstring>
 
 #include "cli/common.h"
+#include "fs/filesystem.h"
 
 namespace untorn::cli {
 
 namespace {
-
-constexpr const char* kAttr = "user.untorn.mode";
 
 struct ModeArgs {
   std::vector<std::string> args;  // paths, optionally followed by a mode
@@ -50,8 +49,8 @@ bool on_untorn(const std::string& path, struct stat* st, std::string* mode) {
     return false;
   }
   char buf[16] = {};
-  const ssize_t n = sf.f_type == kFuseSuperMagic ? ::getxattr(path.c_str(), kAttr, buf, sizeof buf - 1) : -1;
-  if (n > 0 && (std::string(buf) == "dax" || std::string(buf) == "atomic")) {
+  const ssize_t n = sf.f_type == kFuseSuperMagic ? ::getxattr(path.c_str(), fs::kModeXattr, buf, sizeof buf - 1) : -1;
+  if (n > 0 && fs::parse_data_mode(buf)) {
     *mode = buf;
     return true;
   }
@@ -96,7 +95,7 @@ int set(const std::string& path, const std::string& mode, bool recursive) {
   }
   int rc = 0;
   if (has_mode) {
-    if (::setxattr(path.c_str(), kAttr, mode.data(), mode.size(), 0) != 0) {
+    if (::setxattr(path.c_str(), fs::kModeXattr, mode.data(), mode.size(), 0) != 0) {
       std::fprintf(stderr, "untorn mode: %s: %s\n", path.c_str(), std::strerror(errno));
       rc = 1;
     }
@@ -120,7 +119,7 @@ int run_mode(const ModeArgs& a) {
   std::vector<std::string> paths = a.args;
   std::string mode;
   struct stat st {};
-  if (paths.size() >= 2 && (paths.back() == "dax" || paths.back() == "atomic")) {
+  if (paths.size() >= 2 && fs::parse_data_mode(paths.back())) {
     mode = paths.back();
     paths.pop_back();
   } else if (paths.size() >= 2 && ::lstat(paths.back().c_str(), &st) != 0) {

@@ -52,7 +52,7 @@ Status own_option(const std::string& item, const std::string& value, MountOpts* 
   if (item == "cache_timeout") return parse_seconds(value, &own->cache_timeout_s);
   if (item == "default_mode") {
     own->default_mode = value;
-    if (value != "dax" && value != "atomic")
+    if (!fs::parse_data_mode(value))
       return InvalidArgument("default_mode must be 'dax' or 'atomic', not '" + value + "'");
   } else if (item == "log_file") {
     if (value.empty()) return InvalidArgument("log_file needs a file name");
@@ -140,7 +140,7 @@ int run_mount(const MountArgs& a) {
   fs::MountReport report;
   fs::MountOptions mo;
   if (!own->default_mode.empty())
-    mo.default_mode = own->default_mode == "atomic" ? fs::DataMode::kAtomic : fs::DataMode::kDax;
+    mo.default_mode = fs::parse_data_mode(own->default_mode).value_or(fs::DataMode::kDax);
   auto fsr = fs::FileSystem::mount(fs_media, mo, &report);
   if (!fsr.is_ok()) {
     Status s = fsr.status();

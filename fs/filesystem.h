@@ -190,6 +190,25 @@ struct PoolProbe {
   uint64_t media_size = 0;      // size of the file or device now
 };
 
+// ---- names the core, the daemon and the CLI share: one spelling each
+// The virtual attribute holding a file's data mode, or a directory's
+// default for new files (fs_xattr.cc).
+inline constexpr char kModeXattr[] = "user.untorn.mode";
+// A data mode's name ("dax", "atomic") and back; nullopt for any other.
+constexpr std::string_view data_mode_name(DataMode m) { return m == DataMode::kAtomic ? "atomic" : "dax"; }
+constexpr std::optional<DataMode> parse_data_mode(std::string_view s) {
+  if (s == "dax") return DataMode::kDax;
+  if (s == "atomic") return DataMode::kAtomic;
+  return std::nullopt;
+}
+// A metadata mode's name ("btt", "csum") and back.
+constexpr std::string_view meta_mode_name(MetaMode m) { return m == MetaMode::kCsum ? "csum" : "btt"; }
+constexpr std::optional<MetaMode> parse_meta_mode(std::string_view s) {
+  if (s == "btt") return MetaMode::kBtt;
+  if (s == "csum") return MetaMode::kCsum;
+  return std::nullopt;
+}
+
 struct FsInfo {
   Superblock sb;
   uint64_t blocks_free = 0;

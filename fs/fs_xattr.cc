@@ -21,7 +21,6 @@ namespace untorn::fs {
 
 namespace {
 
-constexpr std::string_view kModeAttr = "user.untorn.mode";
 constexpr std::string_view kUnitAttr = "user.untorn.atomic_unit";
 
 Status check_xattr_name(std::string_view name, uint32_t mode) {
@@ -36,7 +35,7 @@ Status check_xattr_name(std::string_view name, uint32_t mode) {
   return Status::ok();
 }
 
-std::string mode_name(bool atomic) { return atomic ? "atomic" : "dax"; }
+std::string mode_name(bool atomic) { return std::string(data_mode_name(atomic ? DataMode::kAtomic : DataMode::kDax)); }
 
 }  // namespace
 
@@ -57,13 +56,11 @@ Status FileSystem::setxattr(uint64_t ino, std::string_view name, std::string_vie
     if (cur.is_ok() && *cur == value && !(flags & XATTR_CREATE)) return Status::ok();
     return Status(Code::kPermission, "user.untorn.atomic_unit is read-only");
   }
-  if (name == kModeAttr) {
-    bool atomic;
-    if (value == "dax") atomic = false;
-    else if (value == "atomic") atomic = true;
-    else return InvalidArgument("user.untorn.mode must be 'dax' or 'atomic'");
+  if (name == kModeXattr) {
+    const std::optional<DataMode> m = parse_data_mode(value);
+    if (!m) return InvalidArgument("user.untorn.mode must be 'dax' or 'atomic'");
     if (flags & XATTR_CREATE) return Status(Code::kExists, "user.untorn.mode always exists");
-    return set_data_mode(ino, atomic);
+    return set_data_mode(ino, *m == DataMode::kAtomic);
   }
   if (name == acl::kAccessName || name == acl::kDefaultName) return set_acl(ino, name, value, flags);
   util::WriterLock lk(meta_mu_);
@@ -81,10 +78,10 @@ Result<std::string> FileSystem::getxattr(uint64_t ino, std::string_view name) {
   util::ReaderLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
-  if (name == kModeAttr || name == kUnitAttr) {
+  if (name == kModeXattr || name == kUnitAttr) {
     if (!S_ISREG(in->mode) && !S_ISDIR(in->mode)) return Status(Code::kNoData, std::string(name));
     const bool atomic = effective_atomic(*in, sb_);
-    if (name == kModeAttr) return mode_name(atomic);
+    if (name == kModeXattr) return mode_name(atomic);
     if (S_ISDIR(in->mode)) return Status(Code::kNoData, std::string(name));
     return std::to_string(atomic ? atomic_unit_bytes() : 0);
   }
@@ -100,7 +97,7 @@ Result<std::vector<std::string>> FileSystem::listxattr(uint64_t ino) {
 }
 
 Status FileSystem::removexattr(uint64_t ino, std::string_view name) {
-  if (name == kModeAttr || name == kUnitAttr) return Status(Code::kPermission, std::string(name) + " cannot be removed");
+  if (name == kModeXattr || name == kUnitAttr) return Status(Code::kPermission, std::string(name) + " cannot be removed");
   util::WriterLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
