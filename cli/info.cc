@@ -47,17 +47,16 @@ Usage usage_of_mount(const std::vector<MountEntry>& mounts) {
 
 void line(const char* key, const std::string& value) { fmt::print("{:<19}{}\n", std::string(key) + ":", value); }
 
-void print_text(const std::string& pool, const fs::Superblock& sb, const char* gran, const Usage& u,
+void print_text(const std::string& pool, const fs::PoolFormat& pf, const char* gran, const Usage& u,
                 const fs::FsInfo* fi, const std::string& holders) {
-  const char* meta = sb.meta_mode == 1 ? "csum" : "btt";
-  line("pool", fmt::format("{} ({})", pool, human_size(sb.pool_size)));
-  line("uuid", uuid_str(sb.uuid));
-  if (sb.label[0]) line("label", std::string(sb.label, strnlen(sb.label, sizeof sb.label)));
-  line("metadata", meta);
-  line("default file mode", sb.default_mode == 1 ? "atomic" : "dax");
+  line("pool", fmt::format("{} ({})", pool, human_size(pf.pool_size)));
+  line("uuid", uuid_str(pf.uuid.data()));
+  if (!pf.label.empty()) line("label", pf.label);
+  line("metadata", std::string(fs::meta_mode_name(pf.meta)));
+  line("default file mode", std::string(fs::data_mode_name(pf.default_mode)));
   line("media granularity", gran);
-  line("blocks", fmt::format("{} x 4 KiB", sb.nblocks));
-  line("inodes", fmt::format("{}", sb.ninodes));
+  line("blocks", fmt::format("{} x 4 KiB", pf.blocks));
+  line("inodes", fmt::format("{}", pf.inodes));
   if (u.known || fi)
     line("free", fmt::format("{} ({} blocks), {} inodes", human_size(u.blocks_free * fs::kBlockSize), u.blocks_free,
                              u.inodes_free));
@@ -74,20 +73,20 @@ void print_text(const std::string& pool, const fs::Superblock& sb, const char* g
                fi->arenas[i].nfree);
 }
 
-void print_json(const std::string& pool, const fs::Superblock& sb, const char* gran, const Usage& u,
+void print_json(const std::string& pool, const fs::PoolFormat& pf, const char* gran, const Usage& u,
                 const fs::FsInfo* fi, bool busy) {
   // nlohmann-json escapes control characters; bytes that are not UTF-8
   // (a path, or the label of a damaged pool) become U+FFFD.
   nlohmann::ordered_json j;
   j["pool"] = pool;
-  j["size"] = sb.pool_size;
-  j["uuid"] = uuid_str(sb.uuid);
-  j["label"] = std::string(sb.label, strnlen(sb.label, sizeof sb.label));
-  j["metadata"] = sb.meta_mode == 1 ? "csum" : "btt";
-  j["default_mode"] = sb.default_mode == 1 ? "atomic" : "dax";
-  j["block_size"] = sb.block_size;
-  j["blocks"] = sb.nblocks;
-  j["inodes"] = sb.ninodes;
+  j["size"] = pf.pool_size;
+  j["uuid"] = uuid_str(pf.uuid.data());
+  j["label"] = pf.label;
+  j["metadata"] = std::string(fs::meta_mode_name(pf.meta));
+  j["default_mode"] = std::string(fs::data_mode_name(pf.default_mode));
+  j["block_size"] = pf.block_size;
+  j["blocks"] = pf.blocks;
+  j["inodes"] = pf.inodes;
   j["granularity"] = gran;
   j["mounted"] = busy;
   if (!u.mount_point.empty()) {
@@ -121,7 +120,7 @@ int run_info(const std::string& arg, bool json) {
   }
   auto media = dax::Pmem2Media::open(pool);
   if (!media.is_ok()) return print_error("info", media.status()), kExitFailure;
-  auto sbr = fs::FileSystem::read_superblock(**media);
+  auto sbr = fs::FileSystem::read_format(**media);
   if (!sbr.is_ok()) return print_error("info", sbr.status()), kExitFailure;
   const bool busy = ::flock((*media)->fd(), LOCK_EX | LOCK_NB) != 0;
   std::unique_ptr<fs::FileSystem> fsp;

@@ -156,11 +156,11 @@ int run_mkfs(const MkfsArgs& a) {
     if (!exists) ::unlink(a.pool.c_str());
     return print_error("mkfs", st), kExitFailure;
   }
-  auto sb = fs::FileSystem::read_superblock(**media);
+  auto sb = fs::FileSystem::read_format(**media);
   if (!sb.is_ok()) return print_error("mkfs", sb.status()), kExitFailure;
   std::printf("untorn: formatted '%s': %s, %llu blocks of 4 KiB, %llu inodes\n", a.pool.c_str(),
-              human_size((*media)->size()).c_str(), static_cast<unsigned long long>(sb->nblocks),
-              static_cast<unsigned long long>(sb->ninodes));
+              human_size((*media)->size()).c_str(), static_cast<unsigned long long>(sb->blocks),
+              static_cast<unsigned long long>(sb->inodes));
   std::printf("        metadata %s, default file mode %s, media granularity %s, BTT flog %s\n", a.metadata.c_str(),
               a.default_mode.c_str(), dax::granularity_name((*media)->granularity()),
               a.btt_compat ? "UEFI 2.7 (--btt-compat)" : "checksummed");

@@ -209,8 +209,21 @@ constexpr std::optional<MetaMode> parse_meta_mode(std::string_view s) {
   return std::nullopt;
 }
 
+// What mkfs chose for a pool, typed: what the tools show (untorn info,
+// mkfs's summary) without reading the on-media superblock themselves.
+struct PoolFormat {
+  uint64_t pool_size = 0;  // bytes when formatted
+  std::array<uint8_t, 16> uuid{};
+  std::string label;  // empty: none
+  MetaMode meta = MetaMode::kBtt;
+  DataMode default_mode = DataMode::kDax;
+  uint32_t block_size = kBlockSize;
+  uint64_t blocks = 0;  // LBAs of the BTT namespace
+  uint64_t inodes = 0;  // inode numbers 1..inodes
+};
+
 struct FsInfo {
-  Superblock sb;
+  PoolFormat format;
   uint64_t blocks_free = 0;
   uint64_t inodes_free = 0;
   std::vector<btt::ArenaSummary> arenas;
@@ -248,6 +261,8 @@ class FileSystem {
   static PoolProbe probe(const dax::Media& media);
   // Reads and checks the superblock only (info, foreign-pool detection).
   static Result<Superblock> read_superblock(const dax::Media& media);
+  // read_superblock, typed for the tools.
+  static Result<PoolFormat> read_format(const dax::Media& media);
   static Result<std::unique_ptr<FileSystem>> mount(dax::Media& media, const MountOptions& o,
                                                    MountReport* report = nullptr);
   ~FileSystem();

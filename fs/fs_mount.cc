@@ -206,6 +206,28 @@ Status FileSystem::check_mkfs(uint64_t pool_size, const MkfsOptions& o) {
   return Status::ok();
 }
 
+namespace {
+
+PoolFormat format_of(const Superblock& sb) {
+  PoolFormat f;
+  f.pool_size = sb.pool_size;
+  std::memcpy(f.uuid.data(), sb.uuid, sizeof sb.uuid);
+  f.label.assign(sb.label, strnlen(sb.label, sizeof sb.label));
+  f.meta = sb.meta_mode == static_cast<uint32_t>(MetaMode::kCsum) ? MetaMode::kCsum : MetaMode::kBtt;
+  f.default_mode = sb.default_mode == static_cast<uint32_t>(DataMode::kAtomic) ? DataMode::kAtomic : DataMode::kDax;
+  f.block_size = sb.block_size;
+  f.blocks = sb.nblocks;
+  f.inodes = sb.ninodes;
+  return f;
+}
+
+}  // namespace
+
+Result<PoolFormat> FileSystem::read_format(const dax::Media& media) {
+  ASSIGN_OR_RETURN(const Superblock sb, read_superblock(media));
+  return format_of(sb);
+}
+
 Result<Superblock> FileSystem::read_superblock(const dax::Media& media) {
   if (media.size() < kNsOffset + 8192)
     return Corruption("pool of " + std::to_string(media.size()) + " bytes is too small to hold an untorn file system");
@@ -658,7 +680,7 @@ StatFs FileSystem::statfs() {
 FsInfo FileSystem::info() {
   util::ReaderLock lk(meta_mu_);
   FsInfo i;
-  i.sb = sb_;
+  i.format = format_of(sb_);
   i.blocks_free = blocks_->free_count();
   i.inodes_free = inodes_->free_count();
   i.arenas = btt_->arenas();
