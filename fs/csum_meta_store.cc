@@ -35,8 +35,28 @@ bool all_zero(const std::byte* p, size_t n) {
 
 uint32_t super_crc(const JournalSuper& s) { return crc32c(&s, offsetof(JournalSuper, crc)); }
 
+// The journal record codec (layout.h): header block(s) {JournalRecordHeader,
+// lba[n], BTT group record}, then n sealed images. commit() encodes with it,
+// read_record() and recover() decode with it.
 size_t header_bytes(uint32_t n, uint32_t group_bytes) {
   return sizeof(JournalRecordHeader) + n * sizeof(uint64_t) + group_bytes;
+}
+size_t lba_off(uint32_t i) { return sizeof(JournalRecordHeader) + i * sizeof(uint64_t); }
+size_t group_off(uint32_t n) { return lba_off(n); }
+void put_lba(std::byte* hdr, uint32_t i, uint64_t lba) { std::memcpy(hdr + lba_off(i), &lba, sizeof lba); }
+uint64_t get_lba(const std::byte* hdr, uint32_t i) {
+  uint64_t lba;
+  std::memcpy(&lba, hdr + lba_off(i), sizeof lba);
+  return lba;
+}
+// The record checksum: the header with crc = 0, the lbas and the group
+// record (the header bytes of `hdr`), then each image's trailer crc (the
+// trailer crc covers its image: a torn image fails one or the other).
+uint32_t record_crc(JournalRecordHeader h, const std::byte* hdr, std::span<const uint32_t> image_crcs) {
+  h.crc = 0;
+  uint32_t crc = crc32c(&h, sizeof h);
+  crc = crc32c(hdr + sizeof h, header_bytes(h.nblocks, h.group_bytes) - sizeof h, crc);
+  return crc32c(image_crcs.data(), image_crcs.size() * 4, crc);
 }
 
 }  // namespace
@@ -151,11 +171,9 @@ Status CsumMetaStore::commit(std::span<const btt::BlockWrite> meta,
   }
   JournalRecordHeader h{kJournalRecordMagic, n, seq_, hblocks, static_cast<uint32_t>(group.size()), 0, 0};
   std::byte* hp = staging_.data();
-  for (uint32_t i = 0; i < n; i++) std::memcpy(hp + sizeof h + i * 8, &meta[i].lba, 8);
-  if (!group.empty()) std::memcpy(hp + sizeof h + n * 8, group.data(), group.size());
-  uint32_t crc = crc32c(&h, sizeof h);
-  crc = crc32c(hp + sizeof h, hbytes - sizeof h, crc);
-  h.crc = crc32c(image_crcs.data(), image_crcs.size() * 4, crc);
+  for (uint32_t i = 0; i < n; i++) put_lba(hp, i, meta[i].lba);
+  if (!group.empty()) std::memcpy(hp + group_off(n), group.data(), group.size());
+  h.crc = record_crc(h, hp, image_crcs);
   std::memcpy(hp, &h, sizeof h);
   // 2. The record, contiguous in the ring; wrapping first moves the
   // journal's start (every earlier record is already applied).
@@ -190,24 +208,16 @@ static Result<std::vector<std::byte>> read_record(const dax::Media& m,
     return NotFound("end");
   std::vector<std::byte> rec((h->hdr_blocks + h->nblocks) * size_t{kBlockSize});
   for (uint64_t i = 0; i < h->hdr_blocks + h->nblocks; i++) m.read(offs[pos + i], rec.data() + i * kBlockSize, kBlockSize);
-  JournalRecordHeader hc = *h;
-  hc.crc = 0;
-  uint32_t crc = crc32c(&hc, sizeof hc);
-  crc = crc32c(rec.data() + sizeof hc, header_bytes(h->nblocks, h->group_bytes) - sizeof hc, crc);
-  // The record checksum covers each image's trailer crc, and each trailer
-  // crc covers its image: a torn image fails one or the other.
   std::vector<uint32_t> ic(h->nblocks);
   for (uint32_t i = 0; i < h->nblocks; i++) {
     const std::byte* img = rec.data() + (h->hdr_blocks + i) * size_t{kBlockSize};
-    uint64_t lba;
-    std::memcpy(&lba, rec.data() + sizeof *h + i * 8, 8);
+    const uint64_t lba = get_lba(rec.data(), i);
     BlockTrailer t;
     std::memcpy(&t, img + kPayload, sizeof t);
     if (t.magic != kTrailerMagic || t.lba != lba || t.crc != block_crc(img, lba)) return NotFound("torn image");
     ic[i] = t.crc;
   }
-  crc = crc32c(ic.data(), ic.size() * 4, crc);
-  if (crc != h->crc) return NotFound("torn record");
+  if (record_crc(*h, rec.data(), ic) != h->crc) return NotFound("torn record");
   return rec;
 }
 
@@ -242,14 +252,12 @@ Status CsumMetaStore::recover() {
   if (last.empty()) return Status::ok();
   const std::byte* hp = last.data();
   for (uint32_t i = 0; i < last_h.nblocks; i++) {
-    uint64_t lba;
-    std::memcpy(&lba, hp + sizeof last_h + i * 8, 8);
-    ASSIGN_OR_RETURN(btt::DaxBlock d, btt_.dax_block(lba, btt::DaxIntent::kOverwrite));
+    ASSIGN_OR_RETURN(btt::DaxBlock d, btt_.dax_block(get_lba(hp, i), btt::DaxIntent::kOverwrite));
     media_.copy(d.media_off, last.data() + (last_h.hdr_blocks + i) * size_t{kBlockSize}, kBlockSize);
   }
   media_.drain();
   if (last_h.group_bytes != 0)
-    RETURN_IF_ERROR(btt_.apply_group_record({hp + sizeof last_h + last_h.nblocks * 8, last_h.group_bytes}));
+    RETURN_IF_ERROR(btt_.apply_group_record({hp + group_off(last_h.nblocks), last_h.group_bytes}));
   replayed_ = 1;
   return Status::ok();
 }
