@@ -26,6 +26,7 @@
 #include "btt/layout.h"
 #include "dax/media.h"
 #include "dax/status.h"
+#include "util/check_report.h"
 #include "util/mutex.h"
 
 namespace untorn::btt {
@@ -99,12 +100,7 @@ struct RecoveryReport {
   std::vector<std::string> warnings;  // e.g. a bad backup info block
 };
 
-struct CheckReport {
-  std::vector<std::string> errors;    // inconsistencies left
-  std::vector<std::string> repaired;  // inconsistencies fixed
-  uint64_t blocks_checked = 0;
-  bool clean() const { return errors.empty(); }
-};
+using CheckReport = util::CheckReport;  // inodes_checked and warnings stay empty
 
 // What occupies a range of the media (bad blocks: dax::Media::bad_ranges).
 struct MediaHit {

@@ -172,16 +172,7 @@ struct MountReport {
   uint64_t journal_replayed = 0;     // csum mode: records replayed
 };
 
-struct FsckReport {
-  std::vector<std::string> errors;
-  std::vector<std::string> repaired;
-  // Not errors of the file system, but what the user should know: file
-  // data lost to bad blocks (its reads fail with EIO) and what to do.
-  std::vector<std::string> warnings;
-  uint64_t inodes_checked = 0;
-  uint64_t blocks_checked = 0;
-  bool clean() const { return errors.empty(); }
-};
+using FsckReport = util::CheckReport;
 
 // What a file holds, before anything is mounted (fsck's first look).
 struct PoolProbe {

@@ -140,9 +140,7 @@ FsckReport FileSystem::fsck(bool repair, const std::function<void(uint64_t, uint
   FsckReport r;
   util::WriterLock lk(meta_mu_);
   check_backup_superblock(repair, &r);
-  btt::CheckReport bc = btt_->check(repair);
-  for (auto& e : bc.errors) r.errors.push_back("BTT: " + e);
-  for (auto& e : bc.repaired) r.repaired.push_back("BTT: " + e);
+  r.add_findings(btt_->check(repair), "BTT: ");
   Op op(*this);
   const std::vector<uint64_t> bad = bad_lbas_to_describe();
   const std::unordered_set<uint64_t> watch(bad.begin(), bad.end());
