@@ -127,9 +127,12 @@ class [[nodiscard]] Result {
     if (!_st.is_ok()) return _st;          \
   } while (0)
 
-// Assign the value of a Result<T> or propagate its Status.
-#define ASSIGN_OR_RETURN(lhs, expr)                                  \
-  auto UNTORN_CONCAT(_res_, __LINE__) = (expr);                      \
-  if (!UNTORN_CONCAT(_res_, __LINE__).is_ok())                       \
-    return UNTORN_CONCAT(_res_, __LINE__).status();                  \
-  lhs = std::move(UNTORN_CONCAT(_res_, __LINE__)).value()
+// Assign the value of a Result<T> or propagate its Status. One statement
+// (`lhs = value`, the value from a GNU statement expression, which gcc and
+// clang both have), so it is safe under an unbraced if and twice on a line.
+#define ASSIGN_OR_RETURN(lhs, expr)                \
+  lhs = ({                                         \
+    auto _untorn_res = (expr);                     \
+    if (!_untorn_res.is_ok()) return _untorn_res.status(); \
+    std::move(_untorn_res).value();                \
+  })
