@@ -73,7 +73,7 @@ bool lock_waiting(int fd, const std::string& pool) {
 
 Status busy(const std::string& pool) {
   const std::string who = holders_of(pool);
-  return Status(Code::kBusy, "pool '" + pool + "' is in use" + (who.empty() ? "" : " by " + who));
+  return Busy("pool '" + pool + "' is in use" + (who.empty() ? "" : " by " + who));
 }
 
 }  // namespace

@@ -50,7 +50,7 @@ class TrialMedia final : public dax::Media {
     const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
     const uint64_t lo = r.off / page * page, hi = std::min<uint64_t>((r.off + r.len + page - 1) / page * page, size());
     if (lo < hi && ::mmap(base() + lo, hi - lo, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
-      return Status(Code::kIOError, "cannot clear pages of the trial view");
+      return IOError("cannot clear pages of the trial view");
     return Status::ok();
   }
 

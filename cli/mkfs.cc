@@ -54,14 +54,14 @@ Status check_target(const MkfsArgs& a, bool* exists, bool* is_device, uint64_t* 
   RETURN_IF_ERROR(check_not_in_use(a.pool));
   if (a.force) return Status::ok();
   int fd = ::open(a.pool.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status(Code::kPermission, "cannot open '" + a.pool + "': " + std::strerror(errno));
+  if (fd < 0) return Permission("cannot open '" + a.pool + "': " + std::strerror(errno));
   char head[8] = {};
   const ssize_t n = ::pread(fd, head, sizeof head, 0);
   ::close(fd);
   if (n == 8 && std::memcmp(head, "UNTORFS1", 8) == 0)
-    return Status(Code::kExists, "'" + a.pool + "' already holds an untorn file system; use --force to overwrite it");
+    return Exists("'" + a.pool + "' already holds an untorn file system; use --force to overwrite it");
   if (*is_device || *cur_size > 0)
-    return Status(Code::kExists, "'" + a.pool + "' exists and is not empty; use --force to overwrite it");
+    return Exists("'" + a.pool + "' exists and is not empty; use --force to overwrite it");
   return Status::ok();
 }
 
@@ -86,7 +86,7 @@ Status check_space(const std::string& path, uint64_t size, uint64_t cur_size) {
   dir = slash == std::string::npos ? "." : slash == 0 ? "/" : dir.substr(0, slash);
   struct statvfs v {};
   if (::statvfs(dir.c_str(), &v) != 0)
-    return Status(Code::kNotFound, "cannot create '" + path + "': " + std::strerror(errno));
+    return NotFound("cannot create '" + path + "': " + std::strerror(errno));
   const unsigned __int128 avail = static_cast<unsigned __int128>(v.f_bavail) * v.f_frsize + cur_size;
   if (size > avail)
     return NoSpace("not enough space for a pool of " + human_size(size) + " in '" + dir + "': " +
@@ -107,7 +107,7 @@ Status check_args(const MkfsArgs& a, bool is_device, uint64_t size, fs::MkfsOpti
   if (!is_device && size == 0) return InvalidArgument("--size is required to create a pool file");
   if (!is_device && size < fs::FileSystem::min_pool_size(*o)) {
     const uint64_t min = fs::FileSystem::min_pool_size(*o);
-    return Status(Code::kNoSpace, "size " + human_size(size) + " is too small: the minimum is " + std::to_string(min) +
+    return NoSpace("size " + human_size(size) + " is too small: the minimum is " + std::to_string(min) +
                                       " bytes (" + human_size(min) + ")");
   }
   return fs::FileSystem::check_mkfs(size, *o);
@@ -150,7 +150,7 @@ int run_mkfs(const MkfsArgs& a) {
     return print_error("mkfs", media.status()), kExitFailure;
   }
   if (::flock((*media)->fd(), LOCK_EX | LOCK_NB) != 0)
-    return print_error("mkfs", Status(Code::kBusy, "'" + a.pool + "' is in use")), kExitFailure;
+    return print_error("mkfs", Busy("'" + a.pool + "' is in use")), kExitFailure;
   st = fs::FileSystem::mkfs(**media, o);
   if (!st.is_ok()) {
     if (!exists) ::unlink(a.pool.c_str());

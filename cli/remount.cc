@@ -44,7 +44,7 @@ int run_remount(const std::string& mountpoint, const MountOpts& o) {
   for (const auto& f : o.fuse)
     if (vfs_option(f)) opts += "," + f;
   std::unique_ptr<libmnt_context, void (*)(libmnt_context*)> cxt(mnt_new_context(), mnt_free_context);
-  if (!cxt) return print_error("mount", Status(Code::kNoMemory, "out of memory")), kExitFailure;
+  if (!cxt) return print_error("mount", NoMemory("out of memory")), kExitFailure;
   mnt_context_disable_helpers(cxt.get(), 1);
   // Only what was asked for, on top of the mount's current flags.
   mnt_context_set_optsmode(cxt.get(), MNT_OMODE_MTAB | MNT_OMODE_PREPEND);
@@ -54,7 +54,7 @@ int run_remount(const std::string& mountpoint, const MountOpts& o) {
   if (rc != 0 || mnt_context_get_status(cxt.get()) != 1) {
     char buf[BUFSIZ] = {};
     mnt_context_get_excode(cxt.get(), rc, buf, sizeof buf);
-    return print_error("mount", Status(Code::kIOError, "remount of '" + m->target + "' failed: " +
+    return print_error("mount", IOError("remount of '" + m->target + "' failed: " +
                                                            (buf[0] ? buf : std::strerror(errno)))),
            kExitFailure;
   }
@@ -76,9 +76,9 @@ RemountWatcher::~RemountWatcher() {
 Status RemountWatcher::start() {
   for (const auto& e : mount_table())
     if (e.target == target_ && e.fstype == kFsType && e.source == source_) mount_id_ = e.id;
-  if (mount_id_ < 0) return Status(Code::kNotFound, "the new mount on '" + target_ + "' is not in the mount table");
+  if (mount_id_ < 0) return NotFound("the new mount on '" + target_ + "' is not in the mount table");
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
-  if (stop_fd_ < 0) return Status(Code::kIOError, std::string("eventfd: ") + std::strerror(errno));
+  if (stop_fd_ < 0) return IOError(std::string("eventfd: ") + std::strerror(errno));
   follow();
   thread_ = std::thread([this] { loop(); });
   return Status::ok();

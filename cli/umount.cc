@@ -97,19 +97,19 @@ int run_umount(const std::string& arg) {
   });
   if (err == EBUSY) {
     const std::string who = describe(processes_using(*m), true);
-    return print_error("umount", Status(Code::kBusy, "'" + m->target + "' is busy" +
+    return print_error("umount", Busy("'" + m->target + "' is busy" +
                                                          (who.empty() ? " (no process found holding it)"
                                                                       : ": in use by " + who))),
            kExitFailure;
   }
   if (err != 0) {
     if (detail.empty()) detail = std::strerror(err);
-    return print_error("umount", Status(Code::kIOError, "cannot unmount '" + m->target + "': " + detail)),
+    return print_error("umount", IOError("cannot unmount '" + m->target + "': " + detail)),
            kExitFailure;
   }
   // The daemon closes the pool last; then the pool is free for the next user.
   if (!wait_until(kDaemonWaitMs, [&] { return !daemon_holds_pool(); })) {
-    print_error("umount", Status(Code::kBusy, "unmounted, but the daemon (" + describe(daemon, false) +
+    print_error("umount", Busy("unmounted, but the daemon (" + describe(daemon, false) +
                                                   ") still holds the pool after 30 s"));
     return kExitFailure;
   }

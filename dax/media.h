@@ -115,7 +115,7 @@ class Media {
   virtual std::vector<BadRange> bad_ranges() const { return {}; }
   [[nodiscard]] virtual Status clear_bad_range(const BadRange& r) {
     (void)r;
-    return Status(Code::kNotSupported, "this media cannot clear bad blocks");
+    return NotSupported("this media cannot clear bad blocks");
   }
 
   // Convenience: copy + drain.

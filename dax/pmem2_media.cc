@@ -90,7 +90,7 @@ Result<std::unique_ptr<Pmem2Media>> Pmem2Media::map_fd(int fd, const std::string
   if (pmem2_source_size(src, &len) != 0 || len == 0) {
     pmem2_source_delete(&src);
     ::close(fd);
-    return Status(Code::kInvalidArgument, "pool '" + path + "' is empty");
+    return InvalidArgument("pool '" + path + "' is empty");
   }
   pmem2_config* cfg = nullptr;
   if (pmem2_config_new(&cfg) != 0) {

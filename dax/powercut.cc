@@ -11,7 +11,7 @@ Result<std::unique_ptr<PowerCutSim>> PowerCutSim::open(Media& pool) {
   try {
     sim = std::make_unique<SimMedia>(pool.size());
   } catch (const std::bad_alloc&) {
-    return Status(Code::kNoMemory, "powercut_sim needs as much memory as the pool (" +
+    return NoMemory("powercut_sim needs as much memory as the pool (" +
                                        std::to_string(pool.size() >> 20) + " MiB) for its copy");
   }
   sim->load_image(pool.ptr(0));

@@ -70,12 +70,29 @@ class [[nodiscard]] Status {
   std::string msg_;
 };
 
+// One helper per code: Code::kX is X("message").
 inline Status Corruption(std::string m) { return {Code::kCorruption, std::move(m)}; }
 inline Status IOError(std::string m) { return {Code::kIOError, std::move(m)}; }
 inline Status NoSpace(std::string m) { return {Code::kNoSpace, std::move(m)}; }
 inline Status InvalidArgument(std::string m) { return {Code::kInvalidArgument, std::move(m)}; }
 inline Status NotFound(std::string m) { return {Code::kNotFound, std::move(m)}; }
+inline Status Exists(std::string m) { return {Code::kExists, std::move(m)}; }
+inline Status NotEmpty(std::string m) { return {Code::kNotEmpty, std::move(m)}; }
+inline Status NameTooLong(std::string m) { return {Code::kNameTooLong, std::move(m)}; }
+inline Status NotDir(std::string m) { return {Code::kNotDir, std::move(m)}; }
+inline Status IsDir(std::string m) { return {Code::kIsDir, std::move(m)}; }
+inline Status Permission(std::string m) { return {Code::kPermission, std::move(m)}; }
+inline Status Busy(std::string m) { return {Code::kBusy, std::move(m)}; }
 inline Status NotSupported(std::string m) { return {Code::kNotSupported, std::move(m)}; }
+inline Status TooLarge(std::string m) { return {Code::kTooLarge, std::move(m)}; }
+inline Status NoData(std::string m) { return {Code::kNoData, std::move(m)}; }
+inline Status Range(std::string m) { return {Code::kRange, std::move(m)}; }
+inline Status TooManyLinks(std::string m) { return {Code::kTooManyLinks, std::move(m)}; }
+inline Status ValueTooLarge(std::string m) { return {Code::kValueTooLarge, std::move(m)}; }
+inline Status NoMemory(std::string m) { return {Code::kNoMemory, std::move(m)}; }
+inline Status AccessDenied(std::string m) { return {Code::kAccessDenied, std::move(m)}; }
+inline Status Stale(std::string m) { return {Code::kStale, std::move(m)}; }
+inline Status ReadOnly(std::string m) { return {Code::kReadOnly, std::move(m)}; }
 
 // Result<T>: a T or a non-ok Status.
 template <class T>

@@ -93,7 +93,7 @@ Result<uint64_t> Allocator::alloc(Txn& txn, uint64_t goal) {
 Result<std::pair<uint64_t, uint32_t>> Allocator::alloc_run(Txn& txn, uint64_t goal, uint32_t want) {
   UNTORN_ASSERT(want >= 1);
   const int64_t f = find_free(goal);
-  if (f < 0) return Status(Code::kNoSpace, "no free " + what_ + " left");
+  if (f < 0) return NoSpace("no free " + what_ + " left");
   const auto first = static_cast<uint64_t>(f);
   uint32_t len = 1;
   while (len < want && first + len < nbits_ && !is_used(first + len)) len++;

@@ -333,7 +333,7 @@ Status BTree::insert(uint64_t key, std::string_view value) {
   RETURN_IF_ERROR(descend(key, &path, &leaf_ro));
   const uint32_t pos = path.back().slot;
   if (pos < header(leaf_ro).nkeys && leaf_slot(leaf_ro, pos).key == key)
-    return Status(Code::kExists, "key exists");
+    return Exists("key exists");
   ASSIGN_OR_RETURN(std::byte* leaf, txn_.mut(path.back().lba));
   if (leaf_free(header(leaf)) >= kLeafSlotSize + value.size()) {
     leaf_insert_at(leaf, pos, key, value);

@@ -409,7 +409,7 @@ class FileSystem {
   Status set_acl(uint64_t ino, std::string_view name, std::string_view value, int flags);
   uint64_t request_blocks() const;
   Status check_writable() const {
-    return read_only() ? Status(Code::kReadOnly, "the file system is mounted read-only") : Status::ok();
+    return read_only() ? ReadOnly("the file system is mounted read-only") : Status::ok();
   }
   std::unique_ptr<MetaStore> fail_stop(std::unique_ptr<MetaStore> inner) const;
   void remember_identity();

@@ -39,7 +39,7 @@ Status FileSystem::set_acl(uint64_t ino, std::string_view name, std::string_view
   RETURN_IF_ERROR(check_modify(*in));
   if (!access && !S_ISDIR(in->mode)) {
     if (a.empty()) return Status::ok();
-    return Status(Code::kAccessDenied, "only directories have a default ACL");
+    return AccessDenied("only directories have a default ACL");
   }
   bool store = !a.empty();
   if (access && store) {

@@ -198,7 +198,7 @@ Status FileSystem::zero_range(uint64_t ino, bool keep_size, uint64_t off, uint64
 Status FileSystem::fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len, const KillPriv& kill,
                              bool* privs_dropped) {
   if (len == 0) return InvalidArgument("fallocate of zero bytes");
-  if (off + len > kMaxFileSize || off + len < off) return Status(Code::kTooLarge, "beyond the maximum file size");
+  if (off + len > kMaxFileSize || off + len < off) return TooLarge("beyond the maximum file size");
   RETURN_IF_ERROR(check_writable());  // before zeroing or filling blocks in place
   std::shared_ptr<InodeRef> r = ref(ino);
   std::unique_lock<std::shared_mutex> io(r->io);

@@ -104,9 +104,9 @@ Status check_superblock(const Superblock& sb, uint64_t off, uint64_t media_size)
   if (sb.magic != kSuperMagic) return Corruption(where + ": no untorn signature");
   if (superblock_crc(sb) != sb.crc) return Corruption(where + ": checksum mismatch");
   if (sb.version != kSuperVersion)
-    return Status(Code::kNotSupported, where + ": unsupported version " + std::to_string(sb.version));
+    return NotSupported(where + ": unsupported version " + std::to_string(sb.version));
   if (sb.incompat & ~kIncompatKnown)
-    return Status(Code::kNotSupported, where + ": unknown incompatible features " + hex(sb.incompat & ~kIncompatKnown));
+    return NotSupported(where + ": unknown incompatible features " + hex(sb.incompat & ~kIncompatKnown));
   if ((sb.incompat & kIncompatRequired) != kIncompatRequired)
     return Status(Code::kNotSupported,
                   where + ": made by an older untorn (extended attributes in one block per inode, without "
@@ -114,7 +114,7 @@ Status check_superblock(const Superblock& sb, uint64_t off, uint64_t media_size)
                           "); this version cannot mount it: copy the files off with the untorn that made it "
                           "(cp -a or tar --xattrs --acls) and run mkfs again");
   if (sb.ro_compat & ~kRoCompatKnown)
-    return Status(Code::kNotSupported, where + ": unknown read-only features " + hex(sb.ro_compat & ~kRoCompatKnown));
+    return NotSupported(where + ": unknown read-only features " + hex(sb.ro_compat & ~kRoCompatKnown));
   if (sb.block_size != kBlockSize) return Corruption(where + ": block size " + std::to_string(sb.block_size));
   // Before the geometry is computed from it: a damaged size must not make
   // compute_geometry lay out arenas for a pool of exabytes.
@@ -200,7 +200,7 @@ Status FileSystem::check_mkfs(uint64_t pool_size, const MkfsOptions& o) {
   Status geo = compute_geometry(pool_size, o, &sb);
   if (!geo.is_ok()) {
     const uint64_t min = min_pool_size(o);
-    return Status(Code::kNoSpace, "pool of " + std::to_string(pool_size) + " bytes is too small (" + geo.message() +
+    return NoSpace("pool of " + std::to_string(pool_size) + " bytes is too small (" + geo.message() +
                                       "); the minimum is " + std::to_string(min) + " bytes");
   }
   return Status::ok();
@@ -470,7 +470,7 @@ Result<Inode*> FileSystem::Op::inode(uint64_t ino) {
 
 Result<Inode*> FileSystem::Op::dir_inode(uint64_t ino) {
   ASSIGN_OR_RETURN(Inode* in, inode(ino));
-  if (!is_dir(in->mode)) return Status(Code::kNotDir, "inode " + std::to_string(ino) + " is not a directory");
+  if (!is_dir(in->mode)) return NotDir("inode " + std::to_string(ino) + " is not a directory");
   if (in->root == 0) return Corruption("directory inode " + std::to_string(ino) + " has no entry tree");
   return in;
 }

@@ -25,13 +25,13 @@ constexpr std::string_view kUnitAttr = "user.untorn.atomic_unit";
 
 Status check_xattr_name(std::string_view name, uint32_t mode) {
   if (name.empty()) return InvalidArgument("empty attribute name");
-  if (name.size() > 255) return Status(Code::kRange, "attribute name longer than 255 bytes");
+  if (name.size() > 255) return Range("attribute name longer than 255 bytes");
   const bool user = name.starts_with("user.");
   const bool ok = user || name.starts_with("trusted.") || name.starts_with("security.") ||
                   name == acl::kAccessName || name == acl::kDefaultName;
   if (!ok) return NotSupported("attribute namespace of '" + std::string(name) + "'");
   if (user && !S_ISREG(mode) && !S_ISDIR(mode))
-    return Status(Code::kPermission, "user.* attributes exist only on files and directories");
+    return Permission("user.* attributes exist only on files and directories");
   return Status::ok();
 }
 
@@ -54,12 +54,12 @@ Status FileSystem::setxattr(uint64_t ino, std::string_view name, std::string_vie
     // dump (setfattr --restore) taken from this file succeeds.
     Result<std::string> cur = getxattr(ino, name);
     if (cur.is_ok() && *cur == value && !(flags & XATTR_CREATE)) return Status::ok();
-    return Status(Code::kPermission, "user.untorn.atomic_unit is read-only");
+    return Permission("user.untorn.atomic_unit is read-only");
   }
   if (name == kModeXattr) {
     const std::optional<DataMode> m = parse_data_mode(value);
     if (!m) return InvalidArgument("user.untorn.mode must be 'dax' or 'atomic'");
-    if (flags & XATTR_CREATE) return Status(Code::kExists, "user.untorn.mode always exists");
+    if (flags & XATTR_CREATE) return Exists("user.untorn.mode always exists");
     return set_data_mode(ino, *m == DataMode::kAtomic);
   }
   if (name == acl::kAccessName || name == acl::kDefaultName) return set_acl(ino, name, value, flags);
@@ -79,10 +79,10 @@ Result<std::string> FileSystem::getxattr(uint64_t ino, std::string_view name) {
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   if (name == kModeXattr || name == kUnitAttr) {
-    if (!S_ISREG(in->mode) && !S_ISDIR(in->mode)) return Status(Code::kNoData, std::string(name));
+    if (!S_ISREG(in->mode) && !S_ISDIR(in->mode)) return NoData(std::string(name));
     const bool atomic = effective_atomic(*in, sb_);
     if (name == kModeXattr) return mode_name(atomic);
-    if (S_ISDIR(in->mode)) return Status(Code::kNoData, std::string(name));
+    if (S_ISDIR(in->mode)) return NoData(std::string(name));
     return std::to_string(atomic ? atomic_unit_bytes() : 0);
   }
   RETURN_IF_ERROR(check_xattr_name(name, in->mode));
@@ -97,7 +97,7 @@ Result<std::vector<std::string>> FileSystem::listxattr(uint64_t ino) {
 }
 
 Status FileSystem::removexattr(uint64_t ino, std::string_view name) {
-  if (name == kModeXattr || name == kUnitAttr) return Status(Code::kPermission, std::string(name) + " cannot be removed");
+  if (name == kModeXattr || name == kUnitAttr) return Permission(std::string(name) + " cannot be removed");
   util::WriterLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));

@@ -100,7 +100,7 @@ Status dir_add(BTree& t, std::string_view name, uint64_t ino, uint8_t type) {
     RETURN_IF_ERROR(st);
     Dirent d;
     RETURN_IF_ERROR(decode_dirent(key, v, &d));
-    if (d.name == name) return Status(Code::kExists, std::string(name));
+    if (d.name == name) return Exists(std::string(name));
     if (key == next) next++;
     key++;
   }

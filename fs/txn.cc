@@ -86,7 +86,7 @@ Status Txn::commit() {
     if (e.dirty && !e.discarded) meta.push_back({e.lba, e.buf->data});
   if (meta.size() + data_.size() > store_.max_commit_blocks()) {
     finish(false);
-    return Status(Code::kNoSpace, "operation touches " + std::to_string(meta.size() + data_.size()) +
+    return NoSpace("operation touches " + std::to_string(meta.size() + data_.size()) +
                                       " blocks, more than one atomic commit holds (" +
                                       std::to_string(store_.max_commit_blocks()) + ")");
   }

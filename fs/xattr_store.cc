@@ -108,7 +108,7 @@ Result<XEntry> find(FileSystem::Op& op, BTree& t, uint64_t ino, std::string_view
     key++;
   }
   if (free_key) *free_key = next;
-  return Status(Code::kNoData, std::string(name));
+  return NoData(std::string(name));
 }
 
 Result<std::string> read_value(FileSystem::Op& op, const XEntry& e) {
@@ -162,7 +162,7 @@ Result<uint64_t> list_bytes(FileSystem::Op& op, BTree& t, uint64_t ino) {
 }  // namespace
 
 Result<std::string> xattr_get(FileSystem::Op& op, uint64_t ino, const Inode& in, std::string_view name) {
-  if (in.xattr_lba == 0) return Status(Code::kNoData, std::string(name));
+  if (in.xattr_lba == 0) return NoData(std::string(name));
   BTree t = tree_of(op, ino, in, 0);
   ASSIGN_OR_RETURN(XEntry e, find(op, t, ino, name, nullptr));
   return read_value(op, e);
@@ -171,9 +171,9 @@ Result<std::string> xattr_get(FileSystem::Op& op, uint64_t ino, const Inode& in,
 Status xattr_set(FileSystem::Op& op, uint64_t ino, Inode* in, std::string_view name, std::string_view value,
                  int flags, uint64_t goal) {
   if (value.size() > kMaxXattrValue)
-    return Status(Code::kValueTooLarge, "attribute value of " + std::to_string(value.size()) + " bytes (max 65536)");
+    return ValueTooLarge("attribute value of " + std::to_string(value.size()) + " bytes (max 65536)");
   if (in->xattr_lba == 0) {
-    if (flags & XATTR_REPLACE) return Status(Code::kNoData, std::string(name));
+    if (flags & XATTR_REPLACE) return NoData(std::string(name));
     ASSIGN_OR_RETURN(in->xattr_lba, BTree::create(op.txn, op.blocks(), NodeKind::kXattr, ino, goal));
     in->blocks++;
   }
@@ -181,8 +181,8 @@ Status xattr_set(FileSystem::Op& op, uint64_t ino, Inode* in, std::string_view n
   uint64_t free_key = 0;
   Result<XEntry> old = find(op, t, ino, name, &free_key);
   if (!old.is_ok() && old.code() != Code::kNoData) return old.status();
-  if (old.is_ok() && (flags & XATTR_CREATE)) return Status(Code::kExists, std::string(name));
-  if (!old.is_ok() && (flags & XATTR_REPLACE)) return Status(Code::kNoData, std::string(name));
+  if (old.is_ok() && (flags & XATTR_CREATE)) return Exists(std::string(name));
+  if (!old.is_ok() && (flags & XATTR_REPLACE)) return NoData(std::string(name));
   if (!old.is_ok()) {
     // listxattr must stay able to return every name (XATTR_LIST_MAX).
     ASSIGN_OR_RETURN(uint64_t bytes, list_bytes(op, t, ino));
@@ -209,7 +209,7 @@ Status xattr_set(FileSystem::Op& op, uint64_t ino, Inode* in, std::string_view n
 }
 
 Status xattr_remove(FileSystem::Op& op, uint64_t ino, Inode* in, std::string_view name, uint64_t goal) {
-  if (in->xattr_lba == 0) return Status(Code::kNoData, std::string(name));
+  if (in->xattr_lba == 0) return NoData(std::string(name));
   BTree t = tree_of(op, ino, *in, goal);
   ASSIGN_OR_RETURN(XEntry e, find(op, t, ino, name, nullptr));
   RETURN_IF_ERROR(free_value(op, e));
