@@ -4,6 +4,7 @@
 #include "cli/common.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
@@ -16,6 +17,8 @@
 #include <cmath>
 #include <fstream>
 #include <sstream>
+
+#include "direct/protocol.h"
 
 namespace untorn::cli {
 
@@ -129,7 +132,21 @@ Result<std::unique_ptr<dax::Pmem2Media>> open_locked(const std::string& pool) {
     std::string who = holders_of(pool);
     return Status(Code::kBusy, "pool '" + pool + "' is in use" + (who.empty() ? "" : " by " + who));
   }
-  return m;
+  // Direct-access clients of a daemon that is gone may still map the pool
+  // with leases (direct/protocol.h): they hold a read lock on its first byte
+  // until they have stopped. A mount waits a little for them, then refuses.
+  struct flock fl {};
+  for (int i = 0; i < 50; i++) {
+    fl = {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = static_cast<off_t>(direct::kPoolLockOffset);
+    fl.l_len = 1;
+    if (::fcntl((*m)->fd(), F_OFD_GETLK, &fl) != 0 || fl.l_type == F_UNLCK) return m;
+    ::usleep(100 * 1000);
+  }
+  return Status(Code::kBusy, "pool '" + pool + "' is still mapped by direct-access clients (libuntorn-direct) of a "
+                             "daemon that ended: end them (" + holders_of(pool) + ") and mount again");
 }
 
 void print_error(const std::string& cmd, const Status& st) {

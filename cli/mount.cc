@@ -106,6 +106,7 @@ int run_mount(const MountArgs& a) {
   d.mountpoint = a.mountpoint;
   char real[PATH_MAX];
   d.fsname = "untorn:" + std::string(::realpath(a.pool.c_str(), real) ? real : a.pool.c_str());
+  d.pool_path = ::realpath(a.pool.c_str(), real) ? real : a.pool;  // direct access (leases)
   d.fuse_opts = *fuse_opts;
   if (own.cache_timeout_s >= 0) d.entry_timeout_s = d.attr_timeout_s = own.cache_timeout_s;
   d.foreground = a.foreground;

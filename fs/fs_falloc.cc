@@ -200,6 +200,7 @@ Status FileSystem::fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len)
   if (off + len > kMaxFileSize || off + len < off) return Status(Code::kTooLarge, "beyond the maximum file size");
   std::shared_ptr<InodeRef> r = ref(ino);
   std::unique_lock<std::shared_mutex> io(r->io);
+  RETURN_IF_ERROR(map_change(ino, MapChange::kFallocate));
   const bool keep_size = mode & FALLOC_FL_KEEP_SIZE;
   switch (mode & ~FALLOC_FL_KEEP_SIZE) {
     case 0: return preallocate(ino, keep_size, off, len);

@@ -225,7 +225,10 @@ Status FileSystem::remove_entry(uint64_t parent, std::string_view name, bool dir
     victim = e.ino;
     unlinked = child->nlink == 0;
   }
-  if (unlinked) reap_unlinked(victim);
+  if (unlinked) {
+    (void)map_change(victim, MapChange::kUnlink);  // leases recalled; the blocks go at the last close
+    reap_unlinked(victim);
+  }
   return Status::ok();
 }
 
@@ -349,7 +352,10 @@ Status FileSystem::rename(uint64_t parent, std::string_view name, uint64_t newpa
     op.dirty(se.ino);
     RETURN_IF_ERROR(op.commit());
   }
-  if (unlinked) reap_unlinked(victim);
+  if (unlinked) {
+    (void)map_change(victim, MapChange::kUnlink);  // renamed over: leases recalled
+    reap_unlinked(victim);
+  }
   return Status::ok();
 }
 
@@ -389,6 +395,7 @@ Result<Attr> FileSystem::setattr(uint64_t ino, const SetAttr& sa) {
   if (sa.mask & kSetSize) {
     std::shared_ptr<InodeRef> r = ref(ino);
     std::unique_lock<std::shared_mutex> io(r->io);
+    RETURN_IF_ERROR(map_change(ino, MapChange::kTruncate));
     RETURN_IF_ERROR(truncate_locked(ino, sa.size));
   }
   std::unique_lock<std::shared_mutex> lk(meta_mu_);

@@ -39,6 +39,10 @@
 #include <new>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
+#include "direct/protocol.h"
+#include "fs/fuse/leases.h"
 #include "fs/fuse/raw_channel.h"
 
 namespace untorn::fs::fuse {
@@ -155,7 +159,11 @@ struct Daemon {
   RawChannel* channel = nullptr;  // the session's userdata; its user() is this Daemon
   uid_t owner = 0;                // the user who mounted (may read `untorn stats`)
   LookupBarrier barrier;          // test hook, off unless UNTORN_TEST_LOOKUP_BARRIER is set
+  LeaseTable* leases = nullptr;   // direct access (leases.h)
 };
+
+// fuse_file_info::fh of open files: the access mode, for the lease ioctls.
+constexpr uint64_t kFhOpen = 1u << 8;
 
 Daemon& D(void* userdata) { return *static_cast<Daemon*>(static_cast<RawChannel*>(userdata)->user()); }
 Daemon& D(fuse_req_t req) { return D(fuse_req_userdata(req)); }
@@ -349,6 +357,7 @@ Status setup_open(Daemon& d, fuse_ino_t ino, fuse_file_info* fi) {
   if (S_ISDIR(a->mode)) return Status(Code::kIsDir, "open of a directory for I/O");
   // No FLUSH round trip on close(): the daemon holds no dirty data.
   fi->noflush = 1;
+  fi->fh = kFhOpen | static_cast<uint64_t>(fi->flags & O_ACCMODE);
   if (a->data_mode == DataMode::kAtomic) {
     fi->direct_io = 1;
     fi->keep_cache = 0;
@@ -585,10 +594,59 @@ void powercut(fuse_req_t req, const void* in, size_t in_bufsz, size_t out_bufsz)
   ::_exit(0);
 }
 
+// Direct access (direct/protocol.h): ioctls on an open regular file.
+void direct_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned cmd, const fuse_file_info* fi, const void* in,
+                  size_t in_bufsz, size_t out_bufsz) {
+  Daemon& d = D(req);
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  if (fi == nullptr || (fi->fh & kFhOpen) == 0) return (void)fuse_reply_err(req, ENOTTY);
+  const uint64_t acc = fi->fh & O_ACCMODE;
+  if (cmd == static_cast<unsigned>(direct::kDirectInfoIoctl)) {
+    if (in_bufsz < sizeof(direct::InfoIoctl) || out_bufsz < sizeof(direct::InfoIoctl)) return (void)fuse_reply_err(req, EINVAL);
+    direct::InfoIoctl io;
+    std::memcpy(&io, in, sizeof io);
+    const int e = d.leases->info(&io);
+    if (e != 0) return (void)fuse_reply_err(req, e);
+    return (void)fuse_reply_ioctl(req, 0, &io, sizeof io);
+  }
+  if (cmd == static_cast<unsigned>(direct::kDirectLeaseIoctl)) {
+    if (in_bufsz < sizeof(direct::LeaseIoctlBuf) || out_bufsz < sizeof(direct::LeaseIoctlBuf)) return (void)fuse_reply_err(req, EINVAL);
+    auto buf = std::make_unique<direct::LeaseIoctlBuf>();
+    std::memcpy(buf.get(), in, sizeof *buf);
+    const int e = d.leases->grant(ino, ctx->pid, ctx->uid, ctx->gid, acc == O_WRONLY || acc == O_RDWR, buf.get());
+    if (e != 0) return (void)fuse_reply_err(req, e);
+    return (void)fuse_reply_ioctl(req, 0, buf.get(), sizeof *buf);
+  }
+  if (in_bufsz < sizeof(direct::SyncIoctl)) return (void)fuse_reply_err(req, EINVAL);
+  direct::SyncIoctl s;
+  std::memcpy(&s, in, sizeof s);
+  const int e = d.leases->sync(ino, ctx->pid, s, cmd == static_cast<unsigned>(direct::kDirectReleaseIoctl));
+  // Readers through the mount must not keep pages older than the direct writes.
+  if (s.mtime_sec >= 0 || cmd == static_cast<unsigned>(direct::kDirectReleaseIoctl)) d.notifier.inval_inode(ino);
+  if (e != 0) return (void)fuse_reply_err(req, e);
+  fuse_reply_ioctl(req, 0, nullptr, 0);
+}
+
+bool is_direct_ioctl(unsigned cmd) {
+  return cmd == static_cast<unsigned>(direct::kDirectInfoIoctl) || cmd == static_cast<unsigned>(direct::kDirectLeaseIoctl) ||
+         cmd == static_cast<unsigned>(direct::kDirectSyncIoctl) || cmd == static_cast<unsigned>(direct::kDirectReleaseIoctl);
+}
+
+// `untorn stats` with the live leases added.
+std::string stats_json(Daemon& d) {
+  const std::string json = d.channel->stats().to_json(RawChannel::init_flag_names(d.channel->negotiated().accepted()));
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(json);
+  nlohmann::ordered_json l = nlohmann::ordered_json::parse(d.leases->to_json());
+  j["leases"] = l["leases"];
+  j["quarantined_blocks"] = l["quarantined_blocks"];
+  return j.dump();
+}
+
 // `untorn stats`: the statistics channel (request_stats.h), on the root only.
-void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info*, unsigned,
+void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info* fi, unsigned,
               const void* in, size_t in_bufsz, size_t out_bufsz) {
   Daemon& d = D(req);
+  if (is_direct_ioctl(cmd)) return direct_ioctl(req, ino, cmd, fi, in, in_bufsz, out_bufsz);
   if (cmd != static_cast<unsigned>(kStatsIoctl) && cmd != static_cast<unsigned>(kStatsResetIoctl) &&
       cmd != static_cast<unsigned>(kPowercutIoctl))
     return (void)fuse_reply_err(req, ENOTTY);
@@ -600,7 +658,7 @@ void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file
     d.channel->stats().reset();
     return (void)fuse_reply_ioctl(req, 0, nullptr, 0);
   }
-  const std::string json = d.channel->stats().to_json(RawChannel::init_flag_names(d.channel->negotiated().accepted()));
+  const std::string json = stats_json(d);
   if (json.size() > out_bufsz) return (void)fuse_reply_err(req, E2BIG);
   fuse_reply_ioctl(req, static_cast<int>(json.size()), json.data(), json.size());
 }
@@ -664,6 +722,9 @@ int run(FileSystem& fs, const DaemonOptions& opts) {
   if (const char* b = std::getenv("UNTORN_TEST_LOOKUP_BARRIER")) d.barrier.set(static_cast<unsigned>(std::atoi(b)));
   RawChannel channel(&d);
   d.channel = &channel;
+  LeaseTable leases(fs, LeaseTable::Options{!opts.pool_path.empty() && !opts.powercut, 1000, opts.pool_path});
+  d.leases = &leases;
+  fs.set_map_hook([&leases](uint64_t ino, MapChange why) { return leases.recall(ino, why); });
 #if FUSE_VERSION < FUSE_MAKE_VERSION(3, 17)
   // libfuse 3.14 drops PARALLEL_DIROPS from its INIT reply: add it to the raw reply.
   channel.want_init_flags(FUSE_PARALLEL_DIROPS);
@@ -699,6 +760,7 @@ int run(FileSystem& fs, const DaemonOptions& opts) {
     } else {
       // Threads do not survive fuse_daemonize's fork: start after it.
       d.notifier.start(se);
+      if (Status ls = leases.start(); !ls.is_ok()) spdlog::warn("direct access off: {}", ls.to_string());
       fuse_loop_config* cfg = fuse_loop_cfg_create();
       fuse_loop_cfg_set_max_threads(cfg, opts.max_threads);
       fuse_loop_cfg_set_idle_threads(cfg, 2);
@@ -707,6 +769,8 @@ int run(FileSystem& fs, const DaemonOptions& opts) {
       fuse_loop_cfg_destroy(cfg);
     }
   }
+  leases.stop();  // clients see their sockets close and stop direct access
+  fs.set_map_hook(nullptr);
   d.notifier.stop();
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);

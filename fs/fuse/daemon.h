@@ -46,6 +46,10 @@ struct DaemonOptions {
   std::function<Status()> after_daemonize;
   // Cuts the simulated power (dax/powercut.h) and fills the report.
   std::function<void(PowercutIoctl*)> powercut;
+  // Direct access (libuntorn-direct, fs/fuse/leases.h): the pool file whose
+  // permission bits decide who may lease; empty or powercut set: no leases
+  // (the simulated media is not the pool file a client could map).
+  std::string pool_path;
 };
 
 int to_errno(const Status& st);
