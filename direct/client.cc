@@ -142,7 +142,8 @@ Mount* connect_mount(int fd, dev_t dev) {
 Mount* mount_of(int fd, const struct stat& st) {
   std::lock_guard<std::mutex> lk(globals().mu);
   auto it = globals().mounts.find(st.st_dev);
-  if (it != globals().mounts.end()) return it->second && it->second->alive ? it->second : nullptr;
+  // A dead daemon's entry is replaced: a new mount may reuse the device number.
+  if (it != globals().mounts.end() && (!it->second || it->second->alive)) return it->second;
   struct statfs fs {};
   Mount* m = nullptr;
   if (::fstatfs(fd, &fs) == 0 && fs.f_type == kFuseSuperMagic) m = connect_mount(fd, st.st_dev);
