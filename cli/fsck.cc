@@ -1,6 +1,14 @@
-// untorn fsck: check (and repair) a pool. Exit codes as fsck(8):
-// 0 clean, 1 errors corrected, 4 errors left uncorrected, 8 operational error.
+// untorn fsck: check (and repair) a pool. Exit codes as fsck(8) / e2fsck:
+// 0 clean, 1 errors corrected, 4 errors left uncorrected, 8 operational
+// error (cannot check at all: missing, in use, not an untorn pool, or a
+// pool whose size is not the size it was formatted with).
+// Every damage is either repaired or explained with what the user can do;
+// --repair is suggested only where it can help.
+#include <sys/mman.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <cstring>
 
 #include "cli/common.h"
 #include "fs/filesystem.h"
@@ -9,9 +17,76 @@ namespace untorn::cli {
 
 namespace {
 
+// A copy-on-write view of the pool (MAP_PRIVATE): stores never reach it.
+// fsck without --repair tries the repair here first, so that it suggests
+// --repair only when the repair would help.
+class TrialMedia final : public dax::Media {
+ public:
+  static std::unique_ptr<TrialMedia> of(const dax::Pmem2Media& pool) {
+    void* p = ::mmap(nullptr, pool.size(), PROT_READ | PROT_WRITE, MAP_PRIVATE, pool.fd(), 0);
+    if (p == MAP_FAILED) return nullptr;
+    return std::unique_ptr<TrialMedia>(new TrialMedia(static_cast<std::byte*>(p), pool.size()));
+  }
+  ~TrialMedia() override { ::munmap(base(), size()); }
+  void copy(uint64_t off, const void* src, size_t n) override { std::memcpy(base() + off, src, n); }
+  void fill(uint64_t off, int byte, size_t n) override { std::memset(base() + off, byte, n); }
+  void store64(uint64_t off, uint64_t v) override {
+    std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(base() + off)).store(v, std::memory_order_release);
+  }
+  void store32(uint64_t off, uint32_t v) override {
+    std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(base() + off)).store(v, std::memory_order_release);
+  }
+  void flush(uint64_t, size_t) override {}
+  void drain() override {}
+  dax::Granularity granularity() const override { return dax::Granularity::kByte; }
+
+ private:
+  TrialMedia(std::byte* base, uint64_t size) : Media(base, size) {}
+};
+
+// Errors --repair would leave (tried on a TrialMedia); SIZE_MAX when it
+// could not open the pool either.
+size_t errors_after_repair(const dax::Pmem2Media& pool) {
+  auto trial = TrialMedia::of(pool);
+  if (!trial) return 0;  // cannot tell: let the user try
+  fs::MountOptions o;
+  o.repair = true;
+  auto fsr = fs::FileSystem::mount(*trial, o);
+  if (!fsr.is_ok()) return SIZE_MAX;
+  return (*fsr)->fsck(true).errors.size();
+}
+
+void explain_unrepairable() {
+  std::printf("fsck cannot repair %s. Copy what you can still read off the pool (mount it with -o ro),\n"
+              "then make a new pool with 'untorn mkfs --force' and copy it back.\n", "these errors");
+}
+
+// Damage no repair can fix, found before mounting: a file that is not an
+// untorn pool, or a pool whose size changed (truncated or extended). Prints
+// what to do and returns the exit code, or -1 to go on.
+int check_before_mount(const std::string& pool, const dax::Media& media) {
+  const fs::PoolProbe p = fs::FileSystem::probe(media);
+  if (!p.untorn) {
+    std::printf("%s: not an untorn pool (no untorn superblock at its start or end); nothing to check\n", pool.c_str());
+    return 8;
+  }
+  if (p.formatted_size != 0 && p.formatted_size != p.media_size) {
+    std::printf("%s: the pool is %llu bytes but was formatted with %llu bytes: it was %s.\n"
+                "fsck cannot repair this. Restore the pool file to its size and contents (from a backup, or\n"
+                "'truncate -s %llu %s' if only its end was cut off: the data there is lost), then run fsck again.\n",
+                pool.c_str(), static_cast<unsigned long long>(p.media_size),
+                static_cast<unsigned long long>(p.formatted_size),
+                p.media_size < p.formatted_size ? "truncated" : "extended",
+                static_cast<unsigned long long>(p.formatted_size), pool.c_str());
+    return 8;
+  }
+  return -1;
+}
+
 int run_fsck(const std::string& pool, bool repair) {
   auto media = open_locked(pool);
   if (!media.is_ok()) return print_error("fsck", media.status()), 8;
+  if (int rc = check_before_mount(pool, **media); rc >= 0) return rc;
   fs::MountOptions o;
   o.repair = repair;
   o.inspect = !repair;
@@ -19,7 +94,11 @@ int run_fsck(const std::string& pool, bool repair) {
   auto fsr = fs::FileSystem::mount(**media, o, &report);
   if (!fsr.is_ok()) {
     std::printf("%s: cannot open the file system: %s\n", pool.c_str(), fsr.status().message().c_str());
-    if (!repair) std::printf("run 'untorn fsck --repair %s' to try to repair it\n", pool.c_str());
+    if (!repair && errors_after_repair(**media) != SIZE_MAX)
+      std::printf("run 'untorn fsck --repair %s' to repair it\n", pool.c_str());
+    else
+      std::printf("fsck cannot repair this damage (no intact copy to restore it from). Restore the pool from a\n"
+                  "backup, or make a new one with 'untorn mkfs --force' (its contents are lost).\n");
     return 4;
   }
   const bool tty = ::isatty(2);
@@ -37,7 +116,16 @@ int run_fsck(const std::string& pool, bool repair) {
               (unsigned long long)r.blocks_checked,
               !r.errors.empty() ? "ERRORS LEFT" : (!r.repaired.empty() || recovered) ? "errors corrected" : "clean");
   if (!r.errors.empty()) {
-    if (!repair) std::printf("run 'untorn fsck --repair %s' to repair what can be repaired\n", pool.c_str());
+    const size_t left = repair ? r.errors.size() : errors_after_repair(**media);
+    if (left == 0) {
+      std::printf("run 'untorn fsck --repair %s' to repair them\n", pool.c_str());
+    } else if (left < r.errors.size()) {
+      std::printf("run 'untorn fsck --repair %s' to repair %zu of them; %zu it cannot repair:\n", pool.c_str(),
+                  r.errors.size() - left, left);
+      explain_unrepairable();
+    } else {
+      explain_unrepairable();
+    }
     return 4;
   }
   return r.repaired.empty() && !recovered ? 0 : 1;

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "dax/fault.h"
 #include "dax/status.h"
 
 namespace untorn::dax {
@@ -34,12 +35,19 @@ const char* granularity_name(Granularity g);
 
 class Media {
  public:
-  Media(std::byte* base, uint64_t size_bytes) : base_(base), size_(size_bytes) {}
-  virtual ~Media() = default;
+  // Registers the mapping with the SIGBUS handler (dax/fault.h).
+  Media(std::byte* base, uint64_t size_bytes)
+      : base_(base), size_(size_bytes), fault_slot_(register_fault_region(base, size_bytes, &faults_)) {}
+  virtual ~Media() { unregister_fault_region(fault_slot_); }
   Media(const Media&) = delete;
   Media& operator=(const Media&) = delete;
 
   uint64_t size() const { return size_; }
+
+  // Faults (SIGBUS) taken on this mapping; a faulted page reads as zeros
+  // from then on and stores to it reach no media.
+  const FaultState& faults() const { return faults_; }
+  bool faulted() const { return faults_.count.load(std::memory_order_relaxed) != 0; }
 
   // Read view of the pool (zero-copy reads point into it).
   const std::byte* ptr(uint64_t off) const { return base_ + off; }
@@ -78,6 +86,8 @@ class Media {
  private:
   std::byte* base_;
   uint64_t size_;
+  FaultState faults_;
+  int fault_slot_;
 };
 
 }  // namespace untorn::dax

@@ -6,16 +6,22 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <stdexcept>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 namespace untorn::dax {
 
 namespace {
 
+size_t mapped_size(size_t n) { return (n + 4095) / 4096 * 4096; }
+
+// Anonymous pages (zero-filled): poison() can replace some of them.
 std::byte* alloc_image(size_t n) {
-  auto* p = static_cast<std::byte*>(std::aligned_alloc(4096, (n + 4095) / 4096 * 4096));
-  if (p == nullptr) throw std::bad_alloc();
-  std::memset(p, 0, n);
-  return p;
+  void* p = ::mmap(nullptr, mapped_size(n), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  return static_cast<std::byte*>(p);
 }
 
 }  // namespace
@@ -28,7 +34,22 @@ SimMedia::SimMedia(const std::vector<std::byte>& image) : SimMedia(image.size())
   std::memcpy(mem_, image.data(), image.size());
 }
 
-SimMedia::~SimMedia() { std::free(mem_); }
+SimMedia::~SimMedia() {
+  ::munmap(mem_, mapped_size(size()));
+  if (poison_fd_ >= 0) ::close(poison_fd_);
+}
+
+void SimMedia::poison(uint64_t off, size_t n) {
+  if (poison_fd_ < 0) poison_fd_ = ::memfd_create("sim-media-poison", MFD_CLOEXEC);
+  if (poison_fd_ < 0) throw std::runtime_error("memfd_create failed");
+  const uint64_t first = off / 4096 * 4096;
+  for (uint64_t p = first; p < off + n; p += 4096) {
+    // A shared mapping of an empty file: every access is a SIGBUS.
+    if (::mmap(mem_ + p, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, poison_fd_, 0) == MAP_FAILED)
+      throw std::runtime_error("poisoning a page failed");
+  }
+  bad_.push_back({off, n});
+}
 
 bool SimMedia::spend() {
   if (dead_) return false;

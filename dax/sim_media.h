@@ -110,6 +110,18 @@ class SimMedia final : public Media {
   void load_image(const std::byte* src) { std::memcpy(mem_, src, size()); }
   std::byte* raw() { return mem_; }
 
+  // Media poison (issue 13): every page touching [off, off + n) faults with
+  // SIGBUS on its next access, as a poisoned cache line of real pmem does
+  // (dax/fault.h then maps zeros over it and records the fault). The range
+  // is also what bad_ranges() reports, as libpmem2's badblock API does on
+  // a device that knows its bad blocks.
+  void poison(uint64_t off, size_t n);
+  struct BadRange {
+    uint64_t off;
+    uint64_t len;
+  };
+  const std::vector<BadRange>& bad_ranges() const { return bad_; }
+
  private:
   void record(uint64_t off, const void* src, size_t n);
   bool spend();
@@ -126,6 +138,8 @@ class SimMedia final : public Media {
   uint64_t drain_ops_ = 0;
   int64_t budget_ = -1;
   bool dead_ = false;
+  int poison_fd_ = -1;
+  std::vector<BadRange> bad_;
   InFlight* tracker_ = nullptr;
 };
 

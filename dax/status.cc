@@ -24,6 +24,9 @@ const char* code_name(Code c) {
     case Code::kTooManyLinks: return "Too many links";
     case Code::kValueTooLarge: return "Value too large";
     case Code::kNoMemory: return "Out of memory";
+    case Code::kAccessDenied: return "Access denied";
+    case Code::kStale: return "Stale file handle";
+    case Code::kReadOnly: return "Read-only (pool failed)";
   }
   return "Unknown";
 }

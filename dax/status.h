@@ -36,6 +36,9 @@ enum class Code : unsigned char {
   kTooManyLinks,     // EMLINK
   kValueTooLarge,    // attribute value or list too large (E2BIG)
   kNoMemory,         // an allocation failed (ENOMEM)
+  kAccessDenied,     // not permitted for this object (EACCES)
+  kStale,            // a file handle names an inode that is gone (ESTALE)
+  kReadOnly,         // the pool failed (a media fault): no more changes (EROFS)
 };
 
 const char* code_name(Code c);

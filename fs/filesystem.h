@@ -18,6 +18,7 @@
 #include <sys/uio.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -41,7 +42,16 @@ namespace untorn::fs {
 struct Cred {
   uint32_t uid = 0;
   uint32_t gid = 0;
+  // Creating calls: the caller's umask, applied unless the directory has a
+  // default ACL (the kernel passes unmasked modes, FUSE_DONT_MASK). 0 when
+  // the mode given is final.
+  uint32_t umask = 0;
 };
+
+// setxattr flag of system.posix_acl_access (beside XATTR_CREATE/REPLACE):
+// the caller is neither in the file's group nor privileged, so setgid goes
+// (Linux posix_acl_update_mode).
+inline constexpr int kXattrKillSgid = 1 << 30;
 
 struct Attr {
   uint64_t ino = 0;
@@ -125,6 +135,13 @@ struct FsckReport {
   bool clean() const { return errors.empty(); }
 };
 
+// What a file holds, before anything is mounted (fsck's first look).
+struct PoolProbe {
+  bool untorn = false;          // an untorn signature at offset 0 or at the end
+  uint64_t formatted_size = 0;  // pool size in a superblock copy whose checksum holds (0: none)
+  uint64_t media_size = 0;      // size of the file or device now
+};
+
 struct FsInfo {
   Superblock sb;
   uint64_t blocks_free = 0;
@@ -180,6 +197,8 @@ class FileSystem {
   [[nodiscard]] static Status check_mkfs(uint64_t pool_size, const MkfsOptions& o);
   // Formats the whole media (check_mkfs first: a refused format writes nothing).
   [[nodiscard]] static Status mkfs(dax::Media& media, const MkfsOptions& o);
+  // Looks at both superblock copies without judging them (see PoolProbe).
+  static PoolProbe probe(const dax::Media& media);
   // Reads and checks the superblock only (info, foreign-pool detection).
   static Result<Superblock> read_superblock(const dax::Media& media);
   static Result<std::unique_ptr<FileSystem>> mount(dax::Media& media, const MountOptions& o,
@@ -220,7 +239,9 @@ class FileSystem {
   Result<size_t> copy_file_range(uint64_t ino_in, uint64_t off_in, uint64_t ino_out,
                                  uint64_t off_out, size_t len);
 
-  // ---- xattrs (flags: XATTR_CREATE / XATTR_REPLACE)
+  // ---- xattrs (flags: XATTR_CREATE / XATTR_REPLACE; kXattrKillSgid).
+  // system.posix_acl_access/default are POSIX ACLs: validated (EINVAL,
+  // EOPNOTSUPP for another version) and kept in step with the mode.
   [[nodiscard]] Status setxattr(uint64_t ino, std::string_view name, std::string_view value,
                                 int flags);
   Result<std::string> getxattr(uint64_t ino, std::string_view name);
@@ -261,6 +282,19 @@ class FileSystem {
   // of file data, minus a block for a request that starts unaligned.
   uint64_t atomic_unit_bytes() const { return (request_blocks() - 1) * kBlockSize; }
   btt::Btt& btt() { return *btt_; }
+  dax::Media& media() { return media_; }
+
+  // ---- pool faults (fs/fs_faults.cc, dax/fault.h)
+  // Cheap identity check of the mounted pool (8 loads: the words of both
+  // superblock copies that name it); the daemon runs it before every
+  // request. kIOError from the first change on (a rewritten superblock,
+  // zeros after truncate + extend, a fault on a truncated pool's end).
+  [[nodiscard]] Status check_pool();
+  // kReadOnly once the media faulted (SIGBUS), kIOError once the pool
+  // changed: every commit and data write checks it.
+  [[nodiscard]] Status writable() const;
+  // Logs media faults not logged yet: the first with its pool offset.
+  void report_faults();
 
   struct InodeRef;
   class Op;
@@ -293,9 +327,13 @@ class FileSystem {
   Result<uint64_t> holes_in(uint64_t ino, uint64_t fb, uint64_t last);
   Result<size_t> write_locked(uint64_t ino, uint64_t off, const void* buf, size_t n, bool append);
   Status set_data_mode(uint64_t ino, bool atomic);
+  Status set_acl(uint64_t ino, std::string_view name, std::string_view value, int flags);
   uint64_t request_blocks() const;
   Result<DaxMap> dax_map_locked(uint64_t ino, size_t max_runs);  // io lock held
   Status map_change(uint64_t ino, MapChange why) { return map_hook_ ? map_hook_(ino, why) : Status::ok(); }
+  std::unique_ptr<MetaStore> fail_stop(std::unique_ptr<MetaStore> inner) const;
+  void remember_identity();
+  void check_backup_superblock(bool repair, FsckReport* r);
 
   dax::Media& media_;
   Superblock sb_;
@@ -309,6 +347,9 @@ class FileSystem {
   uint64_t data_goal_ = 0;  // next-fit cursor for new files' data
   uint64_t meta_goal_ = 0;  // cursor for metadata blocks
   MapHook map_hook_;        // set before serving, read-only afterwards
+  uint64_t identity_[8] = {};               // check_pool's words, read at mount
+  std::atomic<bool> changed_{false};        // the pool changed under the mount
+  std::atomic<uint64_t> fault_reported_{0};  // media faults logged so far
 
   friend class Op;
 };

@@ -147,6 +147,7 @@ uint64_t FileSystem::request_blocks() const {
 
 Result<size_t> FileSystem::write(uint64_t ino, uint64_t off, const void* buf, size_t n,
                                  bool append) {
+  RETURN_IF_ERROR(writable());  // nothing reaches a failed pool, dax data included
   std::shared_ptr<InodeRef> r = ref(ino);
   std::unique_lock<std::shared_mutex> io(r->io);
   // Requests larger than one atomic commit go in consecutive commits.

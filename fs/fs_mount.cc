@@ -216,6 +216,37 @@ Result<Superblock> FileSystem::read_superblock(const dax::Media& media) {
   return sb;
 }
 
+PoolProbe FileSystem::probe(const dax::Media& media) {
+  PoolProbe p;
+  p.media_size = media.size();
+  if (media.size() < kNsOffset + 8192) return p;
+  Superblock sb;
+  media.read(0, &sb, sizeof sb);
+  Superblock backup;
+  media.read(backup_sb_off(media.size()), &backup, sizeof backup);
+  p.untorn = sb.magic == kSuperMagic || backup.magic == kSuperMagic;
+  // The size it was formatted with, from a copy whose checksum holds.
+  for (const Superblock* c : {&sb, &backup})
+    if (c->magic == kSuperMagic && superblock_crc(*c) == c->crc && p.formatted_size == 0) p.formatted_size = c->pool_size;
+  return p;
+}
+
+void FileSystem::check_backup_superblock(bool repair, FsckReport* r) {
+  Superblock primary, backup;
+  const uint64_t boff = backup_sb_off(media_.size());
+  media_.read(0, &primary, sizeof primary);
+  media_.read(boff, &backup, sizeof backup);
+  if (std::memcmp(&primary, &backup, sizeof primary) == 0) return;
+  Status st = check_superblock(backup, boff, media_.size());
+  const std::string what = st.is_ok() ? "backup superblock at offset " + hex(boff) + " differs from the primary" : "backup " + st.message();
+  if (!repair) {
+    r->errors.push_back(what);
+    return;
+  }
+  media_.persist_copy(boff, &primary, sizeof primary);
+  r->repaired.push_back(what + " (rewritten from the primary)");
+}
+
 Status FileSystem::mkfs(dax::Media& media, const MkfsOptions& o) {
   RETURN_IF_ERROR(check_mkfs(media.size(), o));
   Superblock sb;
@@ -319,7 +350,14 @@ Result<std::unique_ptr<FileSystem>> FileSystem::mount(dax::Media& media, const M
   }
   MountReport local;
   std::unique_ptr<FileSystem> fs(new FileSystem(media, sb));
-  RETURN_IF_ERROR(fs->load(o, report ? report : &local));
+  Status st = fs->load(o, report ? report : &local);
+  // A fault while mounting (zeros read from a truncated or poisoned pool)
+  // says more than whatever the zeros looked like.
+  if (media.faulted())
+    return IOError("media fault at pool offset " + hex(media.faults().first_off.load()) +
+                   " while opening the pool: the pool file is shorter than the file system (truncated?) "
+                   "or the media is poisoned");
+  RETURN_IF_ERROR(st);
   return fs;
 }
 
@@ -339,6 +377,8 @@ Status FileSystem::load(const MountOptions& o, MountReport* report) {
                       std::to_string(sb_.nblocks));
   ASSIGN_OR_RETURN(store_, open_store(*btt_, sb_, report));
   if (o.wrap_store) store_ = o.wrap_store(std::move(store_));
+  store_ = fail_stop(std::move(store_));
+  remember_identity();
   blocks_ = std::make_unique<Allocator>("block", sb_.bbitmap_lba, sb_.nblocks);
   inodes_ = std::make_unique<Allocator>("inode", sb_.ibitmap_lba, sb_.ninodes + 1);
   RETURN_IF_ERROR(blocks_->load(*store_));
@@ -559,7 +599,7 @@ Status FileSystem::destroy_inode(uint64_t ino) {
     } else if (in->root != 0) {
       RETURN_IF_ERROR(blocks_->free(op.txn, in->root, 1));
     }
-    if (in->xattr_lba != 0) RETURN_IF_ERROR(blocks_->free(op.txn, in->xattr_lba, 1));
+    RETURN_IF_ERROR(xattr_free_all(op, ino, in));
     op.clear_inode(ino);
     RETURN_IF_ERROR(inodes_->free(op.txn, ino, 1));
     ASSIGN_OR_RETURN(BTree orphans, op.orphans());

@@ -116,6 +116,7 @@ Result<Attr> FileSystem::make_node(uint64_t parent, std::string_view name, uint3
       in->blocks = 1;
     }
   }
+  RETURN_IF_ERROR(acl_on_create(op, parent, *dir, ino, in, c.umask, meta_goal_));
   RETURN_IF_ERROR(dir_add(t, name, ino, dtype_of(mode)));
   dir->size++;
   dir->blocks += t.blocks_delta();
@@ -402,7 +403,10 @@ Result<Attr> FileSystem::setattr(uint64_t ino, const SetAttr& sa) {
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   const Timespec now = now_ts();
-  if (sa.mask & kSetMode) in->mode = (in->mode & S_IFMT) | (sa.mode & 07777);
+  if (sa.mask & kSetMode) {
+    in->mode = (in->mode & S_IFMT) | (sa.mode & 07777);
+    RETURN_IF_ERROR(acl_on_chmod(op, ino, in, meta_goal_));
+  }
   if (sa.mask & kSetUid) in->uid = sa.uid;
   if (sa.mask & kSetGid) in->gid = sa.gid;
   if (sa.mask & kSetAtimeNow) in->atime = now;

@@ -1,8 +1,8 @@
-// Module map: extended attributes, stored in one block per inode (like
-// ext4 without ea_inode): XattrHeader + entries {name_len, pad, value_len,
-// name, value}. Namespaces user., trusted., security. and the POSIX ACL
-// blobs system.posix_acl_{access,default} are stored; others are
-// EOPNOTSUPP. Virtual attributes of untorn:
+// Module map: the extended-attribute API: namespaces, untorn's virtual
+// attributes, POSIX ACLs (fs_acl.cc), data-mode switches. The attributes
+// themselves live in the xattr store (xattr_store.cc). Namespaces user.,
+// trusted., security. and the POSIX ACLs system.posix_acl_{access,default}
+// are stored; others are EOPNOTSUPP. Virtual attributes of untorn:
 //   user.untorn.mode         "dax" | "atomic": data mode of a file, or the
 //                            default for new files in a directory
 //   user.untorn.atomic_unit  read-only: largest write that is all-or-nothing
@@ -13,6 +13,7 @@
 
 #include <cstring>
 
+#include "fs/acl.h"
 #include "fs/internal.h"
 
 namespace untorn::fs {
@@ -22,73 +23,15 @@ namespace {
 constexpr std::string_view kModeAttr = "user.untorn.mode";
 constexpr std::string_view kUnitAttr = "user.untorn.atomic_unit";
 
-using XattrList = std::vector<std::pair<std::string, std::string>>;
-
 Status check_xattr_name(std::string_view name, uint32_t mode) {
   if (name.empty()) return InvalidArgument("empty attribute name");
   if (name.size() > 255) return Status(Code::kRange, "attribute name longer than 255 bytes");
   const bool user = name.starts_with("user.");
   const bool ok = user || name.starts_with("trusted.") || name.starts_with("security.") ||
-                  name == "system.posix_acl_access" || name == "system.posix_acl_default";
+                  name == acl::kAccessName || name == acl::kDefaultName;
   if (!ok) return NotSupported("attribute namespace of '" + std::string(name) + "'");
   if (user && !S_ISREG(mode) && !S_ISDIR(mode))
     return Status(Code::kPermission, "user.* attributes exist only on files and directories");
-  return Status::ok();
-}
-
-Status load_xattrs(Txn& txn, const Inode& in, uint64_t ino, XattrList* out) {
-  out->clear();
-  if (in.xattr_lba == 0) return Status::ok();
-  ASSIGN_OR_RETURN(const std::byte* b, txn.get(in.xattr_lba));
-  XattrHeader h;
-  std::memcpy(&h, b, sizeof h);
-  const std::string where = "xattr block " + std::to_string(in.xattr_lba) + " of inode " + std::to_string(ino);
-  if (h.magic != kXattrMagic || h.used > kXattrSpace) return Corruption(where + ": bad header");
-  size_t pos = sizeof h;
-  for (uint32_t i = 0; i < h.count; i++) {
-    if (pos + kXattrEntryHeader > sizeof h + h.used) return Corruption(where + ": truncated entry");
-    const auto nlen = static_cast<uint8_t>(b[pos]);
-    uint16_t vlen;
-    std::memcpy(&vlen, b + pos + 2, 2);
-    pos += kXattrEntryHeader;
-    if (nlen == 0 || pos + nlen + vlen > sizeof h + h.used) return Corruption(where + ": entry out of bounds");
-    out->emplace_back(std::string(reinterpret_cast<const char*>(b + pos), nlen),
-                      std::string(reinterpret_cast<const char*>(b + pos + nlen), vlen));
-    pos += nlen + vlen;
-  }
-  return Status::ok();
-}
-
-// Writes the list back (allocating or freeing the block as needed).
-Status store_xattrs(FileSystem::Op& op, Inode* in, const XattrList& l, uint64_t goal) {
-  size_t used = 0;
-  for (const auto& [n, v] : l) used += kXattrEntryHeader + n.size() + v.size();
-  if (used > kXattrSpace) return NoSpace("extended attributes exceed one block");
-  if (l.empty()) {
-    if (in->xattr_lba != 0) {
-      RETURN_IF_ERROR(op.blocks().free(op.txn, in->xattr_lba, 1));
-      op.txn.discard(in->xattr_lba);
-      in->xattr_lba = 0;
-      in->blocks--;
-    }
-    return Status::ok();
-  }
-  if (in->xattr_lba == 0) {
-    ASSIGN_OR_RETURN(in->xattr_lba, op.blocks().alloc(op.txn, goal));
-    in->blocks++;
-  }
-  std::byte* b = op.txn.fresh(in->xattr_lba);
-  XattrHeader h{kXattrMagic, static_cast<uint16_t>(l.size()), static_cast<uint16_t>(used)};
-  std::memcpy(b, &h, sizeof h);
-  size_t pos = sizeof h;
-  for (const auto& [n, v] : l) {
-    b[pos] = static_cast<std::byte>(n.size());
-    const auto vlen = static_cast<uint16_t>(v.size());
-    std::memcpy(b + pos + 2, &vlen, 2);
-    std::memcpy(b + pos + kXattrEntryHeader, n.data(), n.size());
-    std::memcpy(b + pos + kXattrEntryHeader + n.size(), v.data(), v.size());
-    pos += kXattrEntryHeader + n.size() + v.size();
-  }
   return Status::ok();
 }
 
@@ -121,19 +64,12 @@ Status FileSystem::setxattr(uint64_t ino, std::string_view name, std::string_vie
     if (flags & XATTR_CREATE) return Status(Code::kExists, "user.untorn.mode always exists");
     return set_data_mode(ino, atomic);
   }
-  if (value.size() > kMaxXattrValue) return Status(Code::kValueTooLarge, "attribute value too large");
+  if (name == acl::kAccessName || name == acl::kDefaultName) return set_acl(ino, name, value, flags);
   std::unique_lock<std::shared_mutex> lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   RETURN_IF_ERROR(check_xattr_name(name, in->mode));
-  XattrList l;
-  RETURN_IF_ERROR(load_xattrs(op.txn, *in, ino, &l));
-  auto it = std::find_if(l.begin(), l.end(), [&](auto& e) { return e.first == name; });
-  if (it != l.end() && (flags & XATTR_CREATE)) return Status(Code::kExists, std::string(name));
-  if (it == l.end() && (flags & XATTR_REPLACE)) return Status(Code::kNoData, std::string(name));
-  if (it != l.end()) it->second.assign(value);
-  else l.emplace_back(std::string(name), std::string(value));
-  RETURN_IF_ERROR(store_xattrs(op, in, l, meta_goal_));
+  RETURN_IF_ERROR(xattr_set(op, ino, in, name, value, flags & (XATTR_CREATE | XATTR_REPLACE), meta_goal_));
   in->ctime = now_ts();
   op.dirty(ino);
   return op.commit();
@@ -151,22 +87,14 @@ Result<std::string> FileSystem::getxattr(uint64_t ino, std::string_view name) {
     return std::to_string(atomic ? atomic_unit_bytes() : 0);
   }
   RETURN_IF_ERROR(check_xattr_name(name, in->mode));
-  XattrList l;
-  RETURN_IF_ERROR(load_xattrs(op.txn, *in, ino, &l));
-  for (auto& [n, v] : l)
-    if (n == name) return v;
-  return Status(Code::kNoData, std::string(name));
+  return xattr_get(op, ino, *in, name);
 }
 
 Result<std::vector<std::string>> FileSystem::listxattr(uint64_t ino) {
   std::shared_lock<std::shared_mutex> lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
-  XattrList l;
-  RETURN_IF_ERROR(load_xattrs(op.txn, *in, ino, &l));
-  std::vector<std::string> names;  // without the virtual user.untorn.* attributes
-  for (auto& [n, v] : l) names.push_back(n);
-  return names;
+  return xattr_names(op, ino, *in);  // without the virtual user.untorn.* attributes
 }
 
 Status FileSystem::removexattr(uint64_t ino, std::string_view name) {
@@ -175,12 +103,7 @@ Status FileSystem::removexattr(uint64_t ino, std::string_view name) {
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   RETURN_IF_ERROR(check_xattr_name(name, in->mode));
-  XattrList l;
-  RETURN_IF_ERROR(load_xattrs(op.txn, *in, ino, &l));
-  auto it = std::find_if(l.begin(), l.end(), [&](auto& e) { return e.first == name; });
-  if (it == l.end()) return Status(Code::kNoData, std::string(name));
-  l.erase(it);
-  RETURN_IF_ERROR(store_xattrs(op, in, l, meta_goal_));
+  RETURN_IF_ERROR(xattr_remove(op, ino, in, name, meta_goal_));
   in->ctime = now_ts();
   op.dirty(ino);
   return op.commit();

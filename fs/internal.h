@@ -102,6 +102,27 @@ Result<uint64_t> ext_punch(BTree& t, Txn& txn, Allocator& blocks, uint64_t fb, u
 // First mapped block >= fb, or kNotFound.
 Result<uint64_t> ext_next_data(BTree& t, uint64_t fb);
 
+// ------------------------------------------- xattr store (xattr_store.cc)
+// The stored extended attributes of one inode, inside an Op (names are
+// full names, namespace included). Setters may change in->xattr_lba and
+// in->blocks: the caller dirties the inode. `goal` guides block placement.
+// kNoData when a name is absent; flags are XATTR_CREATE / XATTR_REPLACE.
+Result<std::string> xattr_get(FileSystem::Op& op, uint64_t ino, const Inode& in, std::string_view name);
+Status xattr_set(FileSystem::Op& op, uint64_t ino, Inode* in, std::string_view name, std::string_view value,
+                 int flags, uint64_t goal);
+Status xattr_remove(FileSystem::Op& op, uint64_t ino, Inode* in, std::string_view name, uint64_t goal);
+Result<std::vector<std::string>> xattr_names(FileSystem::Op& op, uint64_t ino, const Inode& in);
+// Frees every block of the store (the inode is being destroyed).
+Status xattr_free_all(FileSystem::Op& op, uint64_t ino, Inode* in);
+
+// ------------------------------------------------- POSIX ACLs (fs_acl.cc)
+// chmod of an inode with an access ACL: the ACL follows in->mode.
+Status acl_on_chmod(FileSystem::Op& op, uint64_t ino, Inode* in, uint64_t goal);
+// New inode `ino` in directory `dir`: inherits dir's default ACL, narrowing
+// in->mode (the umask does not apply then), or in->mode loses the umask.
+Status acl_on_create(FileSystem::Op& op, uint64_t dir_ino, const Inode& dir, uint64_t ino, Inode* in,
+                     uint32_t umask, uint64_t goal);
+
 // ------------------------------------------------- file data (fs_data.cc)
 inline uint64_t block_of(uint64_t off) { return off / kBlockSize; }
 inline uint64_t blocks_spanning(uint64_t size) { return (size + kBlockSize - 1) / kBlockSize; }

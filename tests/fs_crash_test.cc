@@ -1,10 +1,14 @@
 // Crash simulation of the file system. Random operation sequences (create,
 // mkdir, write to dax and atomic files, truncate, unlink, rmdir, rename,
-// link, symlink, xattrs, mode switches, hole punching) run on a recording
+// link, symlink, xattrs, mode switches, hole punching, POSIX ACLs with the
+// mode changes they imply, chmod of files with ACLs, default ACLs and their
+// inheritance) run on a recording
 // SimMedia next to an in-memory model. For crash states at every fence and
 // at random points (with random subsets of in-flight 8-byte stores) the
 // image is mounted (recovery) and compared with the model:
-//   - the tree equals the state before or after the operation in flight;
+//   - the tree equals the state before or after the operation in flight
+//     (an ACL and the mode it implies are one state: never one without
+//     the other);
 //   - an atomic file write is wholly present or absent, size included;
 //   - a dax file write may differ from both only inside the blocks the
 //     request touched, where each byte is the old or the new one (data may
@@ -25,6 +29,7 @@
 #include <random>
 #include <set>
 
+#include "fs/acl.h"
 #include "fs/filesystem.h"
 #include "tests/support/sim_media.h"
 
@@ -36,15 +41,18 @@ constexpr uint64_t kBlock = 4096;
 
 // ------------------------------------------------------------------ model
 
+using Xattrs = std::map<std::string, std::string>;
 struct MFile {
   std::string data;
   bool atomic = false;
-  std::map<std::string, std::string> xattrs;
+  uint32_t perm = 0644;  // mode & 07777
+  Xattrs xattrs;
 };
 struct MNode {
   char type = 'f';  // f file, d dir, l symlink
   int id = 0;       // files: shared by hard links
   std::string target;
+  Xattrs xattrs;    // directories (default ACLs)
 };
 struct Model {
   std::map<std::string, MNode> paths;  // "" = root; "a/b"
@@ -83,6 +91,8 @@ struct Op {
 
 // ------------------------------------------------------- FS side helpers
 
+Status xattrs_of(FileSystem& fs, uint64_t ino, Xattrs* out);
+
 class Driver {
  public:
   explicit Driver(FileSystem& fs) : fs_(fs) {}
@@ -116,7 +126,8 @@ class Driver {
     m->paths.clear();
     m->files.clear();
     std::map<uint64_t, int> ids;
-    m->paths[""] = MNode{'d', 0, ""};
+    m->paths[""] = MNode{'d', 0, "", {}};
+    RETURN_IF_ERROR(xattrs_of(fs_, kRootIno, &m->paths[""].xattrs));
     return walk(kRootIno, "", m, &ids);
   }
 
@@ -133,6 +144,7 @@ class Driver {
       MNode n;
       if (S_ISDIR(a.mode)) {
         n.type = 'd';
+        RETURN_IF_ERROR(xattrs_of(fs_, ino, &n.xattrs));
         m->paths[path] = n;
         RETURN_IF_ERROR(walk(ino, path, m, ids));
       } else if (S_ISLNK(a.mode)) {
@@ -148,11 +160,8 @@ class Driver {
           f.data = read(ino);
           if (f.data.size() != a.size) return Corruption("size mismatch on " + path);
           f.atomic = a.data_mode == DataMode::kAtomic;
-          ASSIGN_OR_RETURN(auto names, fs_.listxattr(ino));
-          for (auto& x : names) {
-            if (x.rfind("user.untorn.", 0) == 0) continue;
-            ASSIGN_OR_RETURN(f.xattrs[x], fs_.getxattr(ino, x));
-          }
+          f.perm = a.mode & 07777;
+          RETURN_IF_ERROR(xattrs_of(fs_, ino, &f.xattrs));
           m->files[id] = f;
         }
         n.type = 'f';
@@ -164,6 +173,16 @@ class Driver {
   }
   FileSystem& fs_;
 };
+
+// Stored attributes of an inode (listxattr hides untorn's own).
+Status xattrs_of(FileSystem& fs, uint64_t ino, Xattrs* out) {
+  out->clear();
+  ASSIGN_OR_RETURN(auto names, fs.listxattr(ino));
+  for (auto& x : names) {
+    ASSIGN_OR_RETURN((*out)[x], fs.getxattr(ino, x));
+  }
+  return Status::ok();
+}
 
 // Canonical ids: the first path (in order) naming each file.
 std::map<std::string, std::string> link_classes(const Model& m) {
@@ -189,11 +208,13 @@ bool same(const Model& want, const Model& got, const TornRange& torn, const Mode
     if (it == got.paths.end()) return *why = "missing " + p, false;
     if (it->second.type != n.type) return *why = "type of " + p, false;
     if (n.type == 'l' && it->second.target != n.target) return *why = "symlink target of " + p, false;
+    if (n.type == 'd' && it->second.xattrs != n.xattrs) return *why = "xattrs (default ACL) of " + p, false;
     if (n.type != 'f') continue;
     const MFile& a = want.files.at(n.id);
     const MFile& b = got.files.at(it->second.id);
     if (a.atomic != b.atomic) return *why = "data mode of " + p, false;
     if (a.xattrs != b.xattrs) return *why = "xattrs of " + p, false;
+    if (a.perm != b.perm) return *why = "permission bits of " + p, false;
     if (a.data.size() != b.data.size()) return *why = "size of " + p, false;
     const bool tearable = torn.any && torn.id == n.id;
     for (size_t i = 0; i < a.data.size(); i++) {
@@ -261,7 +282,7 @@ class Workload {
   // Each op mutates model_ and the FS the same way; returns false when the
   // randomly chosen op does not apply (nothing recorded).
   bool apply(Driver& d, Op* op) {
-    const int kind = static_cast<int>(rng_() % 13);
+    const int kind = static_cast<int>(rng_() % 16);
     switch (kind) {
       case 0: case 1: {  // create
         const std::string dir = pick('d');
@@ -274,6 +295,9 @@ class Workload {
         const int id = model_.next_id++;
         MFile f;
         f.atomic = *fs_->getxattr(a->ino, "user.untorn.mode") == "atomic";
+        // Mode and ACL inherited from a default ACL, as the FS made them.
+        f.perm = a->mode & 07777;
+        EXPECT_TRUE(xattrs_of(*fs_, a->ino, &f.xattrs).is_ok());
         model_.files[id] = f;
         model_.paths[p] = MNode{'f', id, ""};
         op->what = "create " + p;
@@ -328,7 +352,9 @@ class Workload {
         auto a = fs_->mkdir(*d.resolve(dir), base_of(p), 0755, {});
         EXPECT_TRUE(a.is_ok()) << a.status().to_string();
         fs_->forget(a->ino, 1);
-        model_.paths[p] = MNode{'d', 0, ""};
+        MNode n{'d', 0, "", {}};
+        EXPECT_TRUE(xattrs_of(*fs_, a->ino, &n.xattrs).is_ok());
+        model_.paths[p] = n;
         op->what = "mkdir " + p;
         return true;
       }
@@ -398,6 +424,9 @@ class Workload {
         op->what = "mode " + p;
         return true;
       }
+      case 13: return apply_acl(d, op);
+      case 14: return apply_chmod(d, op);
+      case 15: return apply_default_acl(d, op);
       default: {  // punch a hole
         const std::string p = pick('f');
         if (p == "\x01") return false;
@@ -414,6 +443,67 @@ class Workload {
         return true;
       }
     }
+  }
+
+  // An access ACL on a file: one with a named user (stored, the mode's
+  // group bits become its mask) or one equivalent to a mode (only the mode).
+  bool apply_acl(Driver& d, Op* op) {
+    const std::string p = pick('f');
+    if (p == "\x01") return false;
+    MFile& f = model_.files[model_.paths[p].id];
+    acl::Acl a = acl::from_mode(static_cast<uint32_t>(rng_() % 0777));
+    const bool named = rng_() % 3 != 0;
+    if (named) {
+      a.insert(a.begin() + 1, acl::Entry{acl::kUser, static_cast<uint16_t>(rng_() % 8), static_cast<uint32_t>(1000 + rng_() % 4)});
+      a.insert(a.end() - 1, acl::Entry{acl::kMask, static_cast<uint16_t>(rng_() % 8), acl::kUndefinedId});
+    }
+    Status st = fs_->setxattr(*d.resolve(p), acl::kAccessName, acl::encode(a), 0);
+    EXPECT_TRUE(st.is_ok()) << st.to_string();
+    acl::equivalent_mode(a, &f.perm);
+    if (named) f.xattrs[std::string(acl::kAccessName)] = acl::encode(a);
+    else f.xattrs.erase(std::string(acl::kAccessName));
+    op->what = std::string(named ? "ACL " : "mode-equivalent ACL ") + p;
+    return true;
+  }
+
+  // chmod: with an access ACL, the ACL changes in the same commit.
+  bool apply_chmod(Driver& d, Op* op) {
+    const std::string p = pick('f');
+    if (p == "\x01") return false;
+    MFile& f = model_.files[model_.paths[p].id];
+    SetAttr sa;
+    sa.mask = kSetMode;
+    sa.mode = static_cast<uint32_t>(rng_() % 0777);
+    EXPECT_TRUE(fs_->setattr(*d.resolve(p), sa).is_ok());
+    f.perm = sa.mode;
+    auto it = f.xattrs.find(std::string(acl::kAccessName));
+    if (it != f.xattrs.end()) {
+      acl::Acl a = *acl::parse(it->second);
+      acl::apply_chmod(&a, sa.mode);
+      it->second = acl::encode(a);
+    }
+    op->what = "chmod " + p;
+    return true;
+  }
+
+  // A default ACL on a directory (later creates below it inherit it).
+  bool apply_default_acl(Driver& d, Op* op) {
+    const std::string p = pick('d');
+    if (p == "\x01") return false;
+    MNode& n = model_.paths[p];
+    const std::string name(acl::kDefaultName);
+    if (n.xattrs.count(name) && rng_() % 2) {
+      EXPECT_TRUE(fs_->removexattr(*d.resolve(p), name).is_ok());
+      n.xattrs.erase(name);
+    } else {
+      acl::Acl a = acl::from_mode(static_cast<uint32_t>(rng_() % 0777));
+      a.insert(a.begin() + 1, acl::Entry{acl::kUser, 7, 1000});
+      a.insert(a.end() - 1, acl::Entry{acl::kMask, static_cast<uint16_t>(rng_() % 8), acl::kUndefinedId});
+      EXPECT_TRUE(fs_->setxattr(*d.resolve(p), name, acl::encode(a), 0).is_ok());
+      n.xattrs[name] = acl::encode(a);
+    }
+    op->what = "default ACL " + (p.empty() ? std::string("/") : p);
+    return true;
   }
 
   void step() {

@@ -1,7 +1,7 @@
 // Unit tests of the POSIX-facing parts of the file-system API, in process
 // on simulated media (both metadata stores): xattr listing, fallocate
 // modes and their failure cleanup, short writes at ENOSPC, copy_file_range
-// errors.
+// errors, POSIX ACLs (format, validation, mode coupling, inheritance).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/falloc.h>
@@ -10,9 +10,11 @@
 #include <sys/xattr.h>
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 #include <vector>
 
+#include "fs/acl.h"
 #include "fs/filesystem.h"
 #include "tests/support/fs_fixture.h"
 
@@ -162,6 +164,161 @@ TEST_P(FsPosixTest, CopyFileRangeNeedsRegularFiles) {
   const uint64_t g = create(kRootIno, "dst");
   EXPECT_EQ(*fs_->copy_file_range(f, 0, g, 2, 5), 5u);
   EXPECT_EQ(read_all(g), std::string("\0\0hello", 7));
+  expect_clean();
+}
+
+// ------------------------------------------------------------ POSIX ACLs
+
+std::string acl_value(const std::vector<acl::Entry>& entries, uint32_t version = acl::kVersion) {
+  std::string v(4 + 8 * entries.size(), '\0');
+  std::memcpy(v.data(), &version, 4);
+  for (size_t i = 0; i < entries.size(); i++) {
+    std::memcpy(v.data() + 4 + 8 * i, &entries[i].tag, 2);
+    std::memcpy(v.data() + 6 + 8 * i, &entries[i].perm, 2);
+    std::memcpy(v.data() + 8 + 8 * i, &entries[i].id, 4);
+  }
+  return v;
+}
+using E = acl::Entry;
+constexpr uint32_t kU = acl::kUndefinedId;
+
+TEST(Acl, ParseValidatesFormatTagsAndIds) {
+  const std::vector<E> minimal = {{acl::kUserObj, 6, kU}, {acl::kGroupObj, 4, kU}, {acl::kOther, 4, kU}};
+  EXPECT_EQ(*acl::parse(acl_value(minimal)), minimal);
+  EXPECT_TRUE(acl::parse(acl_value({}))->empty()) << "header only: the empty ACL";
+  EXPECT_EQ(acl::parse(acl_value(minimal, 1)).code(), Code::kNotSupported) << "version 1";
+  EXPECT_EQ(acl::parse("ab").code(), Code::kInvalidArgument);
+  EXPECT_EQ(acl::parse(acl_value(minimal) + "x").code(), Code::kInvalidArgument) << "partial entry";
+  const std::vector<std::vector<E>> bad = {
+      {{acl::kUserObj, 6, kU}, {acl::kOther, 4, kU}},                              // no GROUP_OBJ
+      {{acl::kGroupObj, 4, kU}, {acl::kUserObj, 6, kU}, {acl::kOther, 4, kU}},     // order
+      {{acl::kUserObj, 6, kU}, {acl::kGroupObj, 4, kU}, {acl::kOther, 8, kU}},     // perm bits
+      {{acl::kUserObj, 6, kU}, {0x40, 4, kU}, {acl::kGroupObj, 4, kU}, {acl::kOther, 4, kU}},  // tag
+      {{acl::kUserObj, 6, kU}, {acl::kUser, 6, 1000}, {acl::kGroupObj, 4, kU}, {acl::kOther, 4, kU}},  // no mask
+      {{acl::kUserObj, 6, kU}, {acl::kUser, 6, kU}, {acl::kGroupObj, 4, kU}, {acl::kMask, 6, kU}, {acl::kOther, 4, kU}},
+      {{acl::kUserObj, 6, kU}, {acl::kUser, 6, 7}, {acl::kUser, 4, 7}, {acl::kGroupObj, 4, kU}, {acl::kMask, 6, kU}, {acl::kOther, 4, kU}},
+      {{acl::kUserObj, 6, kU}, {acl::kUserObj, 6, kU}, {acl::kGroupObj, 4, kU}, {acl::kOther, 4, kU}},
+      {{acl::kUserObj, 6, kU}, {acl::kGroupObj, 4, kU}, {acl::kMask, 6, kU}, {acl::kMask, 6, kU}, {acl::kOther, 4, kU}},
+  };
+  for (size_t i = 0; i < bad.size(); i++)
+    EXPECT_EQ(acl::parse(acl_value(bad[i])).code(), Code::kInvalidArgument) << "case " << i;
+  // Named entries are sorted by id; object entries lose their ids.
+  auto a = acl::parse(acl_value({{acl::kUserObj, 7, 5}, {acl::kUser, 6, 30}, {acl::kUser, 4, 20}, {acl::kGroupObj, 5, kU},
+                                 {acl::kMask, 7, kU}, {acl::kOther, 0, 9}}));
+  ASSERT_TRUE(a.is_ok()) << a.status().to_string();
+  EXPECT_EQ((*a)[0].id, kU);
+  EXPECT_EQ((*a)[1].id, 20u);
+  EXPECT_EQ((*a)[2].id, 30u);
+  EXPECT_EQ(*acl::parse(acl::encode(*a)), *a);
+}
+
+TEST(Acl, ModeRules) {
+  uint32_t mode = S_IFREG | 04000 | 0777;
+  EXPECT_TRUE(acl::equivalent_mode(acl::from_mode(0640), &mode));
+  EXPECT_EQ(mode, S_IFREG | 04000 | 0640u);
+  acl::Acl named = {{acl::kUserObj, 7, kU}, {acl::kUser, 6, 99}, {acl::kGroupObj, 4, kU}, {acl::kMask, 6, kU}, {acl::kOther, 1, kU}};
+  EXPECT_FALSE(acl::equivalent_mode(named, &mode));
+  EXPECT_EQ(mode & 0777, 0761u) << "group bits are the mask";
+  acl::apply_chmod(&named, 0500);
+  EXPECT_EQ(named[0].perm, 5);
+  EXPECT_EQ(named[1].perm, 6) << "named entries stay";
+  EXPECT_EQ(named[2].perm, 4) << "GROUP_OBJ stays when there is a mask";
+  EXPECT_EQ(named[3].perm, 0);
+  EXPECT_EQ(named[4].perm, 0);
+  // Inheritance narrows both ways.
+  acl::Acl def = {{acl::kUserObj, 7, kU}, {acl::kUser, 7, 99}, {acl::kGroupObj, 5, kU}, {acl::kMask, 7, kU}, {acl::kOther, 5, kU}};
+  uint32_t m = S_IFREG | 0666;
+  EXPECT_TRUE(acl::create_masq(&def, &m));
+  EXPECT_EQ(m, S_IFREG | 0664u);
+  EXPECT_EQ(def[0].perm, 6);
+  EXPECT_EQ(def[3].perm, 6) << "mask";
+  EXPECT_EQ(def[4].perm, 4);
+  acl::Acl plain = acl::from_mode(0750);
+  m = S_IFDIR | 0777;
+  EXPECT_FALSE(acl::create_masq(&plain, &m)) << "no named entries: the mode says it all";
+  EXPECT_EQ(m, S_IFDIR | 0750u);
+}
+
+TEST_P(FsPosixTest, AccessAclAndModeCommitTogether) {
+  const uint64_t f = create(kRootIno, "f", 0644);
+  const std::string named = acl_value({{acl::kUserObj, 6, kU}, {acl::kUser, 7, 65534}, {acl::kGroupObj, 4, kU},
+                                       {acl::kMask, 6, kU}, {acl::kOther, 0, kU}});
+  ASSERT_TRUE(fs_->setxattr(f, acl::kAccessName, named, 0).is_ok());
+  EXPECT_EQ(fs_->getattr(f)->mode & 07777, 0660u) << "mode follows the ACL (group = mask)";
+  EXPECT_EQ(*fs_->getxattr(f, acl::kAccessName), named);
+  EXPECT_EQ(*fs_->listxattr(f), std::vector<std::string>{std::string(acl::kAccessName)});
+  // chmod rewrites the ACL.
+  SetAttr sa;
+  sa.mask = kSetMode;
+  sa.mode = 0705;
+  ASSERT_TRUE(fs_->setattr(f, sa).is_ok());
+  auto a = acl::parse(*fs_->getxattr(f, acl::kAccessName));
+  ASSERT_TRUE(a.is_ok());
+  EXPECT_EQ((*a)[0].perm, 7);
+  EXPECT_EQ((*a)[1].perm, 7) << "named entry kept";
+  EXPECT_EQ((*a)[3].perm, 0) << "mask = group bits";
+  EXPECT_EQ((*a)[4].perm, 5);
+  // An ACL equivalent to a mode is stored as the mode only.
+  ASSERT_TRUE(fs_->setxattr(f, acl::kAccessName, acl::encode(acl::from_mode(0751)), 0).is_ok());
+  EXPECT_EQ(fs_->getattr(f)->mode & 07777, 0751u);
+  EXPECT_EQ(fs_->getxattr(f, acl::kAccessName).code(), Code::kNoData);
+  EXPECT_TRUE(fs_->listxattr(f)->empty());
+  // Invalid values change nothing.
+  EXPECT_EQ(fs_->setxattr(f, acl::kAccessName, acl_value({}) + "abc", 0).code(), Code::kInvalidArgument);
+  EXPECT_EQ(fs_->setxattr(f, acl::kAccessName, acl_value({}, 3), 0).code(), Code::kNotSupported);
+  EXPECT_EQ(fs_->getattr(f)->mode & 07777, 0751u);
+  // setgid goes when the caller is not in the group (kXattrKillSgid).
+  sa.mode = 02775;
+  ASSERT_TRUE(fs_->setattr(f, sa).is_ok());
+  ASSERT_TRUE(fs_->setxattr(f, acl::kAccessName, named, 0).is_ok());
+  EXPECT_EQ(fs_->getattr(f)->mode & 07777, 02660u) << "a member keeps setgid";
+  ASSERT_TRUE(fs_->setxattr(f, acl::kAccessName, named, kXattrKillSgid).is_ok());
+  EXPECT_EQ(fs_->getattr(f)->mode & 07777, 0660u);
+  remount();
+  EXPECT_EQ(*fs_->getxattr(f, acl::kAccessName), named);
+  EXPECT_EQ(fs_->getattr(f)->mode & 07777, 0660u);
+  expect_clean();
+}
+
+TEST_P(FsPosixTest, DefaultAclIsInheritedAndUmaskAppliesOtherwise) {
+  auto d = fs_->mkdir(kRootIno, "d", 0755, cred_);
+  ASSERT_TRUE(d.is_ok());
+  const uint64_t f = create(kRootIno, "plain", 0644);
+  const std::string def = acl_value({{acl::kUserObj, 7, kU}, {acl::kUser, 7, 65534}, {acl::kGroupObj, 5, kU},
+                                     {acl::kMask, 7, kU}, {acl::kOther, 0, kU}});
+  EXPECT_EQ(fs_->setxattr(f, acl::kDefaultName, def, 0).code(), Code::kAccessDenied) << "files have no default ACL";
+  ASSERT_TRUE(fs_->setxattr(d->ino, acl::kDefaultName, def, 0).is_ok());
+  EXPECT_EQ(fs_->getattr(d->ino)->mode & 07777, 0755u) << "a default ACL leaves the mode alone";
+  Cred masked = cred_;
+  masked.umask = 077;
+  // With a default ACL the umask does not apply.
+  auto g = fs_->mknod(d->ino, "g", S_IFREG | 0666, 0, masked);
+  ASSERT_TRUE(g.is_ok());
+  EXPECT_EQ(g->mode & 07777, 0660u);
+  auto ga = acl::parse(*fs_->getxattr(g->ino, acl::kAccessName));
+  ASSERT_TRUE(ga.is_ok());
+  EXPECT_EQ(ga->size(), 5u);
+  EXPECT_EQ((*ga)[1].id, 65534u);
+  EXPECT_EQ((*ga)[3].perm, 6) << "mask narrowed by the requested mode";
+  EXPECT_EQ(fs_->getxattr(g->ino, acl::kDefaultName).code(), Code::kNoData);
+  auto sub = fs_->mkdir(d->ino, "sub", 0777, masked);
+  ASSERT_TRUE(sub.is_ok());
+  EXPECT_EQ(sub->mode & 07777, 0770u);
+  EXPECT_EQ(*fs_->getxattr(sub->ino, acl::kDefaultName), def) << "directories inherit the default ACL too";
+  auto link = fs_->symlink(d->ino, "l", "target", masked);
+  EXPECT_EQ(link->mode & 07777, 0777u);
+  EXPECT_TRUE(fs_->listxattr(link->ino)->empty());
+  EXPECT_EQ(fs_->setxattr(link->ino, acl::kAccessName, def, 0).code(), Code::kNotSupported);
+  // Without a default ACL: the umask.
+  auto h = fs_->mknod(kRootIno, "h", S_IFREG | 0666, 0, masked);
+  EXPECT_EQ(h->mode & 07777, 0600u);
+  EXPECT_TRUE(fs_->listxattr(h->ino)->empty());
+  // Removing the default ACL stops inheritance.
+  ASSERT_TRUE(fs_->removexattr(d->ino, acl::kDefaultName).is_ok());
+  auto k = fs_->mknod(d->ino, "k", S_IFREG | 0666, 0, masked);
+  EXPECT_EQ(k->mode & 07777, 0600u);
+  remount();
+  EXPECT_EQ(*fs_->getxattr(sub->ino, acl::kDefaultName), def);
   expect_clean();
 }
 

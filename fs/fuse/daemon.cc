@@ -21,9 +21,12 @@
 //   - noflush: close() sends no FLUSH (nothing to flush), one round trip less.
 #include "fs/fuse/daemon.h"
 
+#include "dax/fault.h"
+
 #define FUSE_USE_VERSION 312
 #include <linux/fuse.h>
 #include <fuse3/fuse_lowlevel.h>
+#include "fs/fuse/posix_ops.h"
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -35,6 +38,7 @@
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <thread>
@@ -69,6 +73,9 @@ int to_errno(const Status& st) {
     case Code::kTooManyLinks: return EMLINK;
     case Code::kValueTooLarge: return E2BIG;
     case Code::kNoMemory: return ENOMEM;
+    case Code::kAccessDenied: return EACCES;
+    case Code::kStale: return ESTALE;
+    case Code::kReadOnly: return EROFS;
   }
   return EIO;
 }
@@ -195,7 +202,12 @@ fuse_entry_param entry_of(const Daemon& d, const Attr& a) {
   return e;
 }
 
-void reply_err(fuse_req_t req, const Status& st) { fuse_reply_err(req, to_errno(st)); }
+bool request_faulted(fuse_req_t req);
+// An error reply, or EIO when the pool faulted during the request.
+void reply_err(fuse_req_t req, const Status& st) {
+  if (st.is_ok() && request_faulted(req)) return;
+  fuse_reply_err(req, to_errno(st));
+}
 
 // Exceptions (an allocation failure is std::bad_alloc) must not unwind into
 // libfuse. Every replying handler runs inside Guarded<>::run: an exception
@@ -204,13 +216,38 @@ void reply_err(fuse_req_t req, const Status& st) { fuse_reply_err(req, to_errno(
 // tests/fs_alloc_fault_test.cc). A request is answered once, so handlers do
 // nothing that can throw after replying (forget and release cannot throw;
 // op_setxattr catches a failure to queue its cache invalidation).
+//
+// Pool faults (dax/fault.h, fs/fs_faults.cc): before the handler, the
+// pool's identity is checked (a changed pool answers EIO); when the pool
+// faulted (SIGBUS) while the handler ran, in this thread or another (whose
+// zeros this request may have read before the page was re-armed), the
+// reply becomes EIO (request_faulted() before every successful reply).
+thread_local uint64_t t_request_faults = 0;  // the pool's fault count when the request began
+
+uint64_t pool_faults(FileSystem& fs) { return fs.media().faults().count.load(std::memory_order_acquire); }
+
+// True, with the request answered EIO, when the pool faulted during it.
+bool request_faulted(fuse_req_t req) {
+  if (pool_faults(D(req).fs) == t_request_faults) return false;
+  fuse_reply_err(req, EIO);
+  return true;
+}
+
 template <auto Handler>
 struct Guarded;
 template <class... Args, void (*Handler)(fuse_req_t, Args...)>
 struct Guarded<Handler> {
   static void run(fuse_req_t req, Args... args) noexcept {
+    FileSystem& fs = D(req).fs;
+    t_request_faults = pool_faults(fs);
     try {
-      Handler(req, args...);
+      if (!fs.check_pool().is_ok()) {
+        fuse_reply_err(req, EIO);
+      } else {
+        Handler(req, args...);
+      }
+      // req is gone once answered: only fs from here on.
+      if (pool_faults(fs) != t_request_faults) fs.report_faults();
     } catch (const std::bad_alloc&) {
       spdlog::error("request failed: out of memory");
       fuse_reply_err(req, ENOMEM);
@@ -226,13 +263,14 @@ struct Guarded<Handler> {
 void reply_entry(fuse_req_t req, const Result<Attr>& r) {
   if (!r.is_ok()) return reply_err(req, r.status());
   Daemon& d = D(req);
+  if (request_faulted(req)) return d.fs.forget(r->ino, 1);
   fuse_entry_param e = entry_of(d, *r);
   if (fuse_reply_entry(req, &e) != 0) d.fs.forget(r->ino, 1);
 }
 
 Cred cred_of(fuse_req_t req) {
   const fuse_ctx* c = fuse_req_ctx(req);
-  return Cred{c->uid, c->gid};
+  return Cred{c->uid, c->gid, c->umask};
 }
 
 std::string_view sv(const char* s) { return s; }
@@ -256,6 +294,11 @@ void op_init(void* userdata, fuse_conn_info* conn) {
 #if FUSE_VERSION >= FUSE_MAKE_VERSION(3, 17)
   fuse_set_feature_flag(conn, FUSE_CAP_PARALLEL_DIROPS);
 #endif
+  // POSIX ACLs: the kernel enforces them (with default_permissions) and
+  // passes modes unmasked, so the file system applies the umask or the
+  // directory's default ACL (fs_acl.cc).
+  if ((conn->capable & FUSE_CAP_POSIX_ACL) && (conn->capable & FUSE_CAP_DONT_MASK))
+    conn->want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
   conn->max_write = 1 << 20;
   conn->max_readahead = 1 << 20;
 }
@@ -269,6 +312,7 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     fuse_entry_param e;
     std::memset(&e, 0, sizeof e);
     e.entry_timeout = d.opts.entry_timeout_s;
+    if (request_faulted(req)) return;
     fuse_reply_entry(req, &e);
     return;
   }
@@ -291,6 +335,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   Daemon& d = D(req);
   Result<Attr> r = d.fs.getattr(ino);
   if (!r.is_ok()) return reply_err(req, r.status());
+  if (request_faulted(req)) return;
   struct stat st;
   fill_stat(*r, &st);
   fuse_reply_attr(req, &st, d.opts.attr_timeout_s);
@@ -310,6 +355,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
   if (to_set & FUSE_SET_ATTR_CTIME) { sa.mask |= kSetCtime; sa.ctime = attr->st_ctim; }
   Result<Attr> r = d.fs.setattr(ino, sa);
   if (!r.is_ok()) return reply_err(req, r.status());
+  if (request_faulted(req)) return;
   struct stat st;
   fill_stat(*r, &st);
   fuse_reply_attr(req, &st, d.opts.attr_timeout_s);
@@ -318,6 +364,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
 void op_readlink(fuse_req_t req, fuse_ino_t ino) {
   Result<std::string> r = D(req).fs.readlink(ino);
   if (!r.is_ok()) return reply_err(req, r.status());
+  if (request_faulted(req)) return;
   fuse_reply_readlink(req, r->c_str());
 }
 
@@ -373,7 +420,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Status st = setup_open(d, ino, fi);
   if (st.is_ok()) st = d.fs.open(ino, (fi->flags & O_TRUNC) != 0);
   if (!st.is_ok()) return reply_err(req, st);
-  if (fuse_reply_open(req, fi) != 0) d.fs.release(ino);
+  if (request_faulted(req) || fuse_reply_open(req, fi) != 0) d.fs.release(ino);
 }
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
@@ -396,7 +443,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     return reply_err(req, st);
   }
   fuse_entry_param e = entry_of(d, *r);
-  if (fuse_reply_create(req, &e, fi) != 0) {
+  if (request_faulted(req) || fuse_reply_create(req, &e, fi) != 0) {
     d.fs.release(r->ino);
     d.fs.forget(r->ino, 1);
   }
@@ -405,22 +452,31 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
   Daemon& d = D(req);
   bool replied = false;
-  Status st = d.fs.read(ino, static_cast<uint64_t>(off), size, [&](const iovec* iov, int count, size_t) {
-    // Zero copy: the reply points into the pool; the kernel copies once.
-    std::vector<char> storage(sizeof(fuse_bufvec) + sizeof(fuse_buf) * static_cast<size_t>(std::max(count, 1)));
-    auto* bv = reinterpret_cast<fuse_bufvec*>(storage.data());
-    std::memset(bv, 0, storage.size());
-    bv->count = static_cast<size_t>(count);
-    for (int i = 0; i < count; i++) {
-      bv->buf[i].mem = iov[i].iov_base;
-      bv->buf[i].size = iov[i].iov_len;
-    }
-    if (count == 0) {
-      fuse_reply_buf(req, nullptr, 0);
-    } else {
-      fuse_reply_data(req, bv, FUSE_BUF_NO_SPLICE);
-    }
+  Status st = d.fs.read(ino, static_cast<uint64_t>(off), size, [&](const iovec* iov, int count, size_t total) {
     replied = true;
+    if (request_faulted(req)) return;
+    if (count == 0) return (void)fuse_reply_buf(req, nullptr, 0);
+    if (count == 1) {
+      // Zero copy: the reply points into the pool; the kernel copies once.
+      // A pool page that is gone (truncated file, poison) fails the
+      // kernel's copy: the reader gets EIO and writev EFAULT; touching the
+      // piece here records the fault with its pool offset.
+      fuse_bufvec bv = FUSE_BUFVEC_INIT(iov[0].iov_len);
+      bv.buf[0].mem = iov[0].iov_base;
+      if (fuse_reply_data(req, &bv, FUSE_BUF_NO_SPLICE) == -EFAULT)
+        dax::probe_pages(static_cast<const std::byte*>(iov[0].iov_base), iov[0].iov_len);
+      return;
+    }
+    // Several pieces: libfuse would gather them in user space, where a
+    // faulting page reads as zeros; gather here and check before replying.
+    std::unique_ptr<char[]> buf(new char[total]);
+    size_t at = 0;
+    for (int i = 0; i < count; i++) {
+      std::memcpy(buf.get() + at, iov[i].iov_base, iov[i].iov_len);
+      at += iov[i].iov_len;
+    }
+    if (request_faulted(req)) return;
+    fuse_reply_buf(req, buf.get(), at);
   });
   if (!replied) reply_err(req, st.is_ok() ? Status(Code::kIOError, "no reply") : st);
 }
@@ -429,6 +485,7 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
               fuse_file_info*) {
   Result<size_t> r = D(req).fs.write(ino, static_cast<uint64_t>(off), buf, size, false);
   if (!r.is_ok()) return reply_err(req, r.status());
+  if (request_faulted(req)) return;
   fuse_reply_write(req, *r);
 }
 
@@ -453,6 +510,7 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   // 2,000-entry directory 1.4M entries/s uncached.
   fi->cache_readdir = 1;
   fi->keep_cache = 1;
+  if (request_faulted(req)) return;
   fuse_reply_open(req, fi);
 }
 
@@ -488,6 +546,7 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plu
     if (used == 0) throw;
   }
   if (!st.is_ok() && used == 0) return reply_err(req, st);
+  if (request_faulted(req)) return;
   fuse_reply_buf(req, buf.data(), used);
 }
 
@@ -515,12 +574,15 @@ void op_statfs(fuse_req_t req, fuse_ino_t) {
   v.f_ffree = s.files_free;
   v.f_favail = s.files_free;
   v.f_namemax = s.name_max;
+  if (request_faulted(req)) return;
   fuse_reply_statfs(req, &v);
 }
 
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
                  int flags) {
   Daemon& d = D(req);
+  flags &= XATTR_CREATE | XATTR_REPLACE;
+  flags |= acl_setxattr_flags(req, d.fs, ino, name);
   Status st = d.fs.setxattr(ino, sv(name), std::string_view(value, size), flags);
   reply_err(req, st);
   // A data-mode switch changes how the kernel must cache the file.
@@ -536,6 +598,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   Result<std::string> r = D(req).fs.getxattr(ino, sv(name));
   if (!r.is_ok()) return reply_err(req, r.status());
+  if (request_faulted(req)) return;
   if (size == 0) return (void)fuse_reply_xattr(req, r->size());
   if (size < r->size()) return (void)fuse_reply_err(req, ERANGE);
   fuse_reply_buf(req, r->data(), r->size());
@@ -549,6 +612,7 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
     all += n;
     all.push_back('\0');
   }
+  if (request_faulted(req)) return;
   if (size == 0) return (void)fuse_reply_xattr(req, all.size());
   if (size < all.size()) return (void)fuse_reply_err(req, ERANGE);
   fuse_reply_buf(req, all.data(), all.size());
@@ -569,6 +633,7 @@ void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_i
   if (whence != SEEK_DATA && whence != SEEK_HOLE) return (void)fuse_reply_err(req, EINVAL);
   Result<uint64_t> r = D(req).fs.lseek(ino, static_cast<uint64_t>(off), whence);
   if (!r.is_ok()) return (void)fuse_reply_err(req, r.code() == Code::kNoData ? ENXIO : to_errno(r.status()));
+  if (request_faulted(req)) return;
   fuse_reply_lseek(req, static_cast<off_t>(*r));
 }
 
@@ -577,6 +642,7 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_fi
   Result<size_t> r = D(req).fs.copy_file_range(ino_in, static_cast<uint64_t>(off_in), ino_out,
                                                static_cast<uint64_t>(off_out), len);
   if (!r.is_ok()) return reply_err(req, r.status());
+  if (request_faulted(req)) return;
   fuse_reply_write(req, *r);
 }
 

@@ -178,5 +178,78 @@ TEST_F(ToolsTest, InfoJsonIsValidUnderHostileLabelsAndPaths) {
   }
 }
 
+// ------------------------------------------------------------------ fsck
+
+void zero_range(const std::string& path, off_t off, size_t n) {
+  const int fd = ::open(path.c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  const std::string zeros(n, '\0');
+  ASSERT_EQ(::pwrite(fd, zeros.data(), n, off), static_cast<ssize_t>(n));
+  ::close(fd);
+}
+
+TEST_F(ToolsTest, FsckReportsAndRepairsAZeroedBackupSuperblock) {
+  const std::string pool = dir() + "/p";
+  ASSERT_EQ(run_untorn({"mkfs", pool, "--size", "16M"}).exit_code, 0);
+  zero_range(pool, (16 << 20) - 4096, 4096);
+  CmdResult r = run_untorn({"fsck", pool});
+  EXPECT_EQ(r.exit_code, 4) << r.describe();
+  EXPECT_TRUE(contains(r.out, "backup superblock")) << r.describe();
+  r = run_untorn({"fsck", "--repair", pool});
+  EXPECT_EQ(r.exit_code, 1) << r.describe();
+  EXPECT_TRUE(contains(r.out, "repaired: backup superblock")) << r.describe();
+  r = run_untorn({"fsck", pool});
+  EXPECT_EQ(r.exit_code, 0) << "after the repair: " << r.describe();
+  // The rewritten backup is a real copy: with the primary gone, repair restores from it.
+  zero_range(pool, 0, 4096);
+  r = run_untorn({"fsck", "--repair", pool});
+  EXPECT_EQ(r.exit_code, 1) << r.describe();
+  EXPECT_EQ(run_untorn({"fsck", pool}).exit_code, 0);
+}
+
+TEST_F(ToolsTest, FsckOfAFileThatIsNotAPoolIsAnOperationalError) {
+  std::mt19937_64 rng(7);
+  const std::string junk = dir() + "/junk", tiny = dir() + "/tiny", zeros = dir() + "/zeros";
+  ASSERT_EQ(0, write_file(junk, random_bytes(rng, 8 << 20)));
+  ASSERT_EQ(0, write_file(tiny, "hello"));
+  ASSERT_EQ(0, write_file(zeros, std::string(8 << 20, '\0')));
+  for (const std::string& f : {junk, tiny, zeros}) {
+    for (bool repair : {false, true}) {
+      SCOPED_TRACE(f + (repair ? " --repair" : ""));
+      CmdResult r = repair ? run_untorn({"fsck", "--repair", f}) : run_untorn({"fsck", f});
+      EXPECT_EQ(r.exit_code, 8) << r.describe();
+      EXPECT_TRUE(contains(r.out + r.err, "not an untorn pool")) << r.describe();
+      EXPECT_FALSE(contains(r.out + r.err, "--repair")) << "repair cannot help: " << r.describe();
+    }
+  }
+  EXPECT_EQ(slurp(zeros), std::string(8 << 20, '\0')) << "fsck changed a file that is not a pool";
+}
+
+TEST_F(ToolsTest, FsckOfATruncatedPoolSaysItCannotRepairAndHowToRestore) {
+  const std::string pool = dir() + "/p";
+  ASSERT_EQ(run_untorn({"mkfs", pool, "--size", "16M"}).exit_code, 0);
+  for (off_t size : {off_t{12 << 20}, off_t{20 << 20}}) {
+    ASSERT_EQ(::truncate(pool.c_str(), size), 0);
+    for (bool repair : {false, true}) {
+      SCOPED_TRACE(std::to_string(size) + (repair ? " --repair" : ""));
+      CmdResult r = repair ? run_untorn({"fsck", "--repair", pool}) : run_untorn({"fsck", pool});
+      EXPECT_EQ(r.exit_code, 8) << r.describe();
+      EXPECT_TRUE(contains(r.out, "cannot repair")) << r.describe();
+      EXPECT_TRUE(contains(r.out, "truncate -s 16777216")) << "the message must say how to restore the size: " << r.describe();
+      EXPECT_FALSE(contains(r.out + r.err, "--repair")) << r.describe();
+    }
+  }
+  // Its size restored (the cut-off end is zeros now): fsck runs; what it
+  // cannot repair it says, and never sends the user round in circles.
+  ASSERT_EQ(::truncate(pool.c_str(), 12 << 20), 0);
+  ASSERT_EQ(::truncate(pool.c_str(), 16 << 20), 0);
+  CmdResult r = run_untorn({"fsck", "--repair", pool});
+  EXPECT_TRUE(r.exit_code == 1 || r.exit_code == 4) << r.describe();
+  EXPECT_FALSE(contains(r.out + r.err, "fsck --repair")) << "after --repair, never advise --repair: " << r.describe();
+  if (r.exit_code == 4) {
+    EXPECT_TRUE(contains(r.out, "cannot repair")) << r.describe();
+  }
+}
+
 }  // namespace
 }  // namespace untorn::fusetest

@@ -211,7 +211,12 @@ void populate(FileSystem& f) {
   check(f.setxattr(dax, "user.big", pattern(1000, 2), 0), "setxattr user.big");
   check(f.setxattr(dax, "trusted.t", "x", 0), "setxattr trusted.t");
   check(f.setxattr(dax, "security.selinux", "system_u:object_r:tmp_t", 0), "setxattr security");
-  check(f.setxattr(dax, "system.posix_acl_access", std::string("\x02\0\0\0\x01\0\x06\0", 8), 0), "setxattr acl");
+  // An ACL with a named user (u::rw-,u:1000:r--,g::r--,m::r--,o::r--): stored.
+  check(f.setxattr(dax, "system.posix_acl_access",
+                   std::string("\x02\0\0\0" "\x01\0\x06\0\xff\xff\xff\xff" "\x02\0\x04\0\xe8\x03\0\0"
+                               "\x04\0\x04\0\xff\xff\xff\xff" "\x10\0\x04\0\xff\xff\xff\xff"
+                               "\x20\0\x04\0\xff\xff\xff\xff", 44), 0),
+        "setxattr acl");
   check(f.setxattr(a, "user.dir", "d", 0), "setxattr on a dir");
   // An atomic file (mode inherited from atomic/), sparse.
   const uint64_t atf = mk(f.mknod(at, "atomic.bin", S_IFREG | 0600, 0, c), "mknod atomic.bin");

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "fs/acl.h"
 #include "tests/fuzz/fuzz_common.h"
 #include "tests/support/sim_media.h"
 
@@ -95,8 +96,25 @@ std::string xname_arg(Reader& in) {
   }
 }
 
+// A POSIX ACL value from the input: entries in tag order, how many of each
+// tag the input says (so mostly well-formed, sometimes missing or repeated
+// entries, odd permissions and ids).
+std::string acl_value_arg(Reader& in) {
+  static const uint16_t kTags[] = {fs::acl::kUserObj, fs::acl::kUser, fs::acl::kGroupObj,
+                                   fs::acl::kGroup, fs::acl::kMask, fs::acl::kOther};
+  fs::acl::Acl a;
+  for (uint16_t tag : kTags) {
+    const uint8_t c = in.u8();
+    const int count = (tag == fs::acl::kUser || tag == fs::acl::kGroup) ? c % 3 : (c % 8 == 0 ? c % 3 : 1);
+    for (int i = 0; i < count; i++)
+      a.push_back({tag, static_cast<uint16_t>(in.u8() % 9), static_cast<uint32_t>(in.u8() % 4)});
+  }
+  return fs::acl::encode(a);
+}
+
 std::string value_arg(Reader& in) {
   const uint8_t b = in.u8();
+  if (b >= 0xf0) return acl_value_arg(in);
   switch (b % 8) {
     case 0: return "dax";
     case 1: return "atomic";
@@ -205,6 +223,14 @@ void op_setxattr(Session& s, Reader& in) {
   // The read-only user.untorn.atomic_unit accepts only the value it has
   // (setfattr --restore of a dump): the read-back below checks that.
   Result<std::string> v = s.fs->getxattr(ino, name);
+  if (name == fs::acl::kAccessName || name == fs::acl::kDefaultName) {
+    // Stored normalised, or not at all (empty, or equivalent to the mode).
+    Result<fs::acl::Acl> a = fs::acl::parse(value);
+    if (!a.is_ok()) fail("setxattr accepted an invalid ACL");
+    if (v.is_ok() && *v != fs::acl::encode(*a)) fail("an ACL reads back different from what was set");
+    if (!v.is_ok() && v.code() != Code::kNoData) fail("reading back an ACL: " + v.status().to_string());
+    return;
+  }
   if (!v.is_ok() || *v != value)
     fail("setxattr '" + name + "' (" + std::to_string(value.size()) + " bytes) reads back " +
          (v.is_ok() ? std::to_string(v->size()) + " different bytes" : v.status().to_string()));

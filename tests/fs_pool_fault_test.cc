@@ -1,0 +1,153 @@
+// Pool faults in process (issue 13), on the simulated media: a read of a
+// poisoned range is a real SIGBUS, which dax/fault.h turns into a recorded
+// fault (never a crash); the file system then refuses changes (kReadOnly),
+// keeps serving intact blocks, faults again on every later access of the
+// poisoned page (never silent zeros after the first time), notices a
+// rewritten superblock, and refuses to mount a pool that faults.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "fs/filesystem.h"
+#include "tests/support/sim_media.h"
+
+namespace untorn::fs {
+namespace {
+
+constexpr size_t kPool = 32 << 20;
+
+class PoolFaultTest : public ::testing::TestWithParam<MetaMode> {
+ protected:
+  void SetUp() override {
+    media_ = std::make_unique<test::SimMedia>(kPool);
+    MkfsOptions o;
+    o.meta = GetParam();
+    ASSERT_TRUE(FileSystem::mkfs(*media_, o).is_ok());
+    mount();
+  }
+  void mount() {
+    auto r = FileSystem::mount(*media_, {});
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    fs_ = std::move(*r);
+  }
+  uint64_t make_file(const std::string& name, const std::string& data, bool atomic) {
+    auto a = fs_->mknod(kRootIno, name, S_IFREG | 0644, 0, {});
+    EXPECT_TRUE(a.is_ok()) << a.status().to_string();
+    if (atomic) {
+      EXPECT_TRUE(fs_->setxattr(a->ino, "user.untorn.mode", "atomic", 0).is_ok());
+    }
+    auto w = fs_->write(a->ino, 0, data.data(), data.size(), false);
+    EXPECT_TRUE(w.is_ok()) << w.status().to_string();
+    return a->ino;
+  }
+  // Reads through the zero-copy interface, copying what the pieces point at
+  // (as the daemon does); returns the status of the read.
+  Status read(uint64_t ino, std::string* out, std::vector<uint64_t>* pool_offsets = nullptr) {
+    out->clear();
+    return fs_->read(ino, 0, 1 << 20, [&](const iovec* iov, int count, size_t) {
+      for (int i = 0; i < count; i++) {
+        const auto* p = static_cast<const char*>(iov[i].iov_base);
+        if (pool_offsets && p >= reinterpret_cast<const char*>(media_->ptr(0)) &&
+            p < reinterpret_cast<const char*>(media_->ptr(0)) + kPool)
+          pool_offsets->push_back(static_cast<uint64_t>(p - reinterpret_cast<const char*>(media_->ptr(0))));
+        out->append(p, iov[i].iov_len);
+      }
+    });
+  }
+
+  std::unique_ptr<test::SimMedia> media_;
+  std::unique_ptr<FileSystem> fs_;
+};
+
+TEST_P(PoolFaultTest, AReadOfAPoisonedRangeIsAFaultNotACrashAndThePoolFailsReadOnly) {
+  const std::string a_data(8192, 'a'), b_data(8192, 'b');
+  const uint64_t a = make_file("a", a_data, false);
+  const uint64_t b = make_file("b", b_data, false);
+  std::string got;
+  std::vector<uint64_t> offs;
+  ASSERT_TRUE(read(a, &got, &offs).is_ok());
+  ASSERT_EQ(got, a_data);
+  ASSERT_FALSE(offs.empty()) << "a dax read must point into the pool";
+  media_->poison(offs[0], 4096);
+
+  const uint64_t before = media_->faults().count.load();
+  Status st = read(a, &got);  // the copy touches the poisoned page
+  EXPECT_TRUE(st.is_ok());    // the core cannot know; the count tells the boundary
+  EXPECT_GT(media_->faults().count.load(), before) << "the SIGBUS was not recorded";
+  EXPECT_TRUE(media_->faulted());
+  EXPECT_EQ(media_->faults().first_off.load() / 4096, offs[0] / 4096) << "the fault names the pool offset";
+  fs_->report_faults();  // what the daemon does at the end of the request: re-arms the page
+
+  // Changes are refused from now on, data writes and metadata commits alike.
+  auto w = fs_->write(b, 0, "x", 1, false);
+  ASSERT_FALSE(w.is_ok());
+  EXPECT_EQ(w.code(), Code::kReadOnly);
+  auto m = fs_->mkdir(kRootIno, "d", 0755, {});
+  ASSERT_FALSE(m.is_ok());
+  EXPECT_EQ(m.code(), Code::kReadOnly) << m.status().to_string();
+  EXPECT_EQ(fs_->writable().code(), Code::kReadOnly);
+  // Intact blocks are still served, and correctly.
+  const uint64_t mid = media_->faults().count.load();
+  ASSERT_TRUE(read(b, &got).is_ok());
+  EXPECT_EQ(got, b_data);
+  EXPECT_EQ(media_->faults().count.load(), mid) << "an intact read faulted";
+  // The poisoned page faults again: a later reader is told, never given zeros silently.
+  (void)read(a, &got);
+  EXPECT_GT(media_->faults().count.load(), mid) << "the second access of a poisoned page did not fault";
+  fs_->report_faults();
+  EXPECT_TRUE(fs_->check_pool().is_ok()) << "poison in a data block is not a changed pool";
+  fs_.reset();  // unmounting a failed pool works
+}
+
+TEST_P(PoolFaultTest, PoisonedMetadataIsAFaultAndMountRefusesAPoolThatFaults) {
+  (void)make_file("f", std::string(4096, 'f'), true);
+  fs_.reset();
+  // The inode table: its first block lives at a BTT-mapped location; poison
+  // the whole metadata area after the superblock to be sure to hit it.
+  media_->poison(64 << 10, 256 << 10);
+  auto r = FileSystem::mount(*media_, {});
+  ASSERT_FALSE(r.is_ok()) << "a pool that faults while mounting was mounted";
+  EXPECT_NE(r.status().message().find("media fault"), std::string::npos) << r.status().to_string();
+  EXPECT_TRUE(media_->faulted());
+}
+
+TEST_P(PoolFaultTest, ARewrittenSuperblockOrAZeroedEndIsAChangedPool) {
+  EXPECT_TRUE(fs_->check_pool().is_ok());
+  // Another file system's superblock (here: a different uuid) under the mount.
+  std::byte* sb = media_->raw();
+  sb[41] = static_cast<std::byte>(static_cast<uint8_t>(sb[41]) ^ 0xff);
+  Status st = fs_->check_pool();
+  EXPECT_EQ(st.code(), Code::kIOError) << st.to_string();
+  EXPECT_EQ(fs_->writable().code(), Code::kIOError);
+  sb[41] = static_cast<std::byte>(static_cast<uint8_t>(sb[41]) ^ 0xff);
+  EXPECT_FALSE(fs_->check_pool().is_ok()) << "a pool that changed stays failed";
+  fs_.reset();
+  mount();
+  // truncate + extend: the end of the pool (the backup superblock) reads zeros.
+  std::memset(media_->raw() + kPool - 4096, 0, 4096);
+  EXPECT_EQ(fs_->check_pool().code(), Code::kIOError);
+}
+
+TEST_P(PoolFaultTest, ATruncatedEndFaultsInTheIdentityCheck) {
+  media_->poison(kPool - 4096, 4096);  // as a truncated pool file: the last page is gone
+  Status st = fs_->check_pool();
+  EXPECT_EQ(st.code(), Code::kIOError) << st.to_string();
+  EXPECT_TRUE(media_->faulted());
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, PoolFaultTest, ::testing::Values(MetaMode::kBtt, MetaMode::kCsum),
+                         [](const auto& i) { return std::string(i.param == MetaMode::kBtt ? "btt" : "csum"); });
+
+// A SIGBUS that is not on a pool mapping still ends the process.
+TEST(PoolFaultDeathTest, ASigbusElsewhereStillKills) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  test::SimMedia m(1 << 20);  // installs the handler
+  EXPECT_EXIT(::raise(SIGBUS), ::testing::KilledBySignal(SIGBUS), "");
+}
+
+}  // namespace
+}  // namespace untorn::fs
