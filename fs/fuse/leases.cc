@@ -232,7 +232,7 @@ Status LeaseTable::recall(uint64_t ino, MapChange why) {
     l.recalled = true;
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(opts_.recall_timeout_ms);
-  cv_.wait_until(lk, deadline, pending);
+  cv_.wait_until(lk, deadline, [&] { return !pending(); });
   bool fenced = false;
   for (auto& [id, l] : leases_) {
     if (l.ino != ino) continue;

@@ -97,12 +97,16 @@ class FuseDirectTest : public FuseTest {
   nlohmann::json stats() {
     const CmdResult r = run_untorn({"stats", fs().mnt(), "--json"});
     EXPECT_EQ(r.exit_code, 0) << r.describe();
-    return nlohmann::json::parse(r.out, nullptr, false);
+    nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
+    EXPECT_TRUE(j.contains("leases")) << r.describe();
+    return j;
   }
-  size_t leases_of(pid_t pid, bool* fenced = nullptr) {
+  // Leases of pid (only_fenced: the fenced ones); *fenced: the last one's state.
+  size_t leases_of(pid_t pid, bool* fenced = nullptr, bool only_fenced = false) {
     size_t n = 0;
-    for (const auto& l : stats()["leases"]) {
-      if (l["pid"].get<pid_t>() != pid) continue;
+    const nlohmann::json j = stats();  // (not a temporary: the loop would iterate a destroyed one)
+    for (const auto& l : j["leases"]) {
+      if (l["pid"].get<pid_t>() != pid || (only_fenced && !l["fenced"].get<bool>())) continue;
       n++;
       if (fenced) *fenced = l["fenced"].get<bool>();
     }
@@ -261,9 +265,11 @@ TEST_F(FuseDirectTest, StoppedClientIsFencedAndItsBlocksQuarantined) {
   const CmdResult sw = run_command({"setfattr", "-n", "user.untorn.mode", "-v", "atomic", p("h")});
   EXPECT_NE(sw.exit_code, 0) << "a mode switch must wait for the fenced client";
   make_file("g", 2 * kMiB, 'G');  // cannot get the quarantined blocks
-  h.signal(SIGCONT);             // it stores a little more, then acks the recall
-  for (int i = 0; i < 100 && leases_of(h.pid()) > 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  EXPECT_EQ(leases_of(h.pid()), 0u);
+  h.signal(SIGCONT);  // it stores a little more, then acks the recall (and may get a new lease
+                      // on the blocks its writes through the mount allocate again)
+  for (int i = 0; i < 100 && leases_of(h.pid(), nullptr, true) > 0; i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(leases_of(h.pid(), nullptr, true), 0u);
   EXPECT_EQ(stats()["quarantined_blocks"].get<uint64_t>(), 0u);
   CmdResult r = helper({"check", p("g"), "0", std::to_string(2 * kMiB), "G"}, false);
   EXPECT_EQ(r.exit_code, 0) << r.describe();
@@ -293,13 +299,14 @@ TEST_F(FuseDirectTest, KilledClientsLeaseEnds) {
 
 // The daemon dies: clients stop direct access (errors from the dead
 // mount), and a new mount waits until no client of the old daemon can
-// store any more.
+// store any more: bytes written after the remount are never overwritten
+// by a client of the old daemon.
 TEST_F(FuseDirectTest, KilledDaemonStopsClientsBeforeARemount) {
-  make_file("d", kMiB, 'o');
+  make_file("d", 2 * kMiB, 'o');
   const int fd = ::open(p("d").c_str(), O_RDWR);
   ASSERT_EQ(untorn_direct_active(fd), 1);
-  ASSERT_EQ(::pwrite(fd, std::string(4096, 'D').data(), 4096, 0), 4096);
-  Holder h(p("d"), 60, 'o');
+  ASSERT_EQ(::pwrite(fd, std::string(4096, 'D').data(), 4096, kMiB), 4096);  // the holder stores below 1 MiB
+  Holder h(p("d"), 60, 'H');
   ASSERT_TRUE(h.ready());
   h.signal(SIGSTOP);
   ASSERT_TRUE(fs().kill9());
@@ -313,11 +320,20 @@ TEST_F(FuseDirectTest, KilledDaemonStopsClientsBeforeARemount) {
   EXPECT_NE(refused.exit_code, 0);
   EXPECT_NE(refused.err.find("direct-access clients"), std::string::npos) << refused.describe();
   h.signal(SIGCONT);  // it notices the daemon is gone and stops
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  ASSERT_TRUE(fs().mount());
-  CmdResult r = helper({"check", p("d"), "0", "4096", "D"}, false);
+  bool mounted = false;
+  for (int i = 0; i < 20 && !mounted; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    mounted = static_cast<bool>(fs().mount());
+  }
+  ASSERT_TRUE(mounted);
+  CmdResult r = helper({"fill", p("d"), "0", std::to_string(kMiB), "N"}, false);
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the holder keeps trying (and failing)
+  r = helper({"check", p("d"), "0", std::to_string(kMiB), "N"}, false);
+  EXPECT_EQ(r.exit_code, 0) << "a client of the dead daemon stored after the remount\n" << r.describe();
+  r = helper({"check", p("d"), std::to_string(kMiB), "4096", "D"}, false);
   EXPECT_EQ(r.exit_code, 0) << r.describe();
-  r = helper({"check", p("d"), "4096", std::to_string(kMiB - 4096), "o"}, false);
+  r = helper({"check", p("d"), std::to_string(kMiB + 4096), std::to_string(kMiB - 4096), "o"}, false);
   EXPECT_EQ(r.exit_code, 0) << r.describe();
   h.signal(SIGKILL);
   h.reap();
