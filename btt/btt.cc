@@ -1,8 +1,10 @@
 // Module map: the BTT I/O paths.
 //   lanes + read tracking table (RTT)    LaneGuard, wait_rtt
 //   read()                               map -> RTT publish -> fence -> re-check -> copy
-//   write()                              single block, 3 fences (see below)
-//   write_group()                        multi-block redo record, 5 fences
+//                                        (the fence is ~1% of a 4 KiB read: docs/DESIGN.md)
+//   write()                              single block: 1 fence (checksummed flog)
+//                                        or 2 (UEFI flog), see below
+//   write_group()                        multi-block redo record, 4 or 5 fences
 //   set_zero/set_error/clear_error       map flag updates under the map lock
 //   dax_block()                          physical address for in-place access
 #include <algorithm>
@@ -148,7 +150,11 @@ Status Btt::read(uint64_t lba, void* buf) {
     if ((e & kMapFlags) == kMapError)
       return IOError("LBA " + std::to_string(lba) + " is marked bad (BTT map E flag)");
     ASSIGN_OR_RETURN(const uint32_t block, mapped_block(a, loc.premap, e));
-    rtt.store(rtt_tag(a.index, block), std::memory_order_seq_cst);
+    // Publish, then one full fence (it pairs with the writer's fence before
+    // its RTT scan: either the writer sees this slot, or the re-check below
+    // sees the writer's remap). Release: the writer that reads a later value
+    // of this slot is ordered after this read's copy.
+    rtt.store(rtt_tag(a.index, block), std::memory_order_release);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (load_map(a, loc.premap) != e) continue;  // remapped meanwhile: retry
     media_.read(data_off(a, block), buf, params_.lbasize);
@@ -158,16 +164,33 @@ Status Btt::read(uint64_t lba, void* buf) {
   return Status::ok();
 }
 
+uint64_t Btt::flog_off(const Arena& a, uint32_t slot) const {
+  return a.flog + uint64_t{slot} * kFlogGroupSize;
+}
+
 void Btt::flog_store_first_half(const FlogUpdate& u) {
   const FreeSlot& s = u.arena->slots[u.slot];
-  const uint64_t off = u.arena->flog + uint64_t{u.slot} * kFlogGroupSize + kFlogEntryOffset[s.sub];
+  const uint64_t off = flog_off(*u.arena, u.slot) + kFlogEntryOffset[s.sub];
   media_.store64(off, uint64_t{u.lba} | (uint64_t{u.old_block} << 32));
 }
 
 void Btt::flog_store_second_half(const FlogUpdate& u) {
   const FreeSlot& s = u.arena->slots[u.slot];
-  const uint64_t off = u.arena->flog + uint64_t{u.slot} * kFlogGroupSize + kFlogEntryOffset[s.sub];
+  const uint64_t off = flog_off(*u.arena, u.slot) + kFlogEntryOffset[s.sub];
   media_.store64(off + 8, uint64_t{u.new_block} | (uint64_t{s.seq} << 32));
+}
+
+// Rewrites the slot's 64-byte group with the new entry and check in the
+// older position; the other entry is stored again unchanged (a crash may
+// keep any subset of the 8-byte pieces: unchanged ones are harmless, and a
+// partly written new entry fails its check). One cache line, written with
+// non-temporal stores from the slot's copy of it: no read of the media.
+void Btt::flog_store_checked(const FlogUpdate& u, uint32_t data_crc) {
+  FreeSlot& s = u.arena->slots[u.slot];
+  FlogGroup& g = s.group;
+  g.ent[s.sub] = {u.lba, u.old_block, u.new_block, s.seq};
+  g.check[s.sub] = flog_check(g.ent[s.sub], data_crc, u.arena->index, u.slot);
+  media_.copy_nt(flog_off(*u.arena, u.slot), &g, sizeof g);
 }
 
 void Btt::flog_commit(const FlogUpdate& u) {
@@ -177,7 +200,16 @@ void Btt::flog_commit(const FlogUpdate& u) {
   s.seq = next_seq(s.seq);
 }
 
-// Single-block write. Persistence order (2 fences; Linux and PMDK use 4):
+Status Btt::write(uint64_t lba, const void* buf) {
+  ASSIGN_OR_RETURN(Loc loc, locate(lba));
+  Arena& a = *arenas_[loc.arena];
+  if (a.error) return IOError("BTT arena " + std::to_string(a.index) + " is read-only (error flag)");
+  LaneGuard lane(*this);
+  return params_.flog_crc() ? write_checksummed(lane.index(), loc, buf) : write_uefi(lane.index(), loc, buf);
+}
+
+// Single-block write, UEFI flog. Persistence order (2 fences; Linux and
+// PMDK use 4):
 //   1. data -> the lane's free block; flog {lba, old} -> the older entry;
 //      flush the map lines this write depends on (see Lane);          fence
 //      (the half-written entry keeps its old seq: it stays the older one)
@@ -188,20 +220,17 @@ void Btt::flog_commit(const FlogUpdate& u) {
 // durable: the previous write of this lane (its flog entry is about to
 // become the older one) and any earlier write to this LBA by another lane
 // (whose flog entry would roll forward over ours).
-Status Btt::write(uint64_t lba, const void* buf) {
-  ASSIGN_OR_RETURN(Loc loc, locate(lba));
+Status Btt::write_uefi(uint32_t lane, const Loc& loc, const void* buf) {
   Arena& a = *arenas_[loc.arena];
-  if (a.error) return IOError("BTT arena " + std::to_string(a.index) + " is read-only (error flag)");
-  LaneGuard lane(*this);
-  Lane& ln = lanes_[lane.index()];
-  const uint32_t new_block = a.slots[lane.index()].block;
+  Lane& ln = lanes_[lane];
+  const uint32_t new_block = a.slots[lane].block;
   std::atomic_thread_fence(std::memory_order_seq_cst);
   wait_rtt(a.index, new_block);
   media_.copy(data_off(a, new_block), buf, params_.lbasize);
   std::lock_guard<std::mutex> ml(map_lock(loc));
   const uint64_t map_off = a.map + uint64_t{loc.premap} * 4;
   ASSIGN_OR_RETURN(const uint32_t old_block, mapped_block(a, loc.premap, load_map(a, loc.premap)));
-  const FlogUpdate u{&a, lane.index(), loc.premap, old_block, new_block};
+  const FlogUpdate u{&a, lane, loc.premap, old_block, new_block};
   flog_store_first_half(u);
   if (ln.pending_map_off != 0) media_.flush(ln.pending_map_off, 4);
   media_.flush(map_off, 4);
@@ -210,6 +239,53 @@ Status Btt::write(uint64_t lba, const void* buf) {
   media_.drain();
   media_.store32(map_off, new_block | kMapNormal);
   ln.pending_map_off = map_off;
+  flog_commit(u);
+  return Status::ok();
+}
+
+// Single-block write, checksummed flog (kIncompatFlogCrc). Persistence
+// order, ONE fence:
+//   1. data -> the free block of the lane's next slot (its turn); entry
+//      {lba, old, new, seq} and check {crc32c(data), crc32c(entry)} -> the
+//      older position of that slot; flush this lane's previous map update
+//      (made by the previous write, in another slot);                 fence
+//      COMMIT POINT: once all of it is durable recovery rolls the map
+//      forward. Before, any subset may be: an entry failing its check is
+//      ignored, a valid entry whose block fails its data CRC is erased;
+//      either way the old mapping stays (the write was not acknowledged).
+//   2. map[lba] = new | normal, stored without a flush: the lane's next
+//      write flushes it in its step 1, a group on this LBA or ~Btt earlier. Until then recovery redoes
+//      it from the entry, which stays in place: the next write of the lane
+//      uses another slot, and this slot's free block (this write's old
+//      block) is not reused before the slot's turn comes again.
+// The map lock is held from reading the old mapping to storing the new
+// one, so writers of one LBA chain old -> new in order (recovery follows
+// such chains across lanes, see recovery.cc roll_forward_lanes).
+Status Btt::write_checksummed(uint32_t lane, const Loc& loc, const void* buf) {
+  Arena& a = *arenas_[loc.arena];
+  Lane& ln = lanes_[lane];
+  const uint32_t slot = lane * params_.lane_slots + ln.turn;
+  const uint32_t new_block = a.slots[slot].block;
+  const uint64_t map_off = a.map + uint64_t{loc.premap} * 4;
+  media_.prefetch_for_write(map_off);  // its miss overlaps the data copy
+  // The blocks this round of the lane's slots reuses were freed in its
+  // previous round: one fence at the start of a round orders all those
+  // map updates before the RTT checks of the whole round.
+  if (ln.turn == 0) std::atomic_thread_fence(std::memory_order_seq_cst);
+  wait_rtt(a.index, new_block);
+  media_.copy(data_off(a, new_block), buf, params_.lbasize);
+  const uint32_t data_crc = crc32c(buf, params_.lbasize);  // while the copy drains
+  std::lock_guard<std::mutex> ml(map_lock(loc));
+  ASSIGN_OR_RETURN(const uint32_t old_block, mapped_block(a, loc.premap, load_map(a, loc.premap)));
+  const FlogUpdate u{&a, slot, loc.premap, old_block, new_block};
+  flog_store_checked(u, data_crc);
+  if (ln.pending_map_off != 0) media_.flush(ln.pending_map_off, 4);
+  media_.drain();
+  // Not flushed here: the flush goes into the next write's epoch, so no
+  // write waits for the previous one's map line to reach the media.
+  media_.store32_lazy(map_off, new_block | kMapNormal);
+  ln.pending_map_off = map_off;
+  ln.turn = (ln.turn + 1) % params_.lane_slots;
   flog_commit(u);
   return Status::ok();
 }
@@ -304,11 +380,12 @@ std::span<const std::byte> Btt::group_record(uint32_t g) const {
 //      (COMMIT POINT: from here recovery re-applies the record)
 //   3. flog {lba, old} of every entry;                                 fence
 //   4. flog {new, seq} of every entry;                                 fence
+//      (checksummed flog: 3 and 4 are one step, entry + check)
 //   5. map[lba] = new of every entry;                                  fence
 // No data block is written twice; the record is the only extra write.
 Status Btt::prepare_locked(uint32_t g, std::span<const BlockWrite> writes) {
   GroupSlot& gs = *groups_[g];
-  const uint32_t first_slot = params_.nlanes + g * params_.group_max_blocks;
+  const uint32_t first_slot = params_.lane_slot_count() + g * params_.group_max_blocks;
   std::vector<uint32_t> used(arenas_.size(), 0);
   gs.entries.clear();
   gs.locks.clear();
@@ -358,12 +435,17 @@ void Btt::commit_locked(uint32_t g) {
   // 2. the commit record.
   media_.copy(glog_off_ + kAlign + g * glog_slot_size_, gs.record.data(), gs.record_bytes);
   media_.drain();
-  // 3-5. apply: flog halves, then the map.
-  for (const GroupEntry& e : gs.entries)
-    flog_store_first_half({arenas_[e.arena].get(), e.flog_slot, e.lba, e.old_map, e.new_map});
-  media_.drain();
-  for (const GroupEntry& e : gs.entries)
-    flog_store_second_half({arenas_[e.arena].get(), e.flog_slot, e.lba, e.old_map, e.new_map});
+  // 3-5. apply: flog entries, then the map.
+  if (params_.flog_crc()) {
+    for (const GroupEntry& e : gs.entries)
+      flog_store_checked({arenas_[e.arena].get(), e.flog_slot, e.lba, e.old_map, e.new_map}, 0);
+  } else {
+    for (const GroupEntry& e : gs.entries)
+      flog_store_first_half({arenas_[e.arena].get(), e.flog_slot, e.lba, e.old_map, e.new_map});
+    media_.drain();
+    for (const GroupEntry& e : gs.entries)
+      flog_store_second_half({arenas_[e.arena].get(), e.flog_slot, e.lba, e.old_map, e.new_map});
+  }
   media_.drain();
   for (const GroupEntry& e : gs.entries)
     media_.store32(arenas_[e.arena]->map + uint64_t{e.lba} * 4, e.new_map | kMapNormal);

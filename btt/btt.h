@@ -30,15 +30,22 @@
 namespace untorn::btt {
 
 struct NamespaceLayout;
+struct FlogPair;
 
 // Geometry parameters chosen at format time (recorded in every info block).
 struct Params {
   uint32_t lbasize = 4096;            // external block size: 512 or 4096
-  uint32_t nlanes = 32;               // single-write lanes (flog slots)
+  uint32_t nlanes = 32;               // single-write lanes
+  // Flog slots per lane. 1: the UEFI 2.7 / Linux protocol (two fences per
+  // single-block write; kernel-compatible flog, `mkfs --btt-compat`).
+  // 2..64: the checksummed flog (kIncompatFlogCrc, one fence per write).
+  uint32_t lane_slots = 2;
   uint32_t group_slots = 4;           // concurrent group commits
   uint32_t group_max_blocks = 288;    // blocks per group: 1 MiB of data + metadata
   uint64_t max_arena_bytes = 512ull << 30;  // UEFI/Linux arena limit
-  uint32_t nfree() const { return nlanes + group_slots * group_max_blocks; }
+  bool flog_crc() const { return lane_slots >= 2; }
+  uint32_t lane_slot_count() const { return nlanes * lane_slots; }  // first group flog slot
+  uint32_t nfree() const { return lane_slot_count() + group_slots * group_max_blocks; }
 };
 
 struct FormatOptions {
@@ -84,6 +91,8 @@ struct ArenaSummary {
 
 struct RecoveryReport {
   uint32_t lanes_rolled_forward = 0;  // flog entries whose map write was redone
+  uint32_t torn_writes_discarded = 0;  // checksummed flog: entries whose data was torn
+  uint32_t torn_entries_erased = 0;    // checksummed flog: torn entries cleared
   uint32_t groups_replayed = 0;       // committed group records re-applied
   uint32_t info_blocks_repaired = 0;  // with OpenOptions::repair
   std::vector<std::string> warnings;  // e.g. a bad backup info block
@@ -209,6 +218,10 @@ class Btt {
   Status replay_groups(RecoveryReport* report);
   Status replay_group_record(uint32_t g, RecoveryReport* report);
   Status roll_forward(Arena& a, RecoveryReport* report);
+  Status roll_forward_lanes(Arena& a, RecoveryReport* report);
+  Status discard_torn_write(Arena& a, uint32_t slot, const FlogPair& p);
+  void erase_flog_entry(Arena& a, uint32_t slot, int pos);
+  Status erase_torn_entries(Arena& a, RecoveryReport* report);
 
   // Flog updates (the slot's free-block state is updated by flog_commit).
   struct FlogUpdate {
@@ -220,7 +233,12 @@ class Btt {
   };
   void flog_store_first_half(const FlogUpdate& u);
   void flog_store_second_half(const FlogUpdate& u);
+  // Checksummed flog: the whole entry and its check word in one epoch.
+  void flog_store_checked(const FlogUpdate& u, uint32_t data_crc);
   void flog_commit(const FlogUpdate& u);
+  uint64_t flog_off(const Arena& a, uint32_t slot) const;
+  Status write_uefi(uint32_t lane, const Loc& loc, const void* buf);
+  Status write_checksummed(uint32_t lane, const Loc& loc, const void* buf);
 
   uint32_t acquire_group_slot();
   void release_group_slot(uint32_t g);

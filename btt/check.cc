@@ -3,7 +3,8 @@
 //   - info block and backup: valid and identical
 //   - every physical block referenced exactly once, by the map or by a
 //     flog slot's free block; no map entry or free block out of range
-//   - flog pairs decode, and agree with the in-memory free slots
+//   - flog pairs decode (checksummed flog: no entry fails its check), and
+//     agree with the in-memory free slots
 //   - group log header valid
 #include <cstring>
 
@@ -70,11 +71,15 @@ CheckReport Btt::check(bool repair) {
     for (uint32_t i = 0; i < a.geo.nfree; i++) {
       const std::string who = "flog slot " + std::to_string(i);
       FlogPair p;
-      Status st = read_flog_pair(media_, a.flog + uint64_t{i} * kFlogGroupSize, a, i, &p);
+      Status st = read_flog_pair(media_, flog_off(a, i), a, i, params_.flog_crc(), &p);
       if (!st.is_ok()) {
         r.errors.push_back(st.message());
         continue;
       }
+      // Open erases torn entries; one now is damage.
+      if (p.other_torn)
+        r.errors.push_back(who + " of arena " + std::to_string(a.index) + " at offset " + hex(flog_off(a, i)) +
+                           ": an entry fails its checksum");
       const uint32_t free_block = p.ent[p.newest].old_map & kMapBlockMask;
       if (free_block != a.slots[i].block)
         r.errors.push_back(who + " of arena " + std::to_string(a.index) +

@@ -13,6 +13,9 @@ Status validate_params(const Params& p) {
     return InvalidArgument("BTT block size must be 512 or 4096, not " + std::to_string(p.lbasize));
   if (p.nlanes == 0 || p.nlanes > 1024)
     return InvalidArgument("BTT lanes must be 1..1024, not " + std::to_string(p.nlanes));
+  if (p.lane_slots == 0 || p.lane_slots > 64)
+    return InvalidArgument("BTT flog slots per lane must be 1 (UEFI flog) or 2..64 (checksummed flog), not " +
+                           std::to_string(p.lane_slots));
   if (p.group_slots == 0 || p.group_slots > 64)
     return InvalidArgument("BTT group slots must be 1..64");
   if (p.group_max_blocks == 0 || p.group_max_blocks > 4096)
@@ -122,7 +125,8 @@ void encode_info(const NamespaceLayout& layout, uint32_t index, const Params& p,
   out->flogoff = g.flogoff;
   out->info2off = g.info2off;
   out->ext_magic = kExtMagic;
-  out->incompat = kIncompatGroupLog;
+  out->incompat = kIncompatGroupLog | (p.flog_crc() ? kIncompatFlogCrc : 0);
+  out->lane_slots = p.flog_crc() ? p.lane_slots : 0;
   out->nlanes = p.nlanes;
   out->group_slots = p.group_slots;
   out->group_max_blocks = p.group_max_blocks;
@@ -155,13 +159,29 @@ Status check_info_header(const InfoBlock& ib, uint64_t media_off) {
                                            hex(ib.ro_compat & ~kRoCompatKnown));
   if (ib.infosize != kInfoSize)
     return Corruption(where + ": info size " + std::to_string(ib.infosize));
+  // The feature bit and the slot count must agree: a flipped bit would read
+  // checksummed entries by the UEFI rules (or the reverse).
+  const bool crc = (ib.incompat & kIncompatFlogCrc) != 0;
+  if (crc != (ib.lane_slots >= 2) || (!crc && ib.lane_slots != 0))
+    return Corruption(where + ": checksummed-flog feature bit " + (crc ? "set" : "clear") + " but " +
+                      std::to_string(ib.lane_slots) + " flog slots per lane");
   return Status::ok();
+}
+
+FlogCheck flog_check(const FlogEntry& e, uint32_t data_crc, uint32_t arena, uint32_t slot) {
+  struct {
+    FlogEntry e;
+    uint32_t data_crc, arena, slot;
+  } in{e, data_crc, arena, slot};
+  static_assert(sizeof in == 28);
+  return {data_crc, crc32c(&in, sizeof in)};
 }
 
 Params params_from_info(const InfoBlock& ib) {
   Params p;
   p.lbasize = ib.external_lbasize;
   p.nlanes = ib.nlanes;
+  p.lane_slots = ib.lane_slots == 0 ? 1 : ib.lane_slots;
   p.group_slots = ib.group_slots;
   p.group_max_blocks = ib.group_max_blocks;
   p.max_arena_bytes = ib.max_arena_size;
@@ -183,7 +203,8 @@ void encode_group_log_header(const Params& p, uint64_t slot_size,
 namespace {
 
 // Zeroed map (identity mapping), flog slot i = {lba, free block
-// external_nlba + i, seq 1}, then backup and primary info blocks.
+// external_nlba + i, seq 1} (with its check word when checksummed), then
+// backup and primary info blocks.
 void format_arena(dax::Media& m, uint64_t ns_off, const NamespaceLayout& l, uint32_t index,
                   const FormatOptions& o, uint64_t ns_size) {
   const ArenaGeometry& g = l.arenas[index];
@@ -192,7 +213,12 @@ void format_arena(dax::Media& m, uint64_t ns_off, const NamespaceLayout& l, uint
   m.fill(base + g.flogoff, 0, g.info2off - g.flogoff);
   for (uint32_t i = 0; i < g.nfree; i++) {
     FlogEntry e{i % g.external_nlba, g.external_nlba + i, g.external_nlba + i, 1};
-    m.copy(base + g.flogoff + uint64_t{i} * kFlogGroupSize, &e, sizeof e);
+    const uint64_t off = base + g.flogoff + uint64_t{i} * kFlogGroupSize;
+    m.copy(off, &e, sizeof e);
+    if (o.params.flog_crc()) {
+      const FlogCheck c = flog_check(e, 0, index, i);
+      m.copy(off + kFlogCheckOffset[0], &c, sizeof c);
+    }
   }
   m.drain();
   InfoBlock ib;

@@ -44,6 +44,8 @@ void encode_info(const NamespaceLayout& layout, uint32_t index, const Params& p,
 Status check_info_header(const InfoBlock& ib, uint64_t media_off);
 uint64_t info_checksum(const InfoBlock& ib);
 Params params_from_info(const InfoBlock& ib);
+// The check word of flog entry `e` of `slot` in arena `arena`.
+FlogCheck flog_check(const FlogEntry& e, uint32_t data_crc, uint32_t arena, uint32_t slot);
 
 void encode_group_log_header(const Params& p, uint64_t slot_size,
                              const std::array<uint8_t, 16>& uuid, GroupLogHeader* out);
@@ -54,6 +56,10 @@ struct FreeSlot {
   uint32_t block = 0;
   uint32_t sub = 0;
   uint32_t seq = 1;
+  // Checksummed flog: the slot's group as on the media (writes rebuild the
+  // line from it instead of reading the media, whose line the last flush
+  // may have evicted from the cache).
+  FlogGroup group{};
 };
 
 struct Btt::Arena {
@@ -72,6 +78,10 @@ struct Btt::Arena {
 
 struct alignas(64) Btt::Lane {
   std::mutex mu;
+  // Checksummed flog: which of the lane's lane_slots flog slots the next
+  // write uses (they take turns, so consecutive writes of a lane never
+  // share a slot).
+  uint32_t turn = 0;
   // Map entry stored by this lane's last write but not fenced yet: its
   // flog entry is durable (recovery redoes the map), and the next write on
   // this lane flushes and fences it before its own flog commit, which
@@ -89,11 +99,18 @@ struct Btt::GroupSlot {
 // Decoded flog pair of one slot.
 struct FlogPair {
   FlogEntry ent[2];
-  int newest = -1;  // index of the newer valid entry
+  FlogCheck check[2]{};  // checksummed flog only
+  bool valid[2]{};       // seq in range (and, checksummed, entry CRC matches)
+  int newest = -1;       // index of the newer valid entry
+  // Checksummed flog: the other entry is not valid and not all zero (a
+  // torn write, or damage).
+  bool other_torn = false;
 };
-// Reads and validates the pair at media offset `off`.
+// Reads and validates the pair at media offset `off`. `checksummed`: the
+// arena uses kIncompatFlogCrc (entries without a matching check are
+// ignored as never written; UEFI rules otherwise).
 Status read_flog_pair(const dax::Media& m, uint64_t off, const Btt::Arena& a, uint32_t slot,
-                      FlogPair* out);
+                      bool checksummed, FlogPair* out);
 
 inline uint32_t entry_block(uint32_t entry, uint32_t premap) {
   return entry == 0 ? premap : (entry & kMapBlockMask);

@@ -2,7 +2,7 @@
 //
 // Arena format per the UEFI 2.7 "BTT Layout" chapter (EFI_BTT_INFO_BLOCK,
 // EFI_BTT_MAP_ENTRY, EFI_BTT_FLOG; version 2.0) and Linux
-// drivers/nvdimm/btt.h, with one extension of untorn's own:
+// drivers/nvdimm/btt.h, with two extensions of untorn's own:
 //
 //   namespace = [arena 0][arena 1]...[arena N-1][group log]
 //   arena     = [info 4K][data: internal_nlba blocks][map][flog][info backup 4K]
@@ -13,12 +13,31 @@
 // - flog: one 64-byte group per free block ("slot"), two 16-byte entries
 //   {lba, old_map, new_map, seq} at bytes 0 and 16 (the UEFI/PMDK placement)
 //   and 32 bytes of padding. seq cycles 1,2,3,1; 0 = never written.
-//   Slots [0, nlanes) back single-block writes (one per lane); slots
-//   [nlanes + g*K, nlanes + (g+1)*K) back group slot g (K = group_max_blocks).
+//   Slots [0, nlanes * lane_slots) back single-block writes (lane l owns
+//   slots [l * lane_slots, (l + 1) * lane_slots)); slots
+//   [lane_end + g*K, lane_end + (g+1)*K) back group slot g (K = group_max_blocks).
 // - group log (extension, incompat feature kIncompatGroupLog, described in
 //   the UEFI Unused[] bytes of every info block): a header block, then one
 //   record slot per group slot holding the latest checksummed commit record
 //   of a multi-block atomic write.
+// - checksummed flog (extension, incompat feature kIncompatFlogCrc;
+//   `untorn mkfs --btt-compat` leaves it off): what changes against UEFI 2.7
+//   and against pools without the bit:
+//     * each flog entry has an 8-byte FlogCheck in the group's padding
+//       (bytes 32 + 8 * i for the entry at 16 * i): a CRC32C of the new data
+//       block and a CRC32C of the entry itself. A single-block write stores
+//       data, entry and check in one epoch under ONE fence (UEFI/Linux/PMDK:
+//       data, {lba, old}, {new, seq}, each made durable before the next).
+//       Recovery takes an entry whose own CRC fails as never written, and an
+//       entry whose map update is still missing only when its data block
+//       matches the data CRC (else the write was in flight: the old mapping
+//       stays, and the entry is erased).
+//     * each lane owns lane_slots >= 2 flog slots and uses them in turn, so
+//       a write's entry is still present while its (lazily flushed) map
+//       update may be missing, and its old block is not reused meanwhile.
+//     * InfoBlock::lane_slots records that number; nfree = nlanes *
+//       lane_slots + group_slots * K (UEFI: nfree flog slots, one per lane).
+//   Entries of group flog slots carry a check too (data CRC 0, unused).
 //
 // All fields little-endian; this code supports little-endian hosts only.
 // Structs here are the media image: they are filled by memcpy from/to the
@@ -42,7 +61,8 @@ inline constexpr uint16_t kVersionMinor = 0;
 inline constexpr uint32_t kInfoFlagError = 0x1;  // arena metadata inconsistent
 inline constexpr uint64_t kExtMagic = 0x31584e524f544e55ull;  // "UNTORNX1"
 inline constexpr uint64_t kIncompatGroupLog = 1ull << 0;
-inline constexpr uint64_t kIncompatKnown = kIncompatGroupLog;
+inline constexpr uint64_t kIncompatFlogCrc = 1ull << 1;  // checksummed flog, 1-fence writes
+inline constexpr uint64_t kIncompatKnown = kIncompatGroupLog | kIncompatFlogCrc;
 inline constexpr uint64_t kRoCompatKnown = 0;
 inline constexpr uint32_t kMaxPostMap = (1u << 30) - 1;  // 30-bit block numbers
 
@@ -78,7 +98,9 @@ struct InfoBlock {
   uint64_t max_arena_size;     // arena size limit used at format time
   uint64_t glog_off;           // group log area, namespace-relative
   uint64_t glog_size;          // bytes of the group log area
-  uint8_t unused[3888];        // zero
+  uint32_t lane_slots;         // flog slots per lane (kIncompatFlogCrc: >= 2; else 0 = 1)
+  uint32_t reserved;           // zero
+  uint8_t unused[3880];        // zero
   uint64_t checksum;           // Fletcher64 of the block with this field = 0
 };
 static_assert(sizeof(InfoBlock) == kInfoSize);
@@ -88,6 +110,7 @@ static_assert(offsetof(InfoBlock, nfree) == 72);
 static_assert(offsetof(InfoBlock, nextoff) == 80);
 static_assert(offsetof(InfoBlock, info2off) == 112);
 static_assert(offsetof(InfoBlock, ext_magic) == 120);
+static_assert(offsetof(InfoBlock, lane_slots) == 200);
 static_assert(offsetof(InfoBlock, checksum) == 4088);
 
 // Map entry bits (EFI_BTT_MAP_ENTRY).
@@ -109,6 +132,24 @@ static_assert(sizeof(FlogEntry) == 16);
 
 inline constexpr uint64_t kFlogGroupSize = 64;  // two entries + 32 bytes pad
 inline constexpr uint64_t kFlogEntryOffset[2] = {0, 16};
+
+// kIncompatFlogCrc: the check word of entry i, at kFlogCheckOffset[i] in
+// the UEFI padding of the group. Stored as one atomic 8-byte store.
+struct FlogCheck {
+  uint32_t data_crc;   // crc32c of the block new_map points to, as written
+  uint32_t entry_crc;  // crc32c of {FlogEntry, data_crc, arena, slot}
+};
+static_assert(sizeof(FlogCheck) == 8);
+inline constexpr uint64_t kFlogCheckOffset[2] = {32, 40};
+
+// The whole 64-byte flog group of a slot, checksummed flog.
+struct FlogGroup {
+  FlogEntry ent[2];
+  FlogCheck check[2];
+  uint8_t pad[16];  // zero
+};
+static_assert(sizeof(FlogGroup) == kFlogGroupSize);
+static_assert(offsetof(FlogGroup, check) == kFlogCheckOffset[0]);
 
 inline constexpr uint32_t next_seq(uint32_t s) { return s % 3 + 1; }
 

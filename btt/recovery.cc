@@ -5,6 +5,9 @@
 //   replay_groups()     re-apply committed group records (redo)
 //   roll_forward()      lane rule per Linux btt_freelist_init / PMDK
 //                       read_flog_pair: if map[lba] == old && != new, map = new
+//   roll_forward_lanes() checksummed flog: the same rule along chains of
+//                       lane writes, taking a write only if its data CRC
+//                       matches; erase_torn_entries() clears torn entries
 #include <algorithm>
 #include <cstring>
 
@@ -124,25 +127,54 @@ Status Btt::load_arena_info(const NamespaceLayout& l, uint32_t index, const Open
   return Status::ok();
 }
 
+namespace {
+
+bool entry_all_zero(const FlogEntry& e, const FlogCheck& c) {
+  return e.lba == 0 && e.old_map == 0 && e.new_map == 0 && e.seq == 0 && c.data_crc == 0 && c.entry_crc == 0;
+}
+
+}  // namespace
+
 Status read_flog_pair(const dax::Media& m, uint64_t off, const Btt::Arena& a, uint32_t slot,
-                      FlogPair* out) {
+                      bool checksummed, FlogPair* out) {
   m.read(off + kFlogEntryOffset[0], &out->ent[0], sizeof(FlogEntry));
   m.read(off + kFlogEntryOffset[1], &out->ent[1], sizeof(FlogEntry));
-  const std::string where = "BTT arena " + std::to_string(a.index) + " flog slot " +
-                            std::to_string(slot) + " at offset " + hex(off);
+  auto where = [&] {
+    return "BTT arena " + std::to_string(a.index) + " flog slot " + std::to_string(slot) + " at offset " + hex(off);
+  };
   const uint32_t s0 = out->ent[0].seq;
   const uint32_t s1 = out->ent[1].seq;
-  if (s0 > 3 || s1 > 3) return Corruption(where + ": sequence number out of range");
-  if (s0 == 0 && s1 == 0) return Corruption(where + ": both entries unused");
-  if (s0 == s1) return Corruption(where + ": both entries have sequence " + std::to_string(s0));
-  if (s0 == 0) out->newest = 1;
-  else if (s1 == 0) out->newest = 0;
+  out->other_torn = false;
+  if (!checksummed) {
+    if (s0 > 3 || s1 > 3) return Corruption(where() + ": sequence number out of range");
+    if (s0 == 0 && s1 == 0) return Corruption(where() + ": both entries unused");
+    if (s0 == s1) return Corruption(where() + ": both entries have sequence " + std::to_string(s0));
+    out->valid[0] = s0 != 0;
+    out->valid[1] = s1 != 0;
+  } else {
+    for (int i = 0; i < 2; i++) {
+      m.read(off + kFlogCheckOffset[i], &out->check[i], sizeof(FlogCheck));
+      const FlogEntry& e = out->ent[i];
+      out->valid[i] = e.seq >= 1 && e.seq <= 3 &&
+                      flog_check(e, out->check[i].data_crc, a.index, slot).entry_crc == out->check[i].entry_crc;
+    }
+    if (!out->valid[0] && !out->valid[1]) {
+      const bool unused = entry_all_zero(out->ent[0], out->check[0]) && entry_all_zero(out->ent[1], out->check[1]);
+      return Corruption(where() + (unused ? ": both entries unused" : ": no entry with a valid checksum"));
+    }
+    if (out->valid[0] && out->valid[1] && s0 == s1)
+      return Corruption(where() + ": both entries have sequence " + std::to_string(s0));
+    const int bad = out->valid[0] ? 1 : 0;
+    out->other_torn = !out->valid[bad] && !entry_all_zero(out->ent[bad], out->check[bad]);
+  }
+  if (!out->valid[0]) out->newest = 1;
+  else if (!out->valid[1]) out->newest = 0;
   else out->newest = next_seq(s0) == s1 ? 1 : 0;
   const FlogEntry& e = out->ent[out->newest];
   const uint32_t old_b = e.old_map & kMapBlockMask;
   const uint32_t new_b = e.new_map & kMapBlockMask;
   if (e.lba >= a.geo.external_nlba || old_b >= a.geo.internal_nlba || new_b >= a.geo.internal_nlba)
-    return Corruption(where + ": entry out of range (lba " + std::to_string(e.lba) + ", old " +
+    return Corruption(where() + ": entry out of range (lba " + std::to_string(e.lba) + ", old " +
                       std::to_string(old_b) + ", new " + std::to_string(new_b) + ")");
   return Status::ok();
 }
@@ -153,11 +185,12 @@ Status Btt::load_flog(Arena& a) {
   seen.reserve(a.geo.nfree);
   for (uint32_t i = 0; i < a.geo.nfree; i++) {
     FlogPair p;
-    RETURN_IF_ERROR(read_flog_pair(media_, a.flog + uint64_t{i} * kFlogGroupSize, a, i, &p));
+    RETURN_IF_ERROR(read_flog_pair(media_, flog_off(a, i), a, i, params_.flog_crc(), &p));
     const FlogEntry& e = p.ent[p.newest];
     a.slots[i].block = e.old_map & kMapBlockMask;
     a.slots[i].sub = static_cast<uint32_t>(p.newest ^ 1);
     a.slots[i].seq = next_seq(e.seq);
+    if (params_.flog_crc()) media_.read(flog_off(a, i), &a.slots[i].group, sizeof(FlogGroup));
     seen.push_back(a.slots[i].block);
   }
   std::sort(seen.begin(), seen.end());
@@ -219,7 +252,7 @@ Status Btt::replay_group_record(uint32_t g, RecoveryReport* report) {
   if (crc != h.crc) return Status::ok();
   next_txid_ = std::max<uint64_t>(next_txid_.load(), h.txid + 1);
   const std::string where = "BTT group record " + std::to_string(g) + " at offset " + hex(off);
-  const uint32_t first = params_.nlanes + g * params_.group_max_blocks;
+  const uint32_t first = params_.lane_slot_count() + g * params_.group_max_blocks;
   bool applied_any = false;
   for (const GroupEntry& e : ents) {
     if (e.arena >= arenas_.size()) return Corruption(where + ": arena out of range");
@@ -229,15 +262,19 @@ Status Btt::replay_group_record(uint32_t g, RecoveryReport* report) {
         e.new_map >= a.geo.internal_nlba)
       return Corruption(where + ": entry out of range");
     FlogPair p;
-    RETURN_IF_ERROR(read_flog_pair(media_, a.flog + uint64_t{e.flog_slot} * kFlogGroupSize, a, e.flog_slot, &p));
+    RETURN_IF_ERROR(read_flog_pair(media_, flog_off(a, e.flog_slot), a, e.flog_slot, params_.flog_crc(), &p));
     const FlogEntry& cur = p.ent[p.newest];
     const bool flog_done = cur.lba == e.lba && (cur.old_map & kMapBlockMask) == e.old_map &&
                            (cur.new_map & kMapBlockMask) == e.new_map;
     if (!flog_done) {
       FlogUpdate u{&a, e.flog_slot, e.lba, e.old_map, e.new_map};
-      flog_store_first_half(u);
-      media_.drain();
-      flog_store_second_half(u);
+      if (params_.flog_crc()) {
+        flog_store_checked(u, 0);
+      } else {
+        flog_store_first_half(u);
+        media_.drain();
+        flog_store_second_half(u);
+      }
       media_.drain();
       flog_commit(u);
       applied_any = true;
@@ -284,10 +321,15 @@ Status Btt::apply_group_record(std::span<const std::byte> record) {
   return replay_group_record(h.slot, &r);
 }
 
+// UEFI rule for the newest entry of every slot (and, checksummed, of the
+// group slots): a write whose flog entry is durable but whose map update
+// is not gets its map update now.
 Status Btt::roll_forward(Arena& a, RecoveryReport* report) {
-  for (uint32_t i = 0; i < a.geo.nfree; i++) {
+  if (params_.flog_crc()) RETURN_IF_ERROR(roll_forward_lanes(a, report));
+  const uint32_t first = params_.flog_crc() ? params_.lane_slot_count() : 0;
+  for (uint32_t i = first; i < a.geo.nfree; i++) {
     FlogPair p;
-    RETURN_IF_ERROR(read_flog_pair(media_, a.flog + uint64_t{i} * kFlogGroupSize, a, i, &p));
+    RETURN_IF_ERROR(read_flog_pair(media_, flog_off(a, i), a, i, params_.flog_crc(), &p));
     const FlogEntry& e = p.ent[p.newest];
     const uint32_t old_b = e.old_map & kMapBlockMask;
     const uint32_t new_b = e.new_map & kMapBlockMask;
@@ -297,6 +339,119 @@ Status Btt::roll_forward(Arena& a, RecoveryReport* report) {
       media_.store32(a.map + uint64_t{e.lba} * 4, new_b | kMapNormal);
       report->lanes_rolled_forward++;
     }
+  }
+  media_.drain();
+  if (params_.flog_crc()) RETURN_IF_ERROR(erase_torn_entries(a, report));
+  return Status::ok();
+}
+
+// Checksummed flog, lane slots. Invariants of the write protocol (btt.cc):
+//   (1) an entry whose map update may be missing is the newest entry of
+//       its slot (its lane's next write, in another slot, flushes that map
+//       update before its own fence; the slot is written again only later);
+//   (2) the old block of the newest entry of a slot is mapped by nobody and
+//       used by no other slot until that slot is written again.
+// So every newest entry E with map[E.lba] == E.old is a write whose map
+// update is missing: E.old cannot have come back into the map. Several
+// such writes of one LBA (by different lanes) form a chain old -> new ->
+// ...; following matches until nothing changes applies them in order.
+// Only for such an E can its fence still have been in flight, and only
+// then is its data block certainly not reused since (2): a data CRC that
+// does not match means the write was torn, and E is erased (the slot's
+// older entry, complete since E was issued after it, becomes the newest).
+Status Btt::roll_forward_lanes(Arena& a, RecoveryReport* report) {
+  struct Candidate {
+    uint32_t slot;
+    FlogPair pair;
+    bool done;
+  };
+  std::vector<Candidate> cands;
+  for (uint32_t i = 0; i < params_.lane_slot_count(); i++) {
+    Candidate c{i, {}, false};
+    RETURN_IF_ERROR(read_flog_pair(media_, flog_off(a, i), a, i, true, &c.pair));
+    const FlogEntry& e = c.pair.ent[c.pair.newest];
+    if ((e.old_map & kMapBlockMask) != (e.new_map & kMapBlockMask)) cands.push_back(c);
+  }
+  std::vector<std::byte> block(params_.lbasize);
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (Candidate& c : cands) {
+      const FlogEntry& e = c.pair.ent[c.pair.newest];
+      const uint32_t old_b = e.old_map & kMapBlockMask;
+      const uint32_t new_b = e.new_map & kMapBlockMask;
+      if (c.done || entry_block(load_map(a, e.lba), e.lba) != old_b) continue;
+      c.done = changed = true;
+      media_.read(data_off(a, new_b), block.data(), block.size());
+      if (crc32c(block.data(), block.size()) == c.pair.check[c.pair.newest].data_crc) {
+        media_.store32(a.map + uint64_t{e.lba} * 4, new_b | kMapNormal);
+        report->lanes_rolled_forward++;
+        continue;
+      }
+      RETURN_IF_ERROR(discard_torn_write(a, c.slot, c.pair));
+      report->torn_writes_discarded++;
+    }
+  }
+  media_.drain();
+  return Status::ok();
+}
+
+// The newest entry of `slot` belongs to a write whose data never fully
+// reached the media: erase it; the older entry (its predecessor in the
+// slot) is the newest again and names the same free block the write used.
+Status Btt::discard_torn_write(Arena& a, uint32_t slot, const FlogPair& p) {
+  const int other = p.newest ^ 1;
+  if (!p.valid[other])
+    return Corruption("BTT arena " + std::to_string(a.index) + " flog slot " + std::to_string(slot) +
+                      " at offset " + hex(flog_off(a, slot)) +
+                      ": torn write without a valid older entry to fall back to");
+  erase_flog_entry(a, slot, p.newest);
+  const FlogEntry& o = p.ent[other];
+  FreeSlot& s = a.slots[slot];
+  s.block = o.old_map & kMapBlockMask;
+  s.sub = static_cast<uint32_t>(p.newest);
+  s.seq = next_seq(o.seq);
+  return Status::ok();
+}
+
+void Btt::erase_flog_entry(Arena& a, uint32_t slot, int pos) {
+  FlogGroup& g = a.slots[slot].group;
+  g.ent[pos] = {};
+  g.check[pos] = {};
+  media_.fill(flog_off(a, slot) + kFlogEntryOffset[pos], 0, sizeof(FlogEntry));
+  media_.fill(flog_off(a, slot) + kFlogCheckOffset[pos], 0, sizeof(FlogCheck));
+}
+
+// Slots whose other entry fails its checksum: a write into it was torn
+// (or the entry is damaged). A torn write never made its block (the
+// slot's free block) reachable, so a free block that some LBA maps means
+// the entry was damaged after its write completed: refuse, do not reuse a
+// mapped block. Otherwise erase the torn entry, so later opens see a clean
+// pair. One scan of the map covers all such slots (only after a crash).
+Status Btt::erase_torn_entries(Arena& a, RecoveryReport* report) {
+  std::vector<std::pair<uint32_t, uint32_t>> torn;  // (free block, slot)
+  std::vector<int> pos;
+  for (uint32_t i = 0; i < a.geo.nfree; i++) {
+    FlogPair p;
+    RETURN_IF_ERROR(read_flog_pair(media_, flog_off(a, i), a, i, true, &p));
+    if (!p.other_torn) continue;
+    torn.emplace_back(a.slots[i].block, i);
+  }
+  if (torn.empty()) return Status::ok();
+  std::sort(torn.begin(), torn.end());
+  for (uint32_t lba = 0; lba < a.geo.external_nlba; lba++) {
+    const uint32_t b = entry_block(load_map(a, lba), lba);
+    auto it = std::lower_bound(torn.begin(), torn.end(), std::make_pair(b, 0u));
+    if (it != torn.end() && it->first == b)
+      return Corruption("BTT arena " + std::to_string(a.index) + " flog slot " + std::to_string(it->second) +
+                        " at offset " + hex(flog_off(a, it->second)) +
+                        ": an entry fails its checksum although its write completed (free block " +
+                        std::to_string(b) + " is mapped by LBA " + std::to_string(lba) + ")");
+  }
+  for (const auto& [blk, slot] : torn) {
+    FlogPair p;
+    RETURN_IF_ERROR(read_flog_pair(media_, flog_off(a, slot), a, slot, true, &p));
+    erase_flog_entry(a, slot, p.newest ^ 1);
+    report->torn_entries_erased++;
   }
   media_.drain();
   return Status::ok();

@@ -23,6 +23,7 @@ struct MkfsArgs {
   std::string default_mode = "dax";
   std::string metadata = "btt";
   std::string label;
+  bool btt_compat = false;
 };
 
 // Refuses to overwrite anything that holds data unless --force.
@@ -103,6 +104,7 @@ int run_mkfs(const MkfsArgs& a) {
   o.default_mode = a.default_mode == "atomic" ? fs::DataMode::kAtomic : fs::DataMode::kDax;
   o.meta = a.metadata == "csum" ? fs::MetaMode::kCsum : fs::MetaMode::kBtt;
   o.label = a.label;
+  if (a.btt_compat) o.btt.lane_slots = 1;  // UEFI 2.7 flog: two fences per single-block write
   bool exists, is_device;
   uint64_t cur_size;
   Status st = check_target(a, &exists, &is_device, &cur_size);
@@ -144,8 +146,9 @@ int run_mkfs(const MkfsArgs& a) {
   std::printf("untorn: formatted '%s': %s, %llu blocks of 4 KiB, %llu inodes\n", a.pool.c_str(),
               human_size((*media)->size()).c_str(), static_cast<unsigned long long>(sb->nblocks),
               static_cast<unsigned long long>(sb->ninodes));
-  std::printf("        metadata %s, default file mode %s, media granularity %s\n", a.metadata.c_str(),
-              a.default_mode.c_str(), dax::granularity_name((*media)->granularity()));
+  std::printf("        metadata %s, default file mode %s, media granularity %s, BTT flog %s\n", a.metadata.c_str(),
+              a.default_mode.c_str(), dax::granularity_name((*media)->granularity()),
+              a.btt_compat ? "UEFI 2.7 (--btt-compat)" : "checksummed");
   return 0;
 }
 
@@ -163,6 +166,9 @@ void add_mkfs(CLI::App& app, int* rc) {
   c->add_option("--metadata", args->metadata, "How metadata is made crash-atomic: btt (default) or csum")
       ->check(CLI::IsMember({"btt", "csum"}));
   c->add_option("--label", args->label, "A label: valid UTF-8, up to 63 bytes");
+  c->add_flag("--btt-compat", args->btt_compat,
+              "BTT flog exactly as UEFI 2.7 / Linux (two fences per block write) instead of "
+              "untorn's checksummed flog (one fence)");
   c->footer("Example: untorn mkfs /dev/shm/pool --size 1G");
   c->callback([args, rc] { *rc = run_mkfs(*args); });
 }

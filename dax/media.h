@@ -52,6 +52,9 @@ class Media {
   // Read view of the pool (zero-copy reads point into it).
   const std::byte* ptr(uint64_t off) const { return base_ + off; }
   void read(uint64_t off, void* dst, size_t n) const { std::memcpy(dst, base_ + off, n); }
+  // Hint: fetch the cache line holding `off`, for writing (no effect on
+  // contents; lets a later load or store of it overlap other work).
+  void prefetch_for_write(uint64_t off) const { __builtin_prefetch(base_ + off, 1, 3); }
   uint64_t load64(uint64_t off) const {
     return std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(base_ + off))
         .load(std::memory_order_acquire);
@@ -66,6 +69,17 @@ class Media {
   virtual void fill(uint64_t off, int byte, size_t n) = 0;
   virtual void store64(uint64_t off, uint64_t v) = 0;
   virtual void store32(uint64_t off, uint32_t v) = 0;
+  // copy() with non-temporal stores whatever the size (copy() uses them
+  // from 256 bytes): for whole cache lines the CPU would otherwise have
+  // to read first (write-allocate), e.g. a line that the last flush
+  // evicted. Same durability as copy(); the default is copy().
+  virtual void copy_nt(uint64_t off, const void* src, size_t n) { copy(off, src, n); }
+  // store32 without starting the write-back: durable only after a later
+  // flush() that covers it and a drain() (until then it may or may not
+  // reach the media, like any cached store). For a store whose flush can
+  // be batched with a later epoch (the BTT's lazily fenced map update).
+  // The default is store32 (flushing early is always allowed).
+  virtual void store32_lazy(uint64_t off, uint32_t v) { store32(off, v); }
   // Starts writing back bytes stored earlier (possibly by another thread);
   // durable after this thread's next drain().
   virtual void flush(uint64_t off, size_t n) = 0;

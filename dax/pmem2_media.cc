@@ -169,6 +169,10 @@ void Pmem2Media::copy(uint64_t off, const void* src, size_t n) {
   memcpy_fn_(base() + off, src, n, flags);
 }
 
+void Pmem2Media::copy_nt(uint64_t off, const void* src, size_t n) {
+  memcpy_fn_(base() + off, src, n, PMEM2_F_MEM_NODRAIN | PMEM2_F_MEM_NONTEMPORAL);
+}
+
 void Pmem2Media::fill(uint64_t off, int byte, size_t n) {
   unsigned flags = PMEM2_F_MEM_NODRAIN;
   if (n >= 256) flags |= PMEM2_F_MEM_NONTEMPORAL;
@@ -185,6 +189,10 @@ void Pmem2Media::store32(uint64_t off, uint32_t v) {
   auto* p = reinterpret_cast<uint32_t*>(base() + off);
   std::atomic_ref<uint32_t>(*p).store(v, std::memory_order_release);
   flush_fn_(p, sizeof v);
+}
+
+void Pmem2Media::store32_lazy(uint64_t off, uint32_t v) {
+  std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(base() + off)).store(v, std::memory_order_release);
 }
 
 void Pmem2Media::flush(uint64_t off, size_t n) { flush_fn_(base() + off, n); }

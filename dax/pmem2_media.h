@@ -31,9 +31,11 @@ class Pmem2Media final : public Media {
   ~Pmem2Media() override;
 
   void copy(uint64_t off, const void* src, size_t n) override;
+  void copy_nt(uint64_t off, const void* src, size_t n) override;
   void fill(uint64_t off, int byte, size_t n) override;
   void store64(uint64_t off, uint64_t v) override;
   void store32(uint64_t off, uint32_t v) override;
+  void store32_lazy(uint64_t off, uint32_t v) override;
   void flush(uint64_t off, size_t n) override;
   void drain() override;
   Granularity granularity() const override { return gran_; }

@@ -70,13 +70,13 @@ uint32_t SimMedia::thread_id() {
   return static_cast<uint32_t>(threads_.size() - 1);
 }
 
-void SimMedia::record(uint64_t off, const void* src, size_t n) {
+void SimMedia::record(uint64_t off, const void* src, size_t n, bool unflushed) {
   const auto* s = static_cast<const uint8_t*>(src);
   const uint32_t tid = thread_id();
   while (n > 0) {
     Piece p{};
     p.off = off;
-    p.thread = tid;
+    p.thread = unflushed ? kUnflushed : tid;
     const size_t room = 8 - (off % 8);
     p.len = static_cast<uint8_t>(n < room ? n : room);
     std::memcpy(p.bytes, s, p.len);
@@ -124,6 +124,16 @@ void SimMedia::store32(uint64_t off, uint32_t v) {
   std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(mem_ + off))
       .store(v, std::memory_order_release);
   if (recording_ || tracker_ != nullptr) record(off, &v, 4);
+}
+
+void SimMedia::store32_lazy(uint64_t off, uint32_t v) {
+  UNTORN_ASSERT(off % 4 == 0 && off + 4 <= size());
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!spend()) return;
+  store_ops_++;
+  std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(mem_ + off))
+      .store(v, std::memory_order_release);
+  if (recording_ || tracker_ != nullptr) record(off, &v, 4, /*unflushed=*/true);
 }
 
 void SimMedia::flush(uint64_t off, size_t n) {
@@ -184,10 +194,27 @@ void CrashImages::build(size_t fences_done, size_t point, std::mt19937_64& rng,
   }
   const auto& log = m_.log();
   auto is_durable = [&](size_t i) { return log[i].thread < fenced.size() && i < fenced[log[i].thread]; };
-  for (; applied_ < point && is_durable(applied_); applied_++)
-    std::memcpy(persisted_.data() + log[applied_].off, log[applied_].bytes, log[applied_].len);
+  auto unflushed = [&](size_t i) { return log[i].thread == SimMedia::kUnflushed; };
+  // The durable prefix grows past unflushed pieces too: they wait in
+  // unflushed_ (decided per image) until a durable piece rewrites their bytes.
+  for (; applied_ < point && (is_durable(applied_) || unflushed(applied_)); applied_++) {
+    const SimMedia::Piece& pc = log[applied_];
+    if (unflushed(applied_)) {
+      unflushed_.push_back(applied_);
+      continue;
+    }
+    std::memcpy(persisted_.data() + pc.off, pc.bytes, pc.len);
+    std::erase_if(unflushed_, [&](size_t j) {
+      const SimMedia::Piece& u = log[j];
+      const bool overlap = u.off < pc.off + pc.len && pc.off < u.off + u.len;
+      UNTORN_ASSERT(!overlap || (pc.off <= u.off && u.off + u.len <= pc.off + pc.len));
+      return overlap;
+    });
+  }
   out->load_image(persisted_.data());
   std::bernoulli_distribution keep(keep_prob);
+  for (size_t j : unflushed_)
+    if (keep(rng)) std::memcpy(out->raw() + log[j].off, log[j].bytes, log[j].len);
   for (size_t i = applied_; i < point; i++) {
     if (is_durable(i) || keep(rng)) std::memcpy(out->raw() + log[i].off, log[i].bytes, log[i].len);
   }

@@ -50,6 +50,12 @@ class SimMedia final : public Media {
   void fill(uint64_t off, int byte, size_t n) override;
   void store64(uint64_t off, uint64_t v) override;
   void store32(uint64_t off, uint32_t v) override;
+  // Recorded as a piece that no fence makes durable (it may be kept at any
+  // crash point after it was issued, like a cached line written back by
+  // eviction); only a later flush() re-issues it as a fenceable piece.
+  // (The power-cut tracker takes it as a piece of the issuing thread: a
+  // store that reaches the media early is one of the allowed outcomes.)
+  void store32_lazy(uint64_t off, uint32_t v) override;
   // Re-issues the current bytes as in-flight pieces (a write-back).
   void flush(uint64_t off, size_t n) override;
   void drain() override;
@@ -102,8 +108,9 @@ class SimMedia final : public Media {
     uint64_t off;     // first byte
     uint8_t len;      // 1..8, never crossing an 8-byte boundary
     uint8_t bytes[8];
-    uint32_t thread;  // issuing thread (small id)
+    uint32_t thread;  // issuing thread (small id); kUnflushed for store32_lazy
   };
+  static constexpr uint32_t kUnflushed = ~0u;
   const std::vector<Piece>& log() const { return log_; }
   const std::vector<std::byte>& base_image() const { return base_; }
   // Replaces the whole image (no recording); for crash-image builders.
@@ -123,7 +130,7 @@ class SimMedia final : public Media {
   const std::vector<BadRange>& bad_ranges() const { return bad_; }
 
  private:
-  void record(uint64_t off, const void* src, size_t n);
+  void record(uint64_t off, const void* src, size_t n, bool unflushed = false);
   bool spend();
 
   std::byte* mem_;
@@ -163,7 +170,9 @@ class CrashImages {
  private:
   const SimMedia& m_;
   std::vector<std::byte> persisted_;
-  size_t applied_ = 0;  // pieces [0, applied_) are durable and in persisted_
+  size_t applied_ = 0;  // pieces [0, applied_) are durable and in persisted_,
+                        // or unflushed and listed here:
+  std::vector<size_t> unflushed_;  // unflushed pieces < applied_ not rewritten since
 };
 
 }  // namespace untorn::dax

@@ -1,8 +1,9 @@
 // Module map: fsck.
 //   1. BTT check (map/free-list ownership, info blocks, group log)
 //   2. walk the tree from the root: every directory's entries, B+tree
-//      nodes, extents, xattr and symlink blocks are claimed once in an
-//      ownership bitmap; link counts and parent pointers are counted
+//      nodes, extents, xattr trees and value blocks, symlink blocks are
+//      claimed once in an ownership bitmap; link counts and parent
+//      pointers are counted
 //   3. the orphan list (unlinked inodes still to be freed) is claimed too
 //   4. compare with the inode records (nlink, dir size, block counts) and
 //      with both on-media bitmaps (leaked or double-used blocks/inodes)
@@ -51,10 +52,11 @@ void claim(Walk& w, uint64_t lba, uint64_t len, uint64_t ino, const char* what) 
 // Claims an inode's blocks; returns the number of blocks it owns.
 uint64_t claim_inode(Walk& w, uint64_t ino, const Inode& in) {
   uint64_t count = 0;
-  if (in.xattr_lba) {
-    claim(w, in.xattr_lba, 1, ino, "xattr block");
+  Status xs = xattr_visit_blocks(w.op, ino, in, [&](uint64_t lba, const char* what) {
+    claim(w, lba, 1, ino, what);
     count++;
-  }
+  });
+  if (!xs.is_ok()) w.r.errors.push_back("inode " + std::to_string(ino) + " xattrs: " + xs.message());
   if (S_ISLNK(in.mode)) {
     if (in.root) {
       claim(w, in.root, 1, ino, "symlink block");

@@ -69,8 +69,10 @@ Status compute_geometry(uint64_t pool_size, const MkfsOptions& o, Superblock* sb
   sb->btt_group_slots = o.btt.group_slots;
   sb->btt_group_max = o.btt.group_max_blocks;
   sb->btt_max_arena = o.btt.max_arena_bytes;
+  sb->btt_lane_slots = o.btt.lane_slots;
   sb->meta_mode = static_cast<uint32_t>(o.meta);
   if (o.meta == MetaMode::kCsum) sb->incompat |= kIncompatMetaCsum;
+  sb->incompat |= kIncompatXattrTree;
   sb->default_mode = static_cast<uint32_t>(o.default_mode);
   if (o.btt.lbasize != kBlockSize) return InvalidArgument("the file system needs 4096-byte BTT blocks");
   ASSIGN_OR_RETURN(uint64_t nblocks, btt::Btt::capacity(sb->ns_size, o.btt));
@@ -106,6 +108,12 @@ Status check_superblock(const Superblock& sb, uint64_t off, uint64_t media_size)
     return Status(Code::kNotSupported, where + ": unsupported version " + std::to_string(sb.version));
   if (sb.incompat & ~kIncompatKnown)
     return Status(Code::kNotSupported, where + ": unknown incompatible features " + hex(sb.incompat & ~kIncompatKnown));
+  if ((sb.incompat & kIncompatRequired) != kIncompatRequired)
+    return Status(Code::kNotSupported,
+                  where + ": made by an older untorn (extended attributes in one block per inode, without "
+                          "incompatible feature " + hex(kIncompatRequired & ~sb.incompat) +
+                          "); this version cannot mount it: copy the files off with the untorn that made it "
+                          "(cp -a or tar --xattrs --acls) and run mkfs again");
   if (sb.ro_compat & ~kRoCompatKnown)
     return Status(Code::kNotSupported, where + ": unknown read-only features " + hex(sb.ro_compat & ~kRoCompatKnown));
   if (sb.block_size != kBlockSize) return Corruption(where + ": block size " + std::to_string(sb.block_size));
@@ -123,6 +131,7 @@ Status check_superblock(const Superblock& sb, uint64_t off, uint64_t media_size)
   o.btt.group_slots = sb.btt_group_slots;
   o.btt.group_max_blocks = sb.btt_group_max;
   o.btt.max_arena_bytes = sb.btt_max_arena;
+  o.btt.lane_slots = sb.btt_lane_slots == 0 ? 1 : sb.btt_lane_slots;
   Superblock expect;
   Status st = compute_geometry(sb.pool_size, o, &expect);
   if (!st.is_ok()) return Corruption(where + ": inconsistent geometry: " + st.message());
@@ -370,6 +379,7 @@ Status FileSystem::load(const MountOptions& o, MountReport* report) {
   hint.group_slots = sb_.btt_group_slots;
   hint.group_max_blocks = sb_.btt_group_max;
   hint.max_arena_bytes = sb_.btt_max_arena;
+  hint.lane_slots = sb_.btt_lane_slots == 0 ? 1 : sb_.btt_lane_slots;
   bo.hint = &hint;
   ASSIGN_OR_RETURN(btt_, btt::Btt::open(media_, sb_.ns_off, sb_.ns_size, bo, &report->btt));
   if (btt_->nblocks() != sb_.nblocks)

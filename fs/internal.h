@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <vector>
 #include <shared_mutex>
@@ -114,6 +115,10 @@ Status xattr_remove(FileSystem::Op& op, uint64_t ino, Inode* in, std::string_vie
 Result<std::vector<std::string>> xattr_names(FileSystem::Op& op, uint64_t ino, const Inode& in);
 // Frees every block of the store (the inode is being destroyed).
 Status xattr_free_all(FileSystem::Op& op, uint64_t ino, Inode* in);
+// fsck: every block the store owns (tree nodes, value blocks); the first
+// damaged entry is the error, after the walk.
+Status xattr_visit_blocks(FileSystem::Op& op, uint64_t ino, const Inode& in,
+                          const std::function<void(uint64_t lba, const char* what)>& fn);
 
 // ------------------------------------------------- POSIX ACLs (fs_acl.cc)
 // chmod of an inode with an access ACL: the ACL follows in->mode.

@@ -10,7 +10,8 @@
 //   [ibitmap_lba, +n)        inode bitmap: 1 bit per inode number
 //   [itable_lba, +n)         inode table: 16 inodes of 256 bytes per block
 //   [first_data_lba, ...)    B+tree nodes (directories, extent maps,
-//                            orphan list), xattr blocks, file data
+//                            xattrs, orphan list), xattr value blocks,
+//                            file data
 //
 // Every metadata block keeps its last 16 bytes as a trailer (kTrailerSize):
 // the csum metadata store puts its CRC32C there; the btt store leaves it 0.
@@ -40,7 +41,11 @@ inline constexpr uint64_t kMaxFileSize = 1ull << 50;  // 1 PiB logical
 inline constexpr uint64_t kSuperMagic = 0x5346524f544e55ull | (uint64_t{'1'} << 56);  // "UNTORFS1"
 inline constexpr uint32_t kSuperVersion = 1;
 inline constexpr uint64_t kIncompatMetaCsum = 1ull << 0;  // metadata store = csum
-inline constexpr uint64_t kIncompatKnown = kIncompatMetaCsum;
+// Extended attributes in a B+tree per inode (values up to 64 KiB). Set by
+// every mkfs; pools without it (one xattr block per inode) are refused.
+inline constexpr uint64_t kIncompatXattrTree = 1ull << 1;
+inline constexpr uint64_t kIncompatKnown = kIncompatMetaCsum | kIncompatXattrTree;
+inline constexpr uint64_t kIncompatRequired = kIncompatXattrTree;
 inline constexpr uint64_t kRoCompatKnown = 0;
 
 enum class MetaMode : uint32_t { kBtt = 0, kCsum = 1 };
@@ -75,7 +80,7 @@ struct Superblock {
   uint64_t journal_blocks;
   uint64_t first_data_lba;    // first dynamically allocated LBA
   uint32_t default_mode;      // DataMode for new files when the parent has none
-  uint32_t reserved0;
+  uint32_t btt_lane_slots;    // BTT flog slots per lane; 0 (pools before it) = 1 (btt/layout.h)
   int64_t mkfs_time;          // seconds since the epoch
   char label[64];             // NUL-padded
   uint8_t pad[3808];          // zero
@@ -160,7 +165,7 @@ struct Inode {
   uint32_t uid;
   uint32_t gid;
   uint64_t size;        // bytes (directories: number of entries)
-  uint64_t blocks;      // 4 KiB blocks owned (data + tree + xattr)
+  uint64_t blocks;      // 4 KiB blocks owned (data, tree nodes, xattr nodes and value blocks)
   Timespec atime;
   Timespec mtime;
   Timespec ctime;
@@ -168,7 +173,7 @@ struct Inode {
   uint64_t generation;  // distinguishes reuses of the inode number
   uint64_t rdev;        // device number of character/block nodes
   uint64_t root;        // dir: entry B+tree; regular: extent B+tree; 0 = none
-  uint64_t xattr_lba;   // xattr block or 0
+  uint64_t xattr_lba;   // root of the xattr B+tree or 0
   uint32_t flags;       // kInode* flags
   uint32_t symlink_len; // symlinks: length of the target
   uint8_t symlink[kInlineSymlink];  // target's first bytes; the rest in block `root`
@@ -196,7 +201,7 @@ struct NodeHeader {
 };
 static_assert(sizeof(NodeHeader) == 24);
 
-enum class NodeKind : uint16_t { kDir = 1, kExtent = 2, kOrphan = 3 };
+enum class NodeKind : uint16_t { kDir = 1, kExtent = 2, kOrphan = 3, kXattr = 4 };
 
 struct LeafSlot {  // 12 bytes, packed after the header
   uint64_t key;
@@ -233,16 +238,22 @@ static_assert(sizeof(ExtentValue) == 16);
 inline constexpr uint32_t kMaxExtentLen = 1u << 20;  // 4 GiB per extent
 
 // ------------------------------------------------------------------ xattrs
-// One block per inode: XattrHeader then entries {u8 name_len, u8 pad,
-// u16 value_len, name, value} packed, in insertion order.
-inline constexpr uint32_t kXattrMagic = 0x58545455;  // "UTTX"
-struct XattrHeader {
-  uint32_t magic;
-  uint16_t count;
-  uint16_t used;  // bytes of entries after the header
+// A B+tree per inode (NodeKind::kXattr, root in Inode::xattr_lba). Key =
+// (52-bit name hash << 8) | collision index, as directories. Value =
+// XattrEntryHeader, the name, then either the value itself (when the whole
+// entry fits kMaxValueSize) or the LBAs (u64 each) of its value blocks:
+// metadata blocks holding kPayload bytes of the value each, in order.
+inline constexpr uint8_t kXattrValueInBlocks = 1u << 0;
+struct XattrEntryHeader {
+  uint8_t name_len;   // 1..255, the full name (namespace included)
+  uint8_t flags;      // kXattrValueInBlocks
+  uint16_t nblocks;   // value blocks (0 when inline)
+  uint32_t value_len; // bytes of the value
 };
-inline constexpr uint32_t kXattrEntryHeader = 4;
-inline constexpr uint32_t kXattrSpace = kPayload - sizeof(XattrHeader);
-inline constexpr uint32_t kMaxXattrValue = kXattrSpace - kXattrEntryHeader - 1;  // with a 1-byte name
+static_assert(sizeof(XattrEntryHeader) == 8);
+inline constexpr uint32_t kMaxXattrValue = 65536;  // XATTR_SIZE_MAX
+inline constexpr uint32_t kMaxXattrList = 65536;   // XATTR_LIST_MAX: all names, NUL-terminated
+static_assert(sizeof(XattrEntryHeader) + 255 + 8 * ((kMaxXattrValue + kPayload - 1) / kPayload) <= kMaxValueSize,
+              "an entry with the largest value's block list fits one B+tree value");
 
 }  // namespace untorn::fs

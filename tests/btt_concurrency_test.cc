@@ -1,7 +1,8 @@
 // Concurrency of the BTT (meant to run under TSan too): writers, group
 // writers and readers on overlapping LBAs. Every read must return one whole
 // version of its block (never torn, never another LBA's data), and the map
-// and free lists stay consistent.
+// and free lists stay consistent. Both flog formats (checksummed: lanes take
+// turns over their slots; UEFI: one slot per lane); 5 threads share 4 lanes.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -16,9 +17,13 @@
 namespace untorn::btt {
 namespace {
 
-TEST(BttConcurrency, ReadersNeverSeeTornOrForeignBlocks) {
+class BttConcurrency : public ::testing::TestWithParam<uint32_t> {};
+
+TEST_P(BttConcurrency, ReadersNeverSeeTornOrForeignBlocks) {
   const uint64_t seed = test::test_seed("BttConcurrency");
-  auto media = test::formatted_media(2 << 20, test::small_params());
+  Params p = test::small_params();
+  p.lane_slots = GetParam();
+  auto media = test::formatted_media(2 << 20, p);
   auto b = test::open_btt(*media);
   ASSERT_NE(b, nullptr);
   constexpr uint64_t kLbas = 8;  // few LBAs: heavy overlap
@@ -75,6 +80,9 @@ TEST(BttConcurrency, ReadersNeverSeeTornOrForeignBlocks) {
   CheckReport r = b->check();
   EXPECT_TRUE(r.clean()) << (r.errors.empty() ? "" : r.errors[0]);
 }
+
+INSTANTIATE_TEST_SUITE_P(Flog, BttConcurrency, ::testing::Values(2u, 1u),
+                         [](const auto& i) { return i.param == 1 ? "Uefi" : "Checksummed"; });
 
 }  // namespace
 }  // namespace untorn::btt

@@ -6,12 +6,20 @@
 //     the operation in flight;
 //   - the operation in flight is all-or-nothing across all its LBAs;
 //   - check() is clean, and the recovered BTT accepts further writes.
-// Some states also crash during recovery and recover again.
+// Some states also crash during recovery and recover again. Both flog
+// formats run: the checksummed flog (one fence per write, the default) and
+// the UEFI flog (--btt-compat).
 //
-// UNTORN_CRASH_STATES raises the number of crash states (default 20000);
-// UNTORN_SEED replays a run.
+// Knobs: UNTORN_CRASH_STATES (checksummed flog, default 20000),
+// UNTORN_CRASH_STATES_UEFI (default half of that), UNTORN_SEED = the first
+// workload seed (workload k of a run uses seed UNTORN_SEED + k, and its
+// crash states derive from it alone, so a run covers a seed range and can
+// be resumed: the test prints the next seed), UNTORN_CRASH_PROGRESS = print
+// a progress line every that many states (scripts/soak).
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
 #include <map>
 #include <random>
 #include <set>
@@ -33,17 +41,18 @@ struct Op {
 };
 
 // Two small arenas so that groups span arenas.
-Params crash_params() {
+Params crash_params(uint32_t lane_slots) {
   Params p = test::small_params();
   p.max_arena_bytes = 384 << 10;
+  p.lane_slots = lane_slots;
   return p;
 }
 constexpr uint64_t kNsSize = 2 * (384 << 10) + (64 << 10);
 
 class Workload {
  public:
-  Workload(uint64_t seed, size_t nops) : rng_(seed) {
-    media_ = test::formatted_media(kNsSize, crash_params());
+  Workload(uint64_t seed, size_t nops, const Params& p) : rng_(seed), params_(p) {
+    media_ = test::formatted_media(kNsSize, p);
     auto b = test::open_btt(*media_);
     nblocks_ = b->nblocks();
     // Start from a state where some LBAs hold data.
@@ -93,7 +102,7 @@ class Workload {
       EXPECT_TRUE(b.write(op.lbas[0], buf.data()).is_ok());
     } else if (kind < 19) {
       std::set<uint64_t> s;
-      const size_t n = 2 + rng_() % (crash_params().group_max_blocks - 1);
+      const size_t n = 2 + rng_() % (params_.group_max_blocks - 1);
       while (s.size() < n) s.insert(hot_lba());
       op.lbas.assign(s.begin(), s.end());
       op.version = next_version_++;
@@ -114,6 +123,7 @@ class Workload {
   }
 
   std::mt19937_64 rng_;
+  Params params_;
   std::unique_ptr<test::SimMedia> media_;
   uint64_t nblocks_ = 0;
   uint64_t next_version_ = 1;
@@ -220,38 +230,68 @@ std::vector<CrashState> crash_states(const test::SimMedia& m, std::mt19937_64& r
   return s;
 }
 
-TEST(BttCrash, EveryLbaOldOrNewEveryGroupAllOrNothing) {
-  const uint64_t seed = test::test_seed("BttCrash");
-  const uint64_t target = test::env_u64("UNTORN_CRASH_STATES", 20000);
-  std::mt19937_64 rng(seed);
-  uint64_t states = 0, workloads = 0;
-  while (states < target) {
-    const uint64_t wseed = rng();
-    Workload w(wseed, 60);
-    ASSERT_FALSE(::testing::Test::HasFailure());
-    test::CrashImages images(w.media());
-    test::SimMedia img(w.media().size());
-    for (const CrashState& cs : crash_states(w.media(), rng, w.media().fences())) {
+// Runs every crash state of workload `wseed`; false (with a message) on
+// the first state that fails.
+bool run_workload(uint64_t wseed, const Params& p, uint64_t* states, std::string* why) {
+  Workload w(wseed, 60, p);
+  if (::testing::Test::HasFailure()) return *why = "workload failed", false;
+  std::mt19937_64 rng(test::mix64(wseed ^ 0x6a09e667f3bcc909ull));
+  test::CrashImages images(w.media());
+  test::SimMedia img(w.media().size());
+  for (const CrashState& cs : crash_states(w.media(), rng, w.media().fences())) {
+    images.build(cs.fences_done, cs.point, rng, cs.keep, &img);
+    auto b = Btt::open(img, 0, img.size());
+    bool ok = b.is_ok();
+    if (!ok) *why = "open: " + b.status().to_string();
+    if (ok) ok = verify_state(**b, w, cs.fences_done, cs.point, why);
+    if (ok && *states % 16 == 0) ok = write_after_recovery(**b, why);
+    if (ok && *states % 16 == 8) {
       images.build(cs.fences_done, cs.point, rng, cs.keep, &img);
-      std::string why;
-      auto b = Btt::open(img, 0, img.size());
-      bool ok = b.is_ok();
-      if (!ok) why = "open: " + b.status().to_string();
-      if (ok) ok = verify_state(**b, w, cs.fences_done, cs.point, &why);
-      if (ok && states % 16 == 0) ok = write_after_recovery(**b, &why);
-      if (ok && states % 16 == 8) {
-        images.build(cs.fences_done, cs.point, rng, cs.keep, &img);
-        ok = double_crash(img, rng, &why);
-      }
-      ASSERT_TRUE(ok) << why << "\n  workload seed " << wseed << ", fences_done "
-                      << cs.fences_done << ", point " << cs.point << ", keep " << cs.keep;
-      states++;
+      ok = double_crash(img, rng, why);
     }
-    workloads++;
+    if (!ok) {
+      *why += "\n  workload seed " + std::to_string(wseed) + " (replay: UNTORN_SEED=" + std::to_string(wseed) +
+              " UNTORN_CRASH_STATES=1), fences_done " + std::to_string(cs.fences_done) + ", point " +
+              std::to_string(cs.point) + ", keep " + std::to_string(cs.keep);
+      return false;
+    }
+    ++*states;
   }
-  std::printf("[ crash    ] %llu crash states over %llu workloads\n",
-              static_cast<unsigned long long>(states), static_cast<unsigned long long>(workloads));
+  return true;
 }
+
+class BttCrash : public ::testing::TestWithParam<uint32_t> {};
+
+TEST_P(BttCrash, EveryLbaOldOrNewEveryGroupAllOrNothing) {
+  const uint32_t lane_slots = GetParam();
+  const uint64_t first = test::test_seed("BttCrash");
+  const uint64_t full = test::env_u64("UNTORN_CRASH_STATES", 20000);
+  const uint64_t target = lane_slots >= 2 ? full : test::env_u64("UNTORN_CRASH_STATES_UEFI", full / 2);
+  const uint64_t progress = test::env_u64("UNTORN_CRASH_PROGRESS", 0);
+  const Params p = crash_params(lane_slots);
+  uint64_t states = 0, next_report = progress, wseed = first;
+  const auto t0 = std::chrono::steady_clock::now();
+  while (states < target) {
+    std::string why;
+    ASSERT_TRUE(run_workload(wseed, p, &states, &why)) << why;
+    wseed++;
+    if (progress != 0 && states >= next_report) {
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::printf("[ progress ] %llu states, %llu workloads, %.0f s, next UNTORN_SEED=%llu\n",
+                  static_cast<unsigned long long>(states), static_cast<unsigned long long>(wseed - first), s,
+                  static_cast<unsigned long long>(wseed));
+      std::fflush(stdout);
+      next_report = states + progress;
+    }
+  }
+  std::printf("[ crash    ] %llu crash states over %llu workloads (seeds %llu..%llu); next UNTORN_SEED=%llu\n",
+              static_cast<unsigned long long>(states), static_cast<unsigned long long>(wseed - first),
+              static_cast<unsigned long long>(first), static_cast<unsigned long long>(wseed - 1),
+              static_cast<unsigned long long>(wseed));
+}
+
+INSTANTIATE_TEST_SUITE_P(Flog, BttCrash, ::testing::Values(2u, 1u),
+                         [](const auto& i) { return i.param == 1 ? "Uefi" : "Checksummed"; });
 
 }  // namespace
 }  // namespace untorn::btt

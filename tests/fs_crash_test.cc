@@ -17,7 +17,10 @@
 // Runs with both metadata stores (btt: BTT groups; csum: in-place blocks
 // with a checksummed redo journal).
 // UNTORN_FS_CRASH_STATES sets the number of states per store (default 10000);
-// UNTORN_SEED replays a run.
+// UNTORN_SEED is the first workload seed (workload k uses UNTORN_SEED + k and
+// derives its crash states from that seed alone: a run covers a seed range
+// and prints the next seed to resume with); UNTORN_FS_CRASH_PROGRESS prints a
+// progress line every that many states (scripts/soak).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
@@ -25,6 +28,7 @@
 #include <linux/fs.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <map>
 #include <random>
 #include <set>
@@ -407,7 +411,10 @@ class Workload {
           EXPECT_TRUE(fs_->removexattr(*d.resolve(p), name).is_ok());
           f.xattrs.erase(name);
         } else {
-          const std::string v(1 + rng_() % 200, 'v');
+          // Mostly inline values; some in value blocks, up to 64 KiB.
+          const uint64_t r = rng_() % 10;
+          const size_t len = r < 7 ? 1 + rng_() % 200 : r < 9 ? 500 + rng_() % 9000 : 65536 - rng_() % 100;
+          const std::string v(len, static_cast<char>('a' + rng_() % 26));
           EXPECT_TRUE(fs_->setxattr(*d.resolve(p), name, v, 0).is_ok());
           f.xattrs[name] = v;
         }
@@ -562,11 +569,13 @@ TEST_P(FsCrash, TreeIsBeforeOrAfterTheOperationInFlight) {
   const uint64_t seed = test::test_seed("FsCrash");
   const uint64_t target = test::env_u64("UNTORN_FS_CRASH_STATES", 10000);
   spdlog::set_level(spdlog::level::warn);  // recovery logs every freed orphan
-  std::mt19937_64 rng(seed);
+  const uint64_t progress = test::env_u64("UNTORN_FS_CRASH_PROGRESS", 0);
   static const double kKeep[] = {0.0, 0.3, 0.7, 1.0};
-  uint64_t states = 0, workloads = 0;
+  uint64_t states = 0, workloads = 0, next_report = progress;
+  const auto t0 = std::chrono::steady_clock::now();
   while (states < target) {
-    const uint64_t wseed = rng();
+    const uint64_t wseed = seed + workloads;
+    std::mt19937_64 rng(wseed * 0x9e3779b97f4a7c15ull ^ 0x6a09e667f3bcc909ull);
     Workload w(wseed, GetParam());
     w.run(40);
     ASSERT_FALSE(::testing::Test::HasFailure()) << "workload seed " << wseed;
@@ -588,14 +597,24 @@ TEST_P(FsCrash, TreeIsBeforeOrAfterTheOperationInFlight) {
       images.build(f, point, rng, keep, &img);
       std::string why;
       ASSERT_TRUE(check_state(img, w, f, point, &why))
-          << why << "\n  workload seed " << wseed << ", fences_done " << f << ", point " << point
-          << ", keep " << keep;
+          << why << "\n  workload seed " << wseed << " (replay: UNTORN_SEED=" << wseed
+          << " UNTORN_FS_CRASH_STATES=1), fences_done " << f << ", point " << point << ", keep " << keep;
       states++;
     }
     workloads++;
+    if (progress != 0 && states >= next_report) {
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::printf("[ progress ] %llu states, %llu workloads, %.0f s, next UNTORN_SEED=%llu\n",
+                  static_cast<unsigned long long>(states), static_cast<unsigned long long>(workloads), secs,
+                  static_cast<unsigned long long>(seed + workloads));
+      std::fflush(stdout);
+      next_report = states + progress;
+    }
   }
-  std::printf("[ crash    ] %llu file-system crash states over %llu workloads\n",
-              static_cast<unsigned long long>(states), static_cast<unsigned long long>(workloads));
+  std::printf("[ crash    ] %llu file-system crash states over %llu workloads (seeds %llu..%llu); next UNTORN_SEED=%llu\n",
+              static_cast<unsigned long long>(states), static_cast<unsigned long long>(workloads),
+              static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed + workloads - 1),
+              static_cast<unsigned long long>(seed + workloads));
 }
 
 INSTANTIATE_TEST_SUITE_P(Metadata, FsCrash, ::testing::Values(MetaMode::kBtt, MetaMode::kCsum),

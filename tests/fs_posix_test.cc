@@ -1,7 +1,9 @@
 // Unit tests of the POSIX-facing parts of the file-system API, in process
 // on simulated media (both metadata stores): xattr listing, fallocate
 // modes and their failure cleanup, short writes at ENOSPC, copy_file_range
-// errors, POSIX ACLs (format, validation, mode coupling, inheritance).
+// errors, POSIX ACLs (format, validation, mode coupling, inheritance), the
+// xattr B+tree (many attributes, values up to 64 KiB, freed with the inode,
+// older pools refused).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/falloc.h>
@@ -11,9 +13,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
+#include <random>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "dax/checksum.h"
 #include "fs/acl.h"
 #include "fs/filesystem.h"
 #include "tests/support/fs_fixture.h"
@@ -320,6 +326,105 @@ TEST_P(FsPosixTest, DefaultAclIsInheritedAndUmaskAppliesOtherwise) {
   remount();
   EXPECT_EQ(*fs_->getxattr(sub->ino, acl::kDefaultName), def);
   expect_clean();
+}
+
+// ------------------------------------------------------------ xattr trees
+
+TEST_P(FsPosixTest, ThousandsOfSmallAttributes) {
+  const uint64_t f = create(kRootIno, "many");
+  const uint64_t free_before = free_blocks();
+  constexpr int kCount = 1500;
+  for (int i = 0; i < kCount; i++) {
+    Status st = fs_->setxattr(f, "user.attr" + std::to_string(i), "value" + std::to_string(i), XATTR_CREATE);
+    ASSERT_TRUE(st.is_ok()) << i << ": " << st.to_string();
+  }
+  auto names = fs_->listxattr(f);
+  ASSERT_TRUE(names.is_ok());
+  EXPECT_EQ(names->size(), static_cast<size_t>(kCount));
+  std::set<std::string> unique(names->begin(), names->end());
+  EXPECT_EQ(unique.size(), static_cast<size_t>(kCount));
+  for (int i = 0; i < kCount; i += 7) EXPECT_EQ(*fs_->getxattr(f, "user.attr" + std::to_string(i)), "value" + std::to_string(i));
+  for (int i = 0; i < kCount; i += 2) ASSERT_TRUE(fs_->removexattr(f, "user.attr" + std::to_string(i)).is_ok()) << i;
+  EXPECT_EQ(fs_->getxattr(f, "user.attr0").code(), Code::kNoData);
+  EXPECT_EQ(fs_->listxattr(f)->size(), static_cast<size_t>(kCount / 2));
+  expect_clean();
+  remount();
+  EXPECT_EQ(*fs_->getxattr(f, "user.attr1"), "value1");
+  expect_clean();
+  // Freed with the inode.
+  ASSERT_TRUE(fs_->unlink(kRootIno, "many").is_ok());
+  fs_->forget(f, 1);
+  EXPECT_EQ(free_blocks(), free_before + 0) << "every xattr node was freed with the inode";
+  expect_clean();
+}
+
+TEST_P(FsPosixTest, ValuesUpTo64KiB) {
+  const uint64_t f = create(kRootIno, "big");
+  std::mt19937_64 rng(test::test_seed("ValuesUpTo64KiB"));
+  auto bytes = [&](size_t n) {
+    std::string v(n, '\0');
+    for (auto& c : v) c = static_cast<char>(rng());
+    return v;
+  };
+  const uint64_t before = free_blocks();
+  std::map<std::string, std::string> model;
+  for (size_t n : {0ul, 1ul, 400ul, 520ul, 4080ul, 4081ul, 10000ul, 65535ul, 65536ul}) {
+    const std::string name = "user.v" + std::to_string(n);
+    model[name] = bytes(n);
+    ASSERT_TRUE(fs_->setxattr(f, name, model[name], 0).is_ok()) << n;
+  }
+  EXPECT_EQ(fs_->setxattr(f, "user.toobig", bytes(65537), 0).code(), Code::kValueTooLarge);
+  EXPECT_EQ(fs_->setxattr(f, std::string(4, 'u') + "." + std::string(251, 'x'), "v", 0).code(), Code::kRange) << "256-byte name";
+  ASSERT_TRUE(fs_->setxattr(f, "user." + std::string(250, 'n'), bytes(65536), 0).is_ok()) << "255-byte name, largest value";
+  model["user." + std::string(250, 'n')] = *fs_->getxattr(f, "user." + std::string(250, 'n'));
+  // Replacing: large by small, small by large, large by large.
+  model["user.v65536"] = "tiny";
+  ASSERT_TRUE(fs_->setxattr(f, "user.v65536", "tiny", XATTR_REPLACE).is_ok());
+  model["user.v1"] = bytes(30000);
+  ASSERT_TRUE(fs_->setxattr(f, "user.v1", model["user.v1"], XATTR_REPLACE).is_ok());
+  model["user.v10000"] = bytes(20000);
+  ASSERT_TRUE(fs_->setxattr(f, "user.v10000", model["user.v10000"], 0).is_ok());
+  for (const auto& [k, v] : model) EXPECT_EQ(*fs_->getxattr(f, k), v) << k;
+  expect_clean();
+  remount();
+  for (const auto& [k, v] : model) EXPECT_EQ(*fs_->getxattr(f, k), v) << k << " after remount";
+  EXPECT_LT(free_blocks(), before);
+  for (const auto& [k, v] : model) ASSERT_TRUE(fs_->removexattr(f, k).is_ok()) << k;
+  EXPECT_EQ(free_blocks(), before) << "removing every attribute frees every block";
+  EXPECT_EQ(fs_->getattr(f)->blocks, 0u);
+  expect_clean();
+}
+
+TEST_P(FsPosixTest, NameListStaysWithinXattrListMax) {
+  const uint64_t f = create(kRootIno, "names");
+  int i = 0;
+  Status st = Status::ok();
+  for (; i < 1000 && st.is_ok(); i++) st = fs_->setxattr(f, "user." + std::string(200, 'n') + std::to_string(i), "", 0);
+  EXPECT_EQ(st.code(), Code::kNoSpace) << "names beyond 64 KiB in all";
+  size_t total = 0;
+  auto names = fs_->listxattr(f);
+  ASSERT_TRUE(names.is_ok());
+  for (const std::string& n : names.value()) total += n.size() + 1;
+  EXPECT_LE(total, 65536u);
+  EXPECT_GT(total, 65536u - 300);
+  ASSERT_TRUE(fs_->setxattr(f, "user." + std::string(200, 'n') + "0", "replacing works", 0).is_ok());
+  expect_clean();
+}
+
+TEST_P(FsPosixTest, PoolsOfTheOlderXattrFormatAreRefused) {
+  fs_.reset();
+  Superblock sb;
+  media_->read(0, &sb, sizeof sb);
+  ASSERT_TRUE(sb.incompat & kIncompatXattrTree) << "mkfs sets the feature";
+  sb.incompat &= ~kIncompatXattrTree;
+  sb.crc = 0;
+  sb.crc = crc32c(&sb, sizeof sb);
+  media_->persist_copy(0, &sb, sizeof sb);
+  media_->persist_copy(btt::round_down(media_->size(), 4096) - 4096, &sb, sizeof sb);
+  auto r = FileSystem::mount(*media_, {});
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.code(), Code::kNotSupported);
+  EXPECT_NE(r.status().message().find("older untorn"), std::string::npos) << r.status().to_string();
 }
 
 INSTANTIATE_TEST_SUITE_P(Metadata, FsPosixTest, ::testing::Values(MetaMode::kBtt, MetaMode::kCsum),

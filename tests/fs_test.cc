@@ -378,7 +378,7 @@ TEST_P(FsTest, AtomicModeAndXattrs) {
   EXPECT_EQ(fs_->setxattr(f, "user.note", "x", XATTR_CREATE).code(), Code::kExists);
   EXPECT_EQ(fs_->setxattr(f, "user.none", "x", XATTR_REPLACE).code(), Code::kNoData);
   EXPECT_EQ(fs_->setxattr(f, "bogus.ns", "x", 0).code(), Code::kNotSupported);
-  EXPECT_EQ(fs_->setxattr(f, "user.big", std::string(5000, 'b'), 0).code(), Code::kValueTooLarge);
+  EXPECT_EQ(fs_->setxattr(f, "user.big", std::string(65537, 'b'), 0).code(), Code::kValueTooLarge);
   auto d = fs_->mkdir(kRootIno, "ad", 0755, cred_);
   ASSERT_TRUE(fs_->setxattr(d->ino, "user.untorn.mode", "atomic", 0).is_ok());
   const uint64_t inherited = create(d->ino, "child");

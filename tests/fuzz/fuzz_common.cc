@@ -209,6 +209,7 @@ void populate(FileSystem& f) {
   take(f.write(dax, 0, d1.data(), d1.size(), false), "write dax.txt");
   check(f.setxattr(dax, "user.k", "v", 0), "setxattr user.k");
   check(f.setxattr(dax, "user.big", pattern(1000, 2), 0), "setxattr user.big");
+  check(f.setxattr(dax, "user.huge", pattern(20000, 3), 0), "setxattr user.huge (value blocks)");
   check(f.setxattr(dax, "trusted.t", "x", 0), "setxattr trusted.t");
   check(f.setxattr(dax, "security.selinux", "system_u:object_r:tmp_t", 0), "setxattr security");
   // An ACL with a named user (u::rw-,u:1000:r--,g::r--,m::r--,o::r--): stored.
@@ -311,6 +312,38 @@ void walk_tree(Discovery& d, Region r, uint64_t lba, int depth, std::vector<uint
   }
 }
 
+// Value blocks of the xattr entries in the tree at lba.
+void walk_xattr_values(Discovery& d, uint64_t lba, int depth) {
+  if (lba == 0 || lba >= d.sb.nblocks || depth > 8) return;
+  const uint64_t off = phys(d.btt, lba);
+  if (off == ~uint64_t{0}) return;
+  const std::byte* n = d.b.image.data() + off;
+  fs::NodeHeader h;
+  std::memcpy(&h, n, sizeof h);
+  if (h.magic != fs::kNodeMagic) return;
+  for (uint32_t i = 0; i < std::min<uint32_t>(h.nkeys, 256); i++) {
+    if (h.level > 0) {
+      fs::InnerSlot s;
+      std::memcpy(&s, n + sizeof h + i * fs::kInnerSlotSize, sizeof s);
+      walk_xattr_values(d, s.child, depth + 1);
+      continue;
+    }
+    uint16_t voff, vlen;
+    std::memcpy(&voff, n + sizeof h + i * fs::kLeafSlotSize + 8, 2);
+    std::memcpy(&vlen, n + sizeof h + i * fs::kLeafSlotSize + 10, 2);
+    fs::XattrEntryHeader e;
+    if (vlen < sizeof e || voff + vlen > fs::kPayload) continue;
+    std::memcpy(&e, n + voff, sizeof e);
+    if (!(e.flags & fs::kXattrValueInBlocks) || sizeof e + e.name_len + 8u * e.nblocks != vlen) continue;
+    for (uint16_t k = 0; k < e.nblocks; k++) {
+      uint64_t v;
+      std::memcpy(&v, n + voff + sizeof e + e.name_len + 8u * k, 8);
+      add_block(d, kRegionXattrSymlink, v);
+      d.meta_lbas.insert(v);
+    }
+  }
+}
+
 void discover_btt(BaseImage& b, btt::Btt& bt) {
   const std::byte* img = b.image.data();
   for (const btt::ArenaSummary& a : bt.arenas()) {
@@ -359,8 +392,8 @@ void discover(BaseImage& b) {
       if (in.mode == 0) continue;
       live = true;
       if (in.xattr_lba) {
-        add_block(d, kRegionXattrSymlink, in.xattr_lba);
-        d.meta_lbas.insert(in.xattr_lba);
+        walk_tree(d, kRegionXattrSymlink, in.xattr_lba, 0, nullptr);
+        walk_xattr_values(d, in.xattr_lba, 0);
       }
       if (S_ISLNK(in.mode) && in.root) {
         add_block(d, kRegionXattrSymlink, in.root);

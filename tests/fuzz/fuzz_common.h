@@ -83,7 +83,7 @@ enum Region : uint8_t {
   kRegionInodes,         // inode-table blocks holding live inodes
   kRegionDirs,           // directory B+tree nodes
   kRegionExtents,        // extent-map B+tree nodes
-  kRegionXattrSymlink,   // xattr blocks and long-symlink blocks
+  kRegionXattrSymlink,   // xattr tree nodes and value blocks, long-symlink blocks
   kRegionJournal,        // csum journal super block and ring in use
   kRegionOrphans,        // orphan-list B+tree nodes
   kRegionData,           // file data blocks

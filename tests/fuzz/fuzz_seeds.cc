@@ -9,7 +9,8 @@
 //              write, an xor, a zeroed block and a block copy, with and
 //              without checksum resealing, btt and csum
 //   fuzz_ops:  short meaningful sequences (files and xattrs, mode switch,
-//              invalid names, renames, links, open+unlink, remount)
+//              invalid names, renames, links, open+unlink, remount, the
+//              xattr tree with many names, 64 KiB values and an ACL)
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
@@ -176,6 +177,18 @@ void ops_seeds(const std::filesystem::path& dir) {
     o.op(kOpSetattr).ino(1).u16(0x1ff).u32(0104755).u8(1).u8(2).offset_small(12345).u32(1).u32(2);
     o.op(kOpTruncate).ino(2).u32(0).u8(0).u8(0).u8(3).u8(2).u32(0).u32(0);
     seqs.emplace_back("dir-setattr", o);
+  }
+  {
+    Ops o;  // the xattr tree: many names, 64 KiB values, an ACL, freed with the inode
+    o.mknod(0, 0);
+    for (int i = 0; i < 60; i++) o.op(kOpSetxattr).ino(1).u8(11).u8(8).bytes("n" + std::to_string(1000000 + i)).value(2).xflags(0);
+    o.setxattr(1, 2, 5).op(kOpSetxattr).ino(1).xname(3).value(4).u16(9000).xflags(0);
+    o.setxattr(1, 2, 6).setxattr(1, 2, 2, 2);
+    // value 0xf0: a POSIX ACL (u::rw-, u:1:r--, g::r--, m::r--, o::r--)
+    o.op(kOpSetxattr).ino(1).xname(6).u8(0xf0).u8(1).u8(6).u8(0).u8(1).u8(4).u8(1).u8(1).u8(4).u8(0);
+    o.u8(0).u8(1).u8(4).u8(0).u8(1).u8(4).u8(0).xflags(0);
+    o.op(kOpListxattr).ino(1).op(kOpRemount).op(kOpListxattr).ino(1).op(kOpUnlink).ino(0).name(0);
+    seqs.emplace_back("xattr-tree", o);
   }
   for (auto& [name, o] : seqs) {
     for (uint8_t flags = 0; flags < 4; flags++) save(d, name + "-" + std::to_string(flags), std::string(1, static_cast<char>(flags)) + o.b);
