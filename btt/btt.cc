@@ -291,7 +291,7 @@ Status Btt::write_checksummed(uint32_t lane, const Loc& loc, const void* buf) {
 }
 
 uint32_t Btt::acquire_group_slot() {
-  std::unique_lock<std::mutex> lk(group_mu_);
+  util::MutexLock lk(group_mu_);
   for (;;) {
     for (uint32_t g = 0; g < group_free_.size(); g++) {
       if (group_free_[g]) {
@@ -299,13 +299,13 @@ uint32_t Btt::acquire_group_slot() {
         return g;
       }
     }
-    group_cv_.wait(lk);
+    group_cv_.wait(lk.native());
   }
 }
 
 void Btt::release_group_slot(uint32_t g) {
   {
-    std::lock_guard<std::mutex> lk(group_mu_);
+    util::MutexLock lk(group_mu_);
     group_free_[g] = true;
   }
   group_cv_.notify_one();

@@ -26,6 +26,7 @@
 #include "btt/layout.h"
 #include "dax/media.h"
 #include "dax/status.h"
+#include "util/mutex.h"
 
 namespace untorn::btt {
 
@@ -111,6 +112,17 @@ class Btt;
 // LBAs' map locks are held, but nothing is visible yet. Btt::commit_group()
 // makes it visible atomically; destroying an uncommitted ticket aborts it
 // (the data blocks simply stay free). A ticket belongs to one thread.
+//
+// The rule for the thread holding a live ticket: it holds the map locks of
+// its LBAs' map cache lines, and those are hashed (any LBA may share one),
+// so until commit_group() or the ticket's destruction it may call only
+// read(), dax_block(lba, DaxIntent::kRead), record(), the const accessors
+// and media() (to write its own data). write(), write_group(),
+// prepare_group(), set_zero/set_error/clear_error() and dax_block() for
+// writing may self-deadlock (CsumMetaStore::commit resolves its dax
+// blocks before preparing for this reason). Other threads are not
+// restricted: they wait for the locks. apply_group_record() and check()
+// are for recovery and fsck, with no I/O running and no ticket held.
 class GroupTicket {
  public:
   GroupTicket() = default;
@@ -240,8 +252,8 @@ class Btt {
   Status write_uefi(uint32_t lane, const Loc& loc, const void* buf);
   Status write_checksummed(uint32_t lane, const Loc& loc, const void* buf);
 
-  uint32_t acquire_group_slot();
-  void release_group_slot(uint32_t g);
+  uint32_t acquire_group_slot() EXCLUDES(group_mu_);
+  void release_group_slot(uint32_t g) EXCLUDES(group_mu_);
   Status check_group(std::span<const BlockWrite> writes) const;
   Status prepare_locked(uint32_t g, std::span<const BlockWrite> writes);
   void commit_locked(uint32_t g);
@@ -269,9 +281,9 @@ class Btt {
   };
   std::unique_ptr<PaddedMutex[]> map_locks_;
   std::vector<std::unique_ptr<GroupSlot>> groups_;
-  std::mutex group_mu_;  // protects group_free_
-  std::condition_variable group_cv_;
-  std::vector<bool> group_free_;
+  util::Mutex group_mu_;
+  std::condition_variable group_cv_;  // signalled when a group slot is freed
+  std::vector<bool> group_free_ GUARDED_BY(group_mu_);
   std::atomic<uint64_t> next_txid_{1};
 
   friend class LaneGuard;

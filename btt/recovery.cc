@@ -218,6 +218,7 @@ Status Btt::check_group_log_header() const {
 Status Btt::load_group_log() {
   RETURN_IF_ERROR(check_group_log_header());
   groups_.clear();
+  util::MutexLock lk(group_mu_);  // not shared yet: for the analysis
   group_free_.assign(params_.group_slots, true);
   for (uint32_t g = 0; g < params_.group_slots; g++) {
     auto s = std::make_unique<GroupSlot>();

@@ -1,51 +1,30 @@
-// Module map: size parsing/printing, the pool lock (flock on the pool's
-// open file, inherited by the daemon across fork) and the lookup of the
-// processes holding a pool (/proc/*/fd, /proc/self/mountinfo), logging.
+// Module map: size printing, the pool lock (flock on the pool's open file,
+// inherited by the daemon across fork) with a bounded wait for a daemon
+// that is finishing its unmount, the lookup of the processes holding a pool
+// (cli/mounts.h), logging.
 #include "cli/common.h"
 
-#include <dirent.h>
 #include <fcntl.h>
+#include <fmt/core.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
-#include <cctype>
-#include <cmath>
-#include <fstream>
-#include <sstream>
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+
+#include "cli/mounts.h"
 
 #include "direct/protocol.h"
 
 namespace untorn::cli {
-
-std::optional<uint64_t> parse_size(const std::string& s) {
-  if (s.empty() || s.find_first_of("xX") != std::string::npos) return std::nullopt;  // no hex floats
-  size_t pos = 0;
-  double v;
-  try {
-    v = std::stod(s, &pos);
-  } catch (...) {
-    return std::nullopt;
-  }
-  if (!std::isfinite(v) || v < 0 || pos == 0 || !std::isdigit(static_cast<unsigned char>(s[0]))) return std::nullopt;
-  std::string suf = s.substr(pos);
-  if (!suf.empty() && (suf.back() == 'B' || suf.back() == 'b')) suf.pop_back();
-  if (suf.size() == 2 && (suf[1] == 'i' || suf[1] == 'I')) suf.pop_back();
-  uint64_t mult = 1;
-  if (suf.empty()) mult = 1;
-  else if (suf == "K" || suf == "k") mult = 1ull << 10;
-  else if (suf == "M" || suf == "m") mult = 1ull << 20;
-  else if (suf == "G" || suf == "g") mult = 1ull << 30;
-  else if (suf == "T" || suf == "t") mult = 1ull << 40;
-  else return std::nullopt;
-  const double bytes = std::floor(v * static_cast<double>(mult));
-  if (bytes > 1.8e19) return std::nullopt;
-  return static_cast<uint64_t>(bytes);
-}
 
 std::string human_size(uint64_t b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
@@ -55,83 +34,64 @@ std::string human_size(uint64_t b) {
     v /= 1024;
     u++;
   }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-  return buf;
+  return u == 0 ? fmt::format("{:.0f} {}", v, units[u]) : fmt::format("{:.1f} {}", v, units[u]);
+}
+
+std::optional<uint64_t> parse_size(const std::string& s) {
+  std::string v = s;
+  const std::string err = CLI::AsSizeValue(false)(v);
+  if (!err.empty() || v.empty()) return std::nullopt;
+  try {
+    size_t pos = 0;
+    const unsigned long long n = std::stoull(v, &pos);
+    if (pos != v.size()) return std::nullopt;
+    return n;
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+std::string holders_of(const std::string& path) {
+  std::string out = describe(processes_with_open(path), false);
+  std::string where;
+  for (const auto& m : mounts_of_pool(path)) where += (where.empty() ? "" : ", ") + m.target;
+  if (!where.empty()) out += (out.empty() ? "" : ", ") + std::string("mounted on ") + where;
+  return out;
 }
 
 namespace {
 
-std::string cmdline_of(const std::string& pid) {
-  std::ifstream f("/proc/" + pid + "/cmdline");
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  for (char& c : s)
-    if (c == '\0') c = ' ';
-  while (!s.empty() && s.back() == ' ') s.pop_back();
-  return s;
+// Tries to lock fd; while it is held by someone who has no mount of the pool
+// (a daemon finishing its unmount), retries for up to kLockWaitMs.
+bool lock_waiting(int fd, const std::string& pool) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kLockWaitMs);
+  for (;;) {
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return true;
+    if (errno != EWOULDBLOCK) return false;
+    if (!mounts_of_pool(pool).empty() || std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
-// Mount points whose source is "untorn:<path>" (our fsname).
-std::string mountpoints_of(const std::string& real) {
-  std::ifstream f("/proc/self/mountinfo");
-  std::string line, out;
-  while (std::getline(f, line)) {
-    const size_t dash = line.find(" - ");
-    if (dash == std::string::npos) continue;
-    std::istringstream tail(line.substr(dash + 3));
-    std::string type, source;
-    tail >> type >> source;
-    if (type != "fuse.untorn" || source != "untorn:" + real) continue;
-    std::istringstream head(line);
-    std::string id, parent, devno, root, mnt;
-    head >> id >> parent >> devno >> root >> mnt;
-    out += (out.empty() ? "" : ", ") + mnt;
-  }
-  return out;
+Status busy(const std::string& pool) {
+  const std::string who = holders_of(pool);
+  return Status(Code::kBusy, "pool '" + pool + "' is in use" + (who.empty() ? "" : " by " + who));
 }
 
 }  // namespace
 
-std::string holders_of(const std::string& path) {
-  struct stat target {};
-  if (::stat(path.c_str(), &target) != 0) return "";
-  std::string out;
-  DIR* proc = ::opendir("/proc");
-  if (proc == nullptr) return "";
-  const std::string self = std::to_string(::getpid());
-  while (dirent* p = ::readdir(proc)) {
-    if (p->d_name[0] < '0' || p->d_name[0] > '9' || self == p->d_name) continue;
-    const std::string fddir = std::string("/proc/") + p->d_name + "/fd";
-    DIR* fds = ::opendir(fddir.c_str());
-    if (fds == nullptr) continue;
-    bool found = false;
-    while (dirent* f = ::readdir(fds)) {
-      struct stat st {};
-      if (::stat((fddir + "/" + f->d_name).c_str(), &st) == 0 && st.st_dev == target.st_dev &&
-          st.st_ino == target.st_ino) {
-        found = true;
-        break;
-      }
-    }
-    ::closedir(fds);
-    if (found) out += (out.empty() ? "" : "; ") + std::string("pid ") + p->d_name + " (" + cmdline_of(p->d_name) + ")";
-  }
-  ::closedir(proc);
-  char real[PATH_MAX];
-  if (::realpath(path.c_str(), real) != nullptr) {
-    const std::string m = mountpoints_of(real);
-    if (!m.empty()) out += ", mounted on " + m;
-  }
-  return out;
+Status check_not_in_use(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::ok();  // nothing there to hold (mkfs reports open errors itself)
+  const bool locked = lock_waiting(fd, path);
+  ::close(fd);  // releases the probe lock
+  return locked ? Status::ok() : busy(path);
 }
 
 Result<std::unique_ptr<dax::Pmem2Media>> open_locked(const std::string& pool) {
   auto m = dax::Pmem2Media::open(pool);
   if (!m.is_ok()) return m.status();
-  if (::flock((*m)->fd(), LOCK_EX | LOCK_NB) != 0) {
-    std::string who = holders_of(pool);
-    return Status(Code::kBusy, "pool '" + pool + "' is in use" + (who.empty() ? "" : " by " + who));
-  }
+  if (!lock_waiting((*m)->fd(), pool)) return busy(pool);
   // Direct-access clients of a daemon that is gone may still map the pool
   // with leases (direct/protocol.h): they hold a read lock on its first byte
   // until they have stopped. A mount waits a little for them, then refuses.
@@ -149,6 +109,12 @@ Result<std::unique_ptr<dax::Pmem2Media>> open_locked(const std::string& pool) {
                              "daemon that ended: end them (" + holders_of(pool) + ") and mount again");
 }
 
+std::string usage_message(const CLI::App* app, const CLI::Error& e) {
+  std::string cmd = app->get_name();
+  for (const CLI::App* s : app->get_subcommands()) cmd += " " + s->get_name();
+  return cmd + ": " + e.what() + "\nRun '" + cmd + " --help' for usage.\n";
+}
+
 void print_error(const std::string& cmd, const Status& st) {
   std::fprintf(stderr, "untorn %s: %s\n", cmd.c_str(), st.message().c_str());
 }
@@ -162,6 +128,26 @@ void setup_logging(const std::string& level, const std::string& file, bool syslo
   logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
+}
+
+// True when something listens on syslog's socket.
+bool syslog_available() {
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", "/dev/log");
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+std::string background_log_file() {
+  if (syslog_available()) return "";
+  if (::geteuid() == 0) return "/var/log/untorn.log";
+  if (const char* state = std::getenv("XDG_STATE_HOME"); state && *state) return std::string(state) + "/untorn/untorn.log";
+  if (const char* home = std::getenv("HOME"); home && *home) return std::string(home) + "/.local/state/untorn/untorn.log";
+  return "";  // nowhere better: syslog (the mount warns)
 }
 
 }  // namespace untorn::cli

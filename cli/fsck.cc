@@ -68,7 +68,7 @@ int check_before_mount(const std::string& pool, const dax::Media& media) {
   const fs::PoolProbe p = fs::FileSystem::probe(media);
   if (!p.untorn) {
     std::printf("%s: not an untorn pool (no untorn superblock at its start or end); nothing to check\n", pool.c_str());
-    return 8;
+    return kFsckOperational;
   }
   if (p.formatted_size != 0 && p.formatted_size != p.media_size) {
     std::printf("%s: the pool is %llu bytes but was formatted with %llu bytes: it was %s.\n"
@@ -78,14 +78,16 @@ int check_before_mount(const std::string& pool, const dax::Media& media) {
                 static_cast<unsigned long long>(p.formatted_size),
                 p.media_size < p.formatted_size ? "truncated" : "extended",
                 static_cast<unsigned long long>(p.formatted_size), pool.c_str());
-    return 8;
+    return kFsckOperational;
   }
   return -1;
 }
 
+}  // namespace
+
 int run_fsck(const std::string& pool, bool repair) {
   auto media = open_locked(pool);
-  if (!media.is_ok()) return print_error("fsck", media.status()), 8;
+  if (!media.is_ok()) return print_error("fsck", media.status()), kFsckOperational;
   if (int rc = check_before_mount(pool, **media); rc >= 0) return rc;
   fs::MountOptions o;
   o.repair = repair;
@@ -99,7 +101,7 @@ int run_fsck(const std::string& pool, bool repair) {
     else
       std::printf("fsck cannot repair this damage (no intact copy to restore it from). Restore the pool from a\n"
                   "backup, or make a new one with 'untorn mkfs --force' (its contents are lost).\n");
-    return 4;
+    return kFsckUncorrected;
   }
   const bool tty = ::isatty(2);
   auto progress = [tty](uint64_t done, uint64_t total) {
@@ -126,12 +128,10 @@ int run_fsck(const std::string& pool, bool repair) {
     } else {
       explain_unrepairable();
     }
-    return 4;
+    return kFsckUncorrected;
   }
-  return r.repaired.empty() && !recovered ? 0 : 1;
+  return r.repaired.empty() && !recovered ? kFsckClean : kFsckCorrected;
 }
-
-}  // namespace
 
 void add_fsck(CLI::App& app, int* rc) {
   auto pool = std::make_shared<std::string>();
@@ -139,7 +139,10 @@ void add_fsck(CLI::App& app, int* rc) {
   CLI::App* c = app.add_subcommand("fsck", "Check a pool (not mounted): BTT, reachability, link counts, block ownership");
   c->add_option("pool", *pool, "Pool file or DAX device")->required();
   c->add_flag("-r,--repair", *repair, "Repair what can be repaired (damaged copies, counts, bitmaps)");
-  c->footer("Exit codes: 0 clean, 1 errors corrected, 4 errors left, 8 operational error");
+  c->footer("fsck -t untorn (fsck.untorn) takes e2fsck's -n, -p/-a and -y instead of --repair.\n\n"
+            "Exit status:\n"
+            "  as e2fsck: 0 clean, 1 errors corrected, 4 errors left uncorrected, 8 operational\n"
+            "  error (missing, not a pool, in use), 16 usage error.");
   c->callback([pool, repair, rc] { *rc = run_fsck(*pool, *repair); });
 }
 

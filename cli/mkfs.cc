@@ -3,8 +3,10 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cstring>
 #include <optional>
 
@@ -17,7 +19,8 @@ namespace {
 
 struct MkfsArgs {
   std::string pool;
-  std::string size;
+  uint64_t size = 0;  // --size, parsed by CLI::AsSizeValue
+  bool size_given = false;
   bool force = false;
   std::string inodes;
   std::string default_mode = "dax";
@@ -26,18 +29,29 @@ struct MkfsArgs {
   bool btt_compat = false;
 };
 
+// A device DAX character device (/dev/daxN.M): its sysfs subsystem is "dax".
+bool is_dax_device(const struct stat& st) {
+  if (!S_ISCHR(st.st_mode)) return false;
+  const std::string link = "/sys/dev/char/" + std::to_string(major(st.st_rdev)) + ":" +
+                           std::to_string(minor(st.st_rdev)) + "/subsystem";
+  char buf[PATH_MAX];
+  const ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
+  if (n <= 0) return false;
+  const std::string target(buf, static_cast<size_t>(n));
+  return target.substr(target.rfind('/') + 1) == "dax";
+}
+
 // Refuses to overwrite anything that holds data unless --force.
 Status check_target(const MkfsArgs& a, bool* exists, bool* is_device, uint64_t* cur_size) {
   struct stat st {};
   *exists = ::stat(a.pool.c_str(), &st) == 0;
-  *is_device = *exists && S_ISCHR(st.st_mode);
+  *is_device = *exists && is_dax_device(st);
   *cur_size = *exists && S_ISREG(st.st_mode) ? static_cast<uint64_t>(st.st_size) : 0;
   if (!*exists) return Status::ok();
   if (S_ISDIR(st.st_mode)) return InvalidArgument("'" + a.pool + "' is a directory");
-  if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode))
-    return InvalidArgument("'" + a.pool + "' is neither a regular file nor a DAX device");
-  const std::string who = holders_of(a.pool);
-  if (!who.empty()) return Status(Code::kBusy, "'" + a.pool + "' is in use by " + who);
+  if (!S_ISREG(st.st_mode) && !*is_device)
+    return InvalidArgument("'" + a.pool + "' is not a regular file or DAX device");
+  RETURN_IF_ERROR(check_not_in_use(a.pool));
   if (a.force) return Status::ok();
   int fd = ::open(a.pool.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status(Code::kPermission, "cannot open '" + a.pool + "': " + std::strerror(errno));
@@ -105,60 +119,72 @@ int run_mkfs(const MkfsArgs& a) {
   o.meta = a.metadata == "csum" ? fs::MetaMode::kCsum : fs::MetaMode::kBtt;
   o.label = a.label;
   if (a.btt_compat) o.btt.lane_slots = 1;  // UEFI 2.7 flog: two fences per single-block write
+  if (a.size_given && a.size == 0)
+    return print_error("mkfs", InvalidArgument("the size must be positive (examples: 512M, 4G, 1T)")), kExitUsage;
+  if (a.size_given && a.size > fs::FileSystem::kMaxPoolSize)
+    return print_error("mkfs", InvalidArgument("bad size " + std::to_string(a.size) + ": from " +
+                                               human_size(fs::FileSystem::min_pool_size(o)) + " to " +
+                                               human_size(fs::FileSystem::kMaxPoolSize) + " (examples: 512M, 4G, 1T)")),
+           kExitUsage;
   bool exists, is_device;
   uint64_t cur_size;
   Status st = check_target(a, &exists, &is_device, &cur_size);
-  if (!st.is_ok()) return print_error("mkfs", st), 1;
-  uint64_t size = cur_size;
-  if (!a.size.empty()) {
-    auto s = parse_size(a.size);
-    if (!s || *s > fs::FileSystem::kMaxPoolSize)
-      return print_error("mkfs", InvalidArgument("bad size '" + a.size + "': from " +
-                                                 human_size(fs::FileSystem::min_pool_size(o)) + " to " +
-                                                 human_size(fs::FileSystem::kMaxPoolSize) + " (examples: 512M, 4G, 1T)")), 1;
-    size = *s;
-  }
+  if (!st.is_ok()) return print_error("mkfs", st), kExitFailure;
+  uint64_t size = a.size_given ? a.size : cur_size;
   // A device is opened (not changed) to learn its size; a file is not touched yet.
   std::unique_ptr<dax::Pmem2Media> dev;
   if (is_device) {
     auto m = dax::Pmem2Media::open(a.pool);
-    if (!m.is_ok()) return print_error("mkfs", m.status()), 1;
+    if (!m.is_ok()) return print_error("mkfs", m.status()), kExitFailure;
     dev = std::move(*m);
     size = dev->size();
   }
+  // A bad argument (or one that does not fit the pool) is a usage error.
   st = check_args(a, is_device, size, &o);
-  if (st.is_ok() && !is_device) st = check_space(a.pool, size, cur_size);
-  if (!st.is_ok()) return print_error("mkfs", st), 1;
+  if (!st.is_ok()) return print_error("mkfs", st), kExitUsage;
+  if (!is_device) st = check_space(a.pool, size, cur_size);
+  if (!st.is_ok()) return print_error("mkfs", st), kExitFailure;
   auto media = is_device ? Result<std::unique_ptr<dax::Pmem2Media>>(std::move(dev)) : dax::Pmem2Media::create(a.pool, size);
   if (!media.is_ok()) {
     if (!exists) ::unlink(a.pool.c_str());
-    return print_error("mkfs", media.status()), 1;
+    return print_error("mkfs", media.status()), kExitFailure;
   }
   if (::flock((*media)->fd(), LOCK_EX | LOCK_NB) != 0)
-    return print_error("mkfs", Status(Code::kBusy, "'" + a.pool + "' is in use")), 1;
+    return print_error("mkfs", Status(Code::kBusy, "'" + a.pool + "' is in use")), kExitFailure;
   st = fs::FileSystem::mkfs(**media, o);
   if (!st.is_ok()) {
     if (!exists) ::unlink(a.pool.c_str());
-    return print_error("mkfs", st), 1;
+    return print_error("mkfs", st), kExitFailure;
   }
   auto sb = fs::FileSystem::read_superblock(**media);
-  if (!sb.is_ok()) return print_error("mkfs", sb.status()), 1;
+  if (!sb.is_ok()) return print_error("mkfs", sb.status()), kExitFailure;
   std::printf("untorn: formatted '%s': %s, %llu blocks of 4 KiB, %llu inodes\n", a.pool.c_str(),
               human_size((*media)->size()).c_str(), static_cast<unsigned long long>(sb->nblocks),
               static_cast<unsigned long long>(sb->ninodes));
   std::printf("        metadata %s, default file mode %s, media granularity %s, BTT flog %s\n", a.metadata.c_str(),
               a.default_mode.c_str(), dax::granularity_name((*media)->granularity()),
               a.btt_compat ? "UEFI 2.7 (--btt-compat)" : "checksummed");
-  return 0;
+  return kExitOk;
 }
 
 }  // namespace
 
-void add_mkfs(CLI::App& app, int* rc) {
+void setup_mkfs(CLI::App* c, int* rc) {
   auto args = std::make_shared<MkfsArgs>();
-  CLI::App* c = app.add_subcommand("mkfs", "Create a pool file (or format a DAX device) with a new file system");
   c->add_option("pool", args->pool, "Pool file to create, or /dev/daxN.M device")->required();
-  c->add_option("-s,--size", args->size, "Pool size for a file, with suffix K/M/G/T (e.g. 4G)");
+  c->add_option_function<uint64_t>(
+       "-s,--size",
+       [args](uint64_t v) {
+         args->size = v;
+         args->size_given = true;
+       },
+       "Pool size for a file: bytes, or with a suffix K, M, G, T (powers of 1024; e.g. 4G)")
+      ->transform(CLI::AsSizeValue(false).description(""))
+      // transform() validators run last added first: this one before the unit parse.
+      ->transform(CLI::Validator(
+          [](std::string& v) { return !v.empty() && v[0] == '-' ? std::string("the size must be positive") : ""; },
+          "", "positive"))
+      ->type_name("SIZE");
   c->add_flag("-f,--force", args->force, "Overwrite an existing pool or non-empty file");
   c->add_option("--inodes", args->inodes, "Number of inodes, 16 to what the pool holds (default: one per 16 KiB)");
   c->add_option("--default-mode", args->default_mode, "Data mode of new files: dax or atomic")
@@ -169,8 +195,19 @@ void add_mkfs(CLI::App& app, int* rc) {
   c->add_flag("--btt-compat", args->btt_compat,
               "BTT flog exactly as UEFI 2.7 / Linux (two fences per block write) instead of "
               "untorn's checksummed flog (one fence)");
-  c->footer("Example: untorn mkfs /dev/shm/pool --size 1G");
+  c->footer("Examples:\n"
+            "  untorn mkfs /dev/shm/pool --size 1G\n"
+            "      a 1 GiB pool file\n"
+            "  untorn mkfs /dev/dax0.0 --metadata csum --default-mode atomic\n"
+            "      a device DAX namespace, checksummed metadata, new files atomic\n\n"
+            "Exit status:\n"
+            "  0 formatted, 1 failed (the target is left as it was), 2 usage error (a bad or\n"
+            "  out-of-range argument).");
   c->callback([args, rc] { *rc = run_mkfs(*args); });
+}
+
+void add_mkfs(CLI::App& app, int* rc) {
+  setup_mkfs(app.add_subcommand("mkfs", "Create a pool file (or format a DAX device) with a new file system"), rc);
 }
 
 }  // namespace untorn::cli

@@ -119,9 +119,17 @@ int set(const std::string& path, const std::string& mode, bool recursive) {
 int run_mode(const ModeArgs& a) {
   std::vector<std::string> paths = a.args;
   std::string mode;
+  struct stat st {};
   if (paths.size() >= 2 && (paths.back() == "dax" || paths.back() == "atomic")) {
     mode = paths.back();
     paths.pop_back();
+  } else if (paths.size() >= 2 && ::lstat(paths.back().c_str(), &st) != 0) {
+    // PATH... MODE with a MODE that is neither a mode nor a file.
+    std::fprintf(stderr, "untorn mode: invalid mode '%s' (the modes are dax and atomic)\n", paths.back().c_str());
+    return kExitUsage;
+  } else if (a.recursive) {
+    std::fprintf(stderr, "untorn mode: -R needs a mode (dax or atomic) after the paths\n");
+    return kExitUsage;
   }
   int rc = 0;
   for (const auto& p : paths) rc |= mode.empty() ? show(p) : set(p, mode, a.recursive);

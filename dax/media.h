@@ -12,6 +12,15 @@
 //   - Reads (ptr/read/load*) see the latest stores (the CPU cache view).
 // Threading: all methods may be called concurrently; callers serialize
 // conflicting writes to the same bytes themselves.
+// Errors: none are returned. A real media (Pmem2Media, CountingMedia over
+// one) never throws: a bad page is a SIGBUS that dax/fault.h turns into
+// faults(). Test media throw to cut the power in the middle of a store
+// (SimMedia: SimCrash once fail_after(n) runs out); the layers above
+// (Btt, MetaStore, FileSystem) are not exception-safe against that: after
+// such a throw they are abandoned, only their destructors run (the dead
+// media drops their stores), and the test opens new ones on the image.
+// Lifetime: the Media outlives every Btt, MetaStore and FileSystem opened
+// on it; they keep a reference and never own it.
 // Nobody outside dax/ (and tests/support) calls clflush, sfence or msync.
 #pragma once
 

@@ -5,6 +5,11 @@
 // every store. PMEM2_FORCE_GRANULARITY is honoured by libpmem2 itself; on a
 // DRAM-backed file without it the granularity is kPage and every flush is
 // an msync (correct, but slow): granularity() reports which one is in use.
+// Side effect: opening a pool on tmpfs without PMEM2_FORCE_GRANULARITY in
+// the environment sets it to CACHE_LINE for the whole process (setenv; a
+// value the user set is kept), so every later mapping of the process uses
+// cache-line flushes too. setenv races with getenv in other threads: open
+// pools before starting threads that read the environment.
 // Ownership: owns the fd and the mapping; both are released by the dtor.
 #pragma once
 

@@ -26,7 +26,7 @@ const char* code_name(Code c) {
     case Code::kNoMemory: return "Out of memory";
     case Code::kAccessDenied: return "Access denied";
     case Code::kStale: return "Stale file handle";
-    case Code::kReadOnly: return "Read-only (pool failed)";
+    case Code::kReadOnly: return "Read-only file system";
   }
   return "Unknown";
 }

@@ -38,7 +38,7 @@ enum class Code : unsigned char {
   kNoMemory,         // an allocation failed (ENOMEM)
   kAccessDenied,     // not permitted for this object (EACCES)
   kStale,            // a file handle names an inode that is gone (ESTALE)
-  kReadOnly,         // the pool failed (a media fault): no more changes (EROFS)
+  kReadOnly,         // no more changes (EROFS): mounted or remounted read-only, or the pool failed
 };
 
 const char* code_name(Code c);

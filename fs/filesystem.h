@@ -6,12 +6,34 @@
 // non-temporal stores and fenced before the metadata that links it;
 // data of atomic files goes into the same atomic group as the metadata.
 //
-// Threading and locks (lock order top to bottom):
-//   InodeRef::io      per inode; data reads shared, data writes/truncate exclusive
-//   meta_mu_          shared for read-only metadata access, exclusive for commits
-//   refs_mu_          the in-memory inode reference table
+// Threading and locks (lock order top to bottom; util/mutex.h, checked by
+// clang -Wthread-safety where the lock can be named):
+//   InodeRef::io      per inode; data reads shared, data writes/truncate
+//                     exclusive. A helper named *_locked runs with the
+//                     inode's io lock held exclusively (the only meaning of
+//                     the suffix; a per-inode lock cannot be named in an
+//                     attribute, so this one is a convention).
+//   meta_mu_          shared for read-only metadata access, exclusive for
+//                     commits: the store, both allocators, data_goal_;
+//                     meta_goal_ is set by load() and constant after
+//   refs_mu_          the in-memory inode reference table (refs_) and the
+//                     lookup/open counts of its entries
+// Public methods take the locks they need themselves: call none of them
+// while holding one (a commit under meta_mu_ self-deadlocks).
 // Errors: Status codes map to errno in fs/fuse only. A damaged pool is
 // kCorruption naming the structure; the pool is never silently changed.
+// Failure and rollback: an operation that fails (an error Status, or
+// std::bad_alloc, which any method may throw; fs/fuse answers ENOMEM)
+// leaves the pool and the in-memory state as they were before its
+// current commit: its Txn aborts, blocks and inodes it allocated return
+// to the allocators, frees apply only after a commit succeeded, and the
+// inode reference table is unchanged (tests/fs_alloc_fault_test.cc fails
+// every allocation in turn). Operations made of several commits stop
+// between two of them, each a consistent state: a write of more than
+// atomic_unit_bytes() is short, a truncate has its new size from the first
+// commit on, a failed preallocation unmaps what its earlier commits mapped,
+// an unlinked inode whose freeing fails stays on the orphan list (logged;
+// freed at the next mount).
 #pragma once
 
 #include <sys/types.h>
@@ -36,6 +58,7 @@
 #include "fs/allocator.h"
 #include "fs/layout.h"
 #include "fs/meta_store.h"
+#include "util/mutex.h"
 
 namespace untorn::fs {
 
@@ -278,6 +301,12 @@ class FileSystem {
   FsckReport fsck(bool repair, const std::function<void(uint64_t, uint64_t)>& progress = nullptr);
   FsInfo info();
   const Superblock& superblock() const { return sb_; }
+  // Read-only mode (mount -o ro, mount -o remount,ro): from the next
+  // operation on, every change fails with kReadOnly before it stores
+  // anything in the pool; inodes unlinked while open stay on the orphan list
+  // (freed at the next mount). Thread-safe.
+  void set_read_only(bool ro) { read_only_.store(ro); }
+  bool read_only() const { return read_only_.load(); }
   // Largest write() that is all-or-nothing on an atomic file: one commit
   // of file data, minus a block for a request that starts unaligned.
   uint64_t atomic_unit_bytes() const { return (request_blocks() - 1) * kBlockSize; }
@@ -306,11 +335,12 @@ class FileSystem {
                                                        MountReport* report);
   Status free_orphans(MountReport* report);
 
-  std::shared_ptr<InodeRef> ref(uint64_t ino);
-  std::shared_ptr<InodeRef> ref_locked(uint64_t ino);  // holds refs_mu_
-  Status release_inode_if_unused(uint64_t ino);
-  void reap_unlinked(uint64_t ino) noexcept;
-  Status destroy_inode(uint64_t ino);
+  // The table's entry for ino, added if missing.
+  std::shared_ptr<InodeRef> ref(uint64_t ino) EXCLUDES(refs_mu_);
+  std::shared_ptr<InodeRef> insert_ref(uint64_t ino) REQUIRES(refs_mu_);
+  Status release_inode_if_unused(uint64_t ino) EXCLUDES(meta_mu_, refs_mu_);
+  void reap_unlinked(uint64_t ino) noexcept EXCLUDES(meta_mu_, refs_mu_);
+  Status destroy_inode(uint64_t ino) EXCLUDES(meta_mu_);
 
   // helpers implemented in fs_namespace.cc / fs_data.cc
   Result<Attr> make_node(uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
@@ -331,6 +361,9 @@ class FileSystem {
   uint64_t request_blocks() const;
   Result<DaxMap> dax_map_locked(uint64_t ino, size_t max_runs);  // io lock held
   Status map_change(uint64_t ino, MapChange why) { return map_hook_ ? map_hook_(ino, why) : Status::ok(); }
+  Status check_writable() const {
+    return read_only() ? Status(Code::kReadOnly, "the file system is mounted read-only") : Status::ok();
+  }
   std::unique_ptr<MetaStore> fail_stop(std::unique_ptr<MetaStore> inner) const;
   void remember_identity();
   void check_backup_superblock(bool repair, FsckReport* r);
@@ -341,12 +374,15 @@ class FileSystem {
   std::unique_ptr<MetaStore> store_;
   std::unique_ptr<Allocator> blocks_;
   std::unique_ptr<Allocator> inodes_;
-  std::shared_mutex meta_mu_;
-  std::mutex refs_mu_;
-  std::unordered_map<uint64_t, std::shared_ptr<InodeRef>> refs_;
+  util::SharedMutex meta_mu_;
+  util::Mutex refs_mu_ ACQUIRED_AFTER(meta_mu_);
+  std::unordered_map<uint64_t, std::shared_ptr<InodeRef>> refs_ GUARDED_BY(refs_mu_);
+  // data_goal_ becomes GUARDED_BY(meta_mu_) once write_locked locks with
+  // util::WriterLock (left as it is while other branches change it).
   uint64_t data_goal_ = 0;  // next-fit cursor for new files' data
   uint64_t meta_goal_ = 0;  // cursor for metadata blocks
   MapHook map_hook_;        // set before serving, read-only afterwards
+  std::atomic<bool> read_only_{false};
   uint64_t identity_[8] = {};               // check_pool's words, read at mount
   std::atomic<bool> changed_{false};        // the pool changed under the mount
   std::atomic<uint64_t> fault_reported_{0};  // media faults logged so far

@@ -32,7 +32,7 @@ Result<acl::Acl> stored_acl(std::string_view value, uint64_t ino, std::string_vi
 Status FileSystem::set_acl(uint64_t ino, std::string_view name, std::string_view value, int flags) {
   ASSIGN_OR_RETURN(acl::Acl a, acl::parse(value));
   const bool access = name == acl::kAccessName;
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  util::WriterLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   if (S_ISLNK(in->mode)) return NotSupported("symbolic links have no ACLs");

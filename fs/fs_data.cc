@@ -34,7 +34,7 @@ alignas(4096) const std::byte kZeroPage[65536] = {};
 Status FileSystem::open(uint64_t ino, bool o_trunc) {
   std::shared_ptr<InodeRef> r = ref(ino);
   {
-    std::lock_guard<std::mutex> lk(refs_mu_);
+    util::MutexLock lk(refs_mu_);
     r->opens++;
   }
   if (!o_trunc) return Status::ok();
@@ -50,7 +50,7 @@ Status FileSystem::open(uint64_t ino, bool o_trunc) {
 
 Status FileSystem::fsync(uint64_t ino) {
   // Every operation is durable when it returns; fsync is only a fence.
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  util::ReaderLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   (void)in;
@@ -170,6 +170,8 @@ Result<size_t> FileSystem::write(uint64_t ino, uint64_t off, const void* buf, si
 
 Result<size_t> FileSystem::write_locked(uint64_t ino, uint64_t off, const void* buf, size_t n,
                                         bool append) {
+  // Before any in-place store (dax data is written ahead of its commit).
+  RETURN_IF_ERROR(check_writable());
   std::unique_lock<std::shared_mutex> lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
@@ -225,7 +227,7 @@ Result<size_t> FileSystem::write_locked(uint64_t ino, uint64_t off, const void* 
 Status FileSystem::read(uint64_t ino, uint64_t off, size_t n, const ReadFn& fn) {
   std::shared_ptr<InodeRef> r = ref(ino);
   std::shared_lock<std::shared_mutex> io(r->io);
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  util::ReaderLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   if (is_dir(in->mode)) return Status(Code::kIsDir, "read of a directory");
@@ -271,10 +273,11 @@ Status FileSystem::read(uint64_t ino, uint64_t off, size_t n, const ReadFn& fn) 
 // atomic group (the new size is committed by the first).
 Status FileSystem::truncate_locked(uint64_t ino, uint64_t size) {
   if (size > kMaxFileSize) return Status(Code::kTooLarge, "size beyond the maximum file size");
+  RETURN_IF_ERROR(check_writable());  // before zeroing past EOF in place
   const size_t budget = store_->max_commit_blocks() - 32;
   bool first_round = true;
   for (;;) {
-    std::unique_lock<std::shared_mutex> lk(meta_mu_);
+    util::WriterLock lk(meta_mu_);
     Op op(*this);
     ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
     if (is_dir(in->mode)) return Status(Code::kIsDir, "truncate of a directory");
@@ -315,7 +318,7 @@ Status FileSystem::truncate_locked(uint64_t ino, uint64_t size) {
 // ------------------------------------------------------------------ lseek
 
 Result<uint64_t> FileSystem::lseek(uint64_t ino, uint64_t off, int whence) {
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  util::ReaderLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   if (off >= in->size) return Status(Code::kNoData, "offset at or beyond EOF");  // ENXIO

@@ -38,7 +38,7 @@ Status FileSystem::dax_map(uint64_t ino, size_t max_runs, const std::function<St
 }
 
 Result<DaxMap> FileSystem::dax_map_locked(uint64_t ino, size_t max_runs) {
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  util::ReaderLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   if (!is_reg(in->mode)) return InvalidArgument("direct access to a non-regular file");
@@ -71,17 +71,17 @@ Result<DaxMap> FileSystem::dax_map_locked(uint64_t ino, size_t max_runs) {
 }
 
 void FileSystem::pin_blocks(const std::vector<std::pair<uint64_t, uint64_t>>& lba_runs) {
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  util::WriterLock lk(meta_mu_);
   for (const auto& [lba, n] : lba_runs) blocks_->pin(lba, n);
 }
 
 void FileSystem::unpin_blocks(const std::vector<std::pair<uint64_t, uint64_t>>& lba_runs) {
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  util::WriterLock lk(meta_mu_);
   for (const auto& [lba, n] : lba_runs) blocks_->unpin(lba, n);
 }
 
 uint64_t FileSystem::quarantined_blocks() {
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  util::ReaderLock lk(meta_mu_);
   return blocks_->quarantined();
 }
 

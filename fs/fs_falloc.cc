@@ -30,7 +30,7 @@ Status check_regular(const Inode& in) {
 
 // Blocks in [fb, last] that are holes.
 Result<uint64_t> FileSystem::holes_in(uint64_t ino, uint64_t fb, uint64_t last) {
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  util::ReaderLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   RETURN_IF_ERROR(check_regular(*in));
@@ -52,7 +52,7 @@ Status FileSystem::unmap_runs(uint64_t ino, const std::vector<std::pair<uint64_t
   size_t i = 0;
   uint64_t fb = runs.empty() ? 0 : runs[0].first;
   while (i < runs.size()) {
-    std::unique_lock<std::shared_mutex> lk(meta_mu_);
+    util::WriterLock lk(meta_mu_);
     Op op(*this);
     ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
     BTree t = op.tree(ino, *in, NodeKind::kExtent);
@@ -75,7 +75,7 @@ Status FileSystem::preallocate_round(uint64_t ino, bool keep_size, bool first_ro
                                      uint64_t len, uint64_t* fb,
                                      std::vector<std::pair<uint64_t, uint64_t>>* runs) {
   const uint64_t last = block_of(off + len - 1);
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  util::WriterLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   RETURN_IF_ERROR(check_regular(*in));
@@ -150,7 +150,7 @@ Status FileSystem::punch_hole(uint64_t ino, uint64_t off, uint64_t len) {
   bool first_round = true;
   uint64_t fb = 0, end_full = 0;
   for (;;) {
-    std::unique_lock<std::shared_mutex> lk(meta_mu_);
+    util::WriterLock lk(meta_mu_);
     Op op(*this);
     ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
     RETURN_IF_ERROR(check_regular(*in));
@@ -198,6 +198,7 @@ Status FileSystem::zero_range(uint64_t ino, bool keep_size, uint64_t off, uint64
 Status FileSystem::fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len) {
   if (len == 0) return InvalidArgument("fallocate of zero bytes");
   if (off + len > kMaxFileSize || off + len < off) return Status(Code::kTooLarge, "beyond the maximum file size");
+  RETURN_IF_ERROR(check_writable());  // before zeroing or filling blocks in place
   std::shared_ptr<InodeRef> r = ref(ino);
   std::unique_lock<std::shared_mutex> io(r->io);
   RETURN_IF_ERROR(map_change(ino, MapChange::kFallocate));

@@ -134,7 +134,7 @@ void walk_dir(Walk& w, uint64_t ino, const Inode& dir, std::deque<uint64_t>* que
 
 FsckReport FileSystem::fsck(bool repair, const std::function<void(uint64_t, uint64_t)>& progress) {
   FsckReport r;
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  util::WriterLock lk(meta_mu_);
   check_backup_superblock(repair, &r);
   btt::CheckReport bc = btt_->check(repair);
   for (auto& e : bc.errors) r.errors.push_back("BTT: " + e);

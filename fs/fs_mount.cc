@@ -4,9 +4,9 @@
 #include <dirent.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
+#include <uuid/uuid.h>
 
 #include <cstring>
-#include <random>
 
 #include "dax/checksum.h"
 #include "fs/internal.h"
@@ -260,8 +260,7 @@ Status FileSystem::mkfs(dax::Media& media, const MkfsOptions& o) {
   RETURN_IF_ERROR(check_mkfs(media.size(), o));
   Superblock sb;
   RETURN_IF_ERROR(compute_geometry(media.size(), o, &sb));
-  std::random_device rd;
-  for (auto& b : sb.uuid) b = static_cast<uint8_t>(rd());
+  uuid_generate_random(sb.uuid);  // RFC 4122 version 4
   sb.mkfs_time = time(nullptr);
   std::memcpy(sb.label, o.label.data(), o.label.size());  // check_label: it fits, NUL-padded
   // Invalidate any old superblock first: a crash during mkfs leaves no
@@ -471,6 +470,11 @@ void FileSystem::Op::clear_inode(uint64_t ino) {
 }
 
 Status FileSystem::Op::commit() {
+  if (fs_.read_only()) {
+    bool dirty = txn.has_changes();
+    for (const Slot& s : slots_) dirty |= s.dirty;
+    if (dirty) return fs_.check_writable();
+  }
   const Superblock& sb = fs_.sb_;
   for (const Slot& s : slots_) {
     if (!s.dirty) continue;
@@ -517,7 +521,7 @@ BTree FileSystem::Op::tree(uint64_t ino, const Inode& in, NodeKind kind) {
 // ------------------------------------------------------ inode references
 
 // The table is unchanged if an allocation throws (no null entries).
-std::shared_ptr<FileSystem::InodeRef> FileSystem::ref_locked(uint64_t ino) {
+std::shared_ptr<FileSystem::InodeRef> FileSystem::insert_ref(uint64_t ino) {
   auto it = refs_.find(ino);
   if (it != refs_.end()) return it->second;
   auto r = std::make_shared<InodeRef>();
@@ -527,18 +531,18 @@ std::shared_ptr<FileSystem::InodeRef> FileSystem::ref_locked(uint64_t ino) {
 }
 
 std::shared_ptr<FileSystem::InodeRef> FileSystem::ref(uint64_t ino) {
-  std::lock_guard<std::mutex> lk(refs_mu_);
-  return ref_locked(ino);
+  util::MutexLock lk(refs_mu_);
+  return insert_ref(ino);
 }
 
 void FileSystem::add_lookup(uint64_t ino, uint64_t n) {
-  std::lock_guard<std::mutex> lk(refs_mu_);
-  ref_locked(ino)->lookups += n;
+  util::MutexLock lk(refs_mu_);
+  insert_ref(ino)->lookups += n;
 }
 
 void FileSystem::forget(uint64_t ino, uint64_t n) noexcept {
   {
-    std::lock_guard<std::mutex> lk(refs_mu_);
+    util::MutexLock lk(refs_mu_);
     auto it = refs_.find(ino);
     if (it == refs_.end()) return;
     it->second->lookups = it->second->lookups > n ? it->second->lookups - n : 0;
@@ -550,7 +554,7 @@ void FileSystem::forget(uint64_t ino, uint64_t n) noexcept {
 
 void FileSystem::release(uint64_t ino) noexcept {
   {
-    std::lock_guard<std::mutex> lk(refs_mu_);
+    util::MutexLock lk(refs_mu_);
     auto it = refs_.find(ino);
     if (it == refs_.end()) return;
     if (it->second->opens > 0) it->second->opens--;
@@ -563,14 +567,14 @@ void FileSystem::release(uint64_t ino) noexcept {
 // An inode with no links left is freed once nobody references it.
 Status FileSystem::release_inode_if_unused(uint64_t ino) {
   {
-    std::shared_lock<std::shared_mutex> lk(meta_mu_);
+    util::ReaderLock lk(meta_mu_);
     Op op(*this);
     Result<Inode*> in = op.inode(ino);
     if (!in.is_ok()) return in.code() == Code::kNotFound ? Status::ok() : in.status();
     if ((*in)->nlink > 0) return Status::ok();
   }
   {
-    std::lock_guard<std::mutex> lk(refs_mu_);
+    util::MutexLock lk(refs_mu_);
     auto it = refs_.find(ino);
     if (it != refs_.end() && (it->second->lookups > 0 || it->second->opens > 0)) return Status::ok();
   }
@@ -586,7 +590,7 @@ Status FileSystem::destroy_inode(uint64_t ino) {
   const size_t budget = store_->max_commit_blocks() - 32;
   constexpr uint64_t kAllBlocks = kMaxFileSize / kBlockSize;
   for (;;) {
-    std::unique_lock<std::shared_mutex> lk(meta_mu_);
+    util::WriterLock lk(meta_mu_);
     Op op(*this);
     Result<Inode*> r = op.inode(ino);
     if (!r.is_ok()) return r.code() == Code::kNotFound ? Status::ok() : r.status();
@@ -637,7 +641,7 @@ Status FileSystem::free_orphans(MountReport* report) {
 // ---------------------------------------------------------------- statfs
 
 StatFs FileSystem::statfs() {
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  util::ReaderLock lk(meta_mu_);
   StatFs s;
   s.blocks = sb_.nblocks - sb_.first_data_lba;
   s.blocks_free = blocks_->free_count();
@@ -647,7 +651,7 @@ StatFs FileSystem::statfs() {
 }
 
 FsInfo FileSystem::info() {
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  util::ReaderLock lk(meta_mu_);
   FsInfo i;
   i.sb = sb_;
   i.blocks_free = blocks_->free_count();

@@ -47,7 +47,7 @@ void touch_dir(Inode* d, const Timespec& t) { d->mtime = d->ctime = t; }
 }  // namespace
 
 Result<Attr> FileSystem::getattr(uint64_t ino) {
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  util::ReaderLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   return op.attr(ino, *in);
@@ -55,7 +55,7 @@ Result<Attr> FileSystem::getattr(uint64_t ino) {
 
 Result<Attr> FileSystem::lookup(uint64_t parent, std::string_view name) {
   RETURN_IF_ERROR(check_name(name));
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  util::ReaderLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* dir, op.dir_inode(parent));
   uint64_t ino;
@@ -79,7 +79,7 @@ Result<Attr> FileSystem::make_node(uint64_t parent, std::string_view name, uint3
   if (is_dot(name)) return Status(Code::kExists, std::string(name));
   if (S_ISLNK(mode) && (target.empty() || target.size() > kMaxSymlinkLen))
     return Status(target.empty() ? Code::kNotFound : Code::kNameTooLong, "symlink target length");
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  util::WriterLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* dir, op.dir_inode(parent));
   if (dir->nlink == 0) return NotFound("directory was removed");
@@ -147,7 +147,7 @@ Result<Attr> FileSystem::symlink(uint64_t parent, std::string_view name, std::st
 }
 
 Result<std::string> FileSystem::readlink(uint64_t ino) {
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  util::ReaderLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   if (!S_ISLNK(in->mode)) return InvalidArgument("not a symlink");
@@ -163,7 +163,7 @@ Result<std::string> FileSystem::readlink(uint64_t ino) {
 Result<Attr> FileSystem::link(uint64_t ino, uint64_t newparent, std::string_view newname) {
   RETURN_IF_ERROR(check_name(newname));
   if (is_dot(newname)) return Status(Code::kExists, std::string(newname));
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  util::WriterLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   if (is_dir(in->mode)) return Status(Code::kPermission, "hard links to directories are not allowed");
@@ -205,7 +205,7 @@ Status FileSystem::remove_entry(uint64_t parent, std::string_view name, bool dir
   uint64_t victim = 0;
   bool unlinked = false;
   {
-    std::unique_lock<std::shared_mutex> lk(meta_mu_);
+    util::WriterLock lk(meta_mu_);
     Op op(*this);
     ASSIGN_OR_RETURN(Inode* dir, op.dir_inode(parent));
     BTree t = op.tree(parent, *dir, NodeKind::kDir);
@@ -240,7 +240,9 @@ Status FileSystem::remove_entry(uint64_t parent, std::string_view name, bool dir
 void FileSystem::reap_unlinked(uint64_t ino) noexcept {
   try {
     Status st = release_inode_if_unused(ino);
-    if (!st.is_ok()) spdlog::error("freeing unlinked inode {}: {} (left on the orphan list)", ino, st.to_string());
+    if (st.code() == Code::kReadOnly)
+      spdlog::info("unlinked inode {} stays on the orphan list while the file system is read-only", ino);
+    else if (!st.is_ok()) spdlog::error("freeing unlinked inode {}: {} (left on the orphan list)", ino, st.to_string());
   } catch (const std::exception& e) {
     spdlog::error("freeing unlinked inode {}: {} (left on the orphan list)", ino, e.what());
   }
@@ -278,7 +280,7 @@ Status FileSystem::rename(uint64_t parent, std::string_view name, uint64_t newpa
   uint64_t victim = 0;
   bool unlinked = false;
   {
-    std::unique_lock<std::shared_mutex> lk(meta_mu_);
+    util::WriterLock lk(meta_mu_);
     Op op(*this);
     ASSIGN_OR_RETURN(Inode* sdir, op.dir_inode(parent));
     ASSIGN_OR_RETURN(Inode* ddir, op.dir_inode(newparent));
@@ -361,7 +363,7 @@ Status FileSystem::rename(uint64_t parent, std::string_view name, uint64_t newpa
 }
 
 Status FileSystem::readdir(uint64_t ino, uint64_t off, bool plus, const DirFn& fn) {
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  util::ReaderLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* dir, op.dir_inode(ino));
   const uint64_t parent = dir->parent;
@@ -399,7 +401,7 @@ Result<Attr> FileSystem::setattr(uint64_t ino, const SetAttr& sa) {
     RETURN_IF_ERROR(map_change(ino, MapChange::kTruncate));
     RETURN_IF_ERROR(truncate_locked(ino, sa.size));
   }
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  util::WriterLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   const Timespec now = now_ts();

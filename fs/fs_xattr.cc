@@ -65,7 +65,7 @@ Status FileSystem::setxattr(uint64_t ino, std::string_view name, std::string_vie
     return set_data_mode(ino, atomic);
   }
   if (name == acl::kAccessName || name == acl::kDefaultName) return set_acl(ino, name, value, flags);
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  util::WriterLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   RETURN_IF_ERROR(check_xattr_name(name, in->mode));
@@ -76,7 +76,7 @@ Status FileSystem::setxattr(uint64_t ino, std::string_view name, std::string_vie
 }
 
 Result<std::string> FileSystem::getxattr(uint64_t ino, std::string_view name) {
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  util::ReaderLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   if (name == kModeAttr || name == kUnitAttr) {
@@ -91,7 +91,7 @@ Result<std::string> FileSystem::getxattr(uint64_t ino, std::string_view name) {
 }
 
 Result<std::vector<std::string>> FileSystem::listxattr(uint64_t ino) {
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  util::ReaderLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   return xattr_names(op, ino, *in);  // without the virtual user.untorn.* attributes
@@ -99,7 +99,7 @@ Result<std::vector<std::string>> FileSystem::listxattr(uint64_t ino) {
 
 Status FileSystem::removexattr(uint64_t ino, std::string_view name) {
   if (name == kModeAttr || name == kUnitAttr) return Status(Code::kPermission, std::string(name) + " cannot be removed");
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  util::WriterLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   RETURN_IF_ERROR(check_xattr_name(name, in->mode));

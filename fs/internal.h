@@ -22,9 +22,14 @@ namespace untorn::fs {
 // In-memory state of an inode the kernel knows about.
 struct FileSystem::InodeRef {
   uint64_t ino = 0;
-  std::shared_mutex io;     // data I/O: reads shared, writes exclusive
-  uint64_t lookups = 0;     // kernel lookup count (guarded by refs_mu_)
-  uint64_t opens = 0;       // open handles (guarded by refs_mu_)
+  // Data I/O: reads shared, writes exclusive. A plain std::shared_mutex:
+  // the helpers that need it (*_locked, fallocate modes) find it by inode
+  // number, so no attribute can name it.
+  std::shared_mutex io;
+  // Guarded by FileSystem::refs_mu_ (the analysis checks refs_, through
+  // which every InodeRef is found, not these fields).
+  uint64_t lookups = 0;     // kernel lookup count
+  uint64_t opens = 0;       // open handles
 };
 
 Timespec now_ts();

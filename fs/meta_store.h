@@ -7,7 +7,12 @@
 //
 // Contract: commit() is atomic across a crash (all blocks old or all new)
 // and durable when it returns. read() returns the last committed content
-// or kCorruption/kIOError. Threading: read() may run concurrently with
+// or kCorruption/kIOError. A commit that returns an error changed nothing
+// that read() sees: every check (size, read-only arena, damaged map entry,
+// a failed pool) comes before its commit point, the store stays usable and
+// the caller may retry or give up (the file system aborts its Txn). Data
+// blocks of a failed commit may have been written to free blocks; they
+// stay free. Threading: read() may run concurrently with
 // other read() calls; callers serialize commit() against read() of the
 // same blocks (the file system's metadata lock).
 #pragma once

@@ -11,7 +11,7 @@
 #   ut_color                     0/1: whether stdout is a terminal (escapes only then)
 
 ut_is_mounted() {
-  awk -v m="$1" '{ p = $5; gsub(/\\040/, " ", p) } p == m { found = 1 } END { exit !found }' /proc/self/mountinfo
+  findmnt --mountpoint "$1" >/dev/null 2>&1  # libmount: decodes every escape
 }
 
 ut_wait_mounted() {

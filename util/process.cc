@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <libmount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <thread>
 
@@ -24,20 +26,6 @@ using Clock = std::chrono::steady_clock;
 std::string slurp(const std::string& path) {
   std::ifstream f(path);
   return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
-
-// mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string unescape(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); i++) {
-    if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1]))) {
-      out += static_cast<char>(std::strtol(s.substr(i + 1, 3).c_str(), nullptr, 8));
-      i += 3;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
 }
 
 int remove_entry(const char* path, const struct stat*, int, struct FTW*) {
@@ -166,20 +154,14 @@ std::vector<pid_t> pids_with_arg(const std::string& arg) {
 }
 
 std::optional<std::string> mount_type(const std::string& path) {
-  std::ifstream f("/proc/self/mountinfo");
-  std::string line;
-  std::optional<std::string> type;
-  while (std::getline(f, line)) {
-    std::istringstream head(line);
-    std::string id, parent, devno, root, point;
-    head >> id >> parent >> devno >> root >> point;
-    if (unescape(point) != path) continue;
-    const size_t dash = line.find(" - ");
-    std::string t;
-    if (dash != std::string::npos) std::istringstream(line.substr(dash + 3)) >> t;
-    type = t;  // the last (topmost) mount on path wins
-  }
-  return type;
+  // libmount decodes mountinfo's escapes (a space is \040).
+  std::unique_ptr<libmnt_table, void (*)(libmnt_table*)> tb(mnt_new_table(), mnt_unref_table);
+  if (!tb || mnt_table_parse_file(tb.get(), "/proc/self/mountinfo") != 0) return std::nullopt;
+  // The last (topmost) mount on path wins.
+  libmnt_fs* fs = mnt_table_find_target(tb.get(), path.c_str(), MNT_ITER_BACKWARD);
+  if (fs == nullptr) return std::nullopt;
+  const char* t = mnt_fs_get_fstype(fs);
+  return std::string(t ? t : "");
 }
 
 void remove_tree(const std::string& path) {

@@ -95,6 +95,16 @@ void remove_tree(const std::string& dir) {
   if (!keep_tmp()) util::remove_tree(dir);
 }
 
+// The private directory of a mount point (see FuseMount::FuseMount):
+// removes MNT and its parent if they are empty and ours.
+void remove_mount_dir(const std::string& mnt) {
+  if (mnt.empty() || keep_tmp()) return;
+  const std::string parent = mnt.substr(0, mnt.rfind('/'));
+  if (parent.find("/untorn-mnt-") == std::string::npos) return;
+  ::rmdir(mnt.c_str());
+  ::rmdir(parent.c_str());
+}
+
 std::string read_tail(const std::string& path, size_t max_bytes) {
   std::ifstream f(path, std::ios::binary);
   std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
@@ -126,7 +136,10 @@ void force_cleanup(const Live& l, bool verbose) {
   if (verbose && !l.log.empty())
     std::fprintf(stderr, "--- daemon log %s ---\n%s\n--- end of daemon log ---\n", l.log.c_str(),
                  read_tail(l.log, 16 << 10).c_str());
-  if (!is_mounted(l.mnt)) remove_tree(l.dir);
+  if (!is_mounted(l.mnt)) {
+    remove_tree(l.dir);
+    remove_mount_dir(l.mnt);
+  }
 }
 
 void emergency_cleanup(bool verbose) {
@@ -178,8 +191,14 @@ void reap_stale_dirs() {
       std::string cmd((std::istreambuf_iterator<char>(c)), std::istreambuf_iterator<char>());
       if (cmd.find(dir + "/pool") != std::string::npos) ::kill(static_cast<pid_t>(dpid), SIGKILL);
     }
-    if (is_mounted(dir + "/mnt")) run_command({"fusermount3", "-uz", dir + "/mnt"}, 10);
-    if (!is_mounted(dir + "/mnt")) remove_tree(dir);
+    std::ifstream mp(dir + "/mnt.path");
+    std::string mnt;
+    if (!std::getline(mp, mnt) || mnt.empty()) mnt = dir + "/mnt";
+    if (is_mounted(mnt)) run_command({"fusermount3", "-uz", mnt}, 10);
+    if (!is_mounted(mnt)) {
+      remove_tree(dir);
+      remove_mount_dir(mnt);
+    }
   }
 }
 
@@ -357,8 +376,22 @@ FuseMount::FuseMount(FuseConfig cfg) : cfg_(std::move(cfg)) {
     owner << ::getpid() << "\n";
   }
   pool_ = dir_ + "/pool";
-  mnt_ = dir_ + "/mnt";
   log_ = dir_ + "/daemon.log";
+  // The mount point lives in a directory of its own outside /dev/shm, which
+  // other tools walk: anything that enters a mount while it is being
+  // unmounted makes the unmount fail with EBUSY.
+  const char* tmp = std::getenv("TMPDIR");
+  std::string mtmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/untorn-mnt-XXXXXX";
+  if (::mkdtemp(mtmpl.data()) == nullptr) {
+    ADD_FAILURE() << "mkdtemp " << mtmpl << ": " << errno_name(errno);
+    mtmpl = dir_;
+  }
+  ::chmod(mtmpl.c_str(), 0711);
+  mnt_ = real_path(mtmpl) + "/mnt";
+  {
+    std::ofstream mp(dir_ + "/mnt.path");
+    mp << mnt_ << "\n";
+  }
   if (::mkdir(mnt_.c_str(), 0755) != 0) ADD_FAILURE() << "mkdir " << mnt_ << ": " << errno_name(errno);
   registry_set(this, Live{-1, mnt_, dir_, log_});
 }

@@ -2,10 +2,13 @@
 // `untorn mount POOL MNT -f` daemon per test, with guaranteed unmount.
 //
 // Contract:
-//   - Every FuseMount lives in its own mkdtemp directory under /dev/shm
-//     (pool file, mount point, daemon log). The destructor always unmounts
-//     (fusermount3 -u, then -uz, SIGTERM/SIGKILL of the daemon, umount -l)
-//     and removes the directory, never crossing into a mount (FTW_MOUNT).
+//   - Every FuseMount has its own mkdtemp directory under /dev/shm (pool
+//     file, daemon log) and its mount point in a private mkdtemp directory
+//     of its own, $TMPDIR/untorn-mnt-XXXXXX/mnt (nothing else walks it: a
+//     process entering a mount while it is unmounted makes the unmount fail
+//     with EBUSY). The destructor always unmounts (fusermount3 -u, then
+//     -uz, SIGTERM/SIGKILL of the daemon, umount -l) and removes both
+//     directories, never crossing into a mount (FTW_MOUNT).
 //   - Live mounts are also registered globally: a gtest environment, an
 //     atexit handler and SIGINT/SIGTERM handlers clean up what a test left,
 //     and the daemon gets SIGTERM (it then unmounts itself) if the test

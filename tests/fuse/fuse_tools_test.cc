@@ -57,7 +57,7 @@ TEST_F(ToolsTest, MkfsRefusesOutOfRangeInodeCountsNamingTheRange) {
                         "12abc", " 100", "0x100", "99999999"}) {
     SCOPED_TRACE(n);
     CmdResult r = run_untorn({"mkfs", pool, "--size", "64M", "--inodes", n});
-    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    EXPECT_EQ(r.exit_code, 2) << "a bad argument is a usage error: " << r.describe();
     EXPECT_TRUE(contains(r.err, "16") || contains(r.err, "minimum")) << "the message must give the range: " << r.err;
     EXPECT_FALSE(exists(pool)) << "a refused mkfs left a pool file behind";
   }
@@ -71,7 +71,7 @@ TEST_F(ToolsTest, MkfsLabelsMustBeUtf8AndFitTheField) {
                                  std::string("x\xe2\x82"), std::string(64, 'a'), std::string(21, 'a') + "\xe2\x82\xac\xe2\x82\xac" + std::string(37, 'b')}) {
     SCOPED_TRACE(bad);
     CmdResult r = run_untorn({"mkfs", pool, "--size", "64M", "--label", bad});
-    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    EXPECT_EQ(r.exit_code, 2) << "a bad argument is a usage error: " << r.describe();
     EXPECT_TRUE(contains(r.err, "label")) << r.err;
     EXPECT_FALSE(exists(pool));
   }

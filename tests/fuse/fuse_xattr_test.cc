@@ -321,7 +321,7 @@ TEST_F(FuseXattrTest, ModeCommandRefusesPathsOffTheMount) {
   ASSERT_EQ(0, write_file(outside, "x"));
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"mode", outside, "atomic"}, std::vector<std::string>{"mode", outside},
-        std::vector<std::string>{"mode", "-R", fs().dir() + "/mnt/..", "atomic"}}) {
+        std::vector<std::string>{"mode", "-R", fs().mnt() + "/..", "atomic"}}) {
     CmdResult r = run_untorn(args);
     EXPECT_EQ(r.exit_code, 1) << r.describe();
     EXPECT_NE(r.err.find("not on an untorn mount"), std::string::npos) << r.describe();

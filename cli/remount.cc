@@ -1,0 +1,119 @@
+// Module map: run_remount (kernel remount through a libmount context with
+// helpers disabled, so it never comes back to mount.fuse.untorn) and the
+// daemon's RemountWatcher (libmount monitor on the kernel mount table).
+#include "cli/remount.h"
+
+#include <libmount.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+
+#include "cli/common.h"
+#include "cli/mounts.h"
+
+namespace untorn::cli {
+
+namespace {
+
+// Flags a remount may change: VFS options. untorn's and FUSE's own options
+// are fixed for the life of a mount (the kernel ignores them on remount).
+bool vfs_option(const std::string& o) {
+  static const char* const kVfs[] = {"ro",   "rw",    "suid",  "nosuid", "dev",   "nodev",
+                                     "exec", "noexec", "sync", "async",  "dirsync"};
+  for (const char* v : kVfs)
+    if (o == v) return true;
+  return false;
+}
+
+bool superblock_read_only(const MountEntry& m) {
+  return mnt_optstr_get_option(m.fs_options.c_str(), "ro", nullptr, nullptr) == 0;
+}
+
+}  // namespace
+
+int run_remount(const std::string& mountpoint, const MountOpts& o) {
+  if (mountpoint.empty()) return print_error("mount", InvalidArgument("remount needs the mount point")), kExitUsage;
+  auto m = mount_at(mountpoint);
+  if (!m || m->fstype != kFsType)
+    return print_error("mount", InvalidArgument("'" + mountpoint + "' is not an untorn mount")), kExitFailure;
+  std::string opts = "remount";
+  for (const auto& f : o.fuse)
+    if (vfs_option(f)) opts += "," + f;
+  std::unique_ptr<libmnt_context, void (*)(libmnt_context*)> cxt(mnt_new_context(), mnt_free_context);
+  if (!cxt) return print_error("mount", Status(Code::kNoMemory, "out of memory")), kExitFailure;
+  mnt_context_disable_helpers(cxt.get(), 1);
+  // Only what was asked for, on top of the mount's current flags.
+  mnt_context_set_optsmode(cxt.get(), MNT_OMODE_MTAB | MNT_OMODE_PREPEND);
+  mnt_context_set_target(cxt.get(), m->target.c_str());
+  mnt_context_set_options(cxt.get(), opts.c_str());
+  const int rc = mnt_context_mount(cxt.get());
+  if (rc != 0 || mnt_context_get_status(cxt.get()) != 1) {
+    char buf[BUFSIZ] = {};
+    mnt_context_get_excode(cxt.get(), rc, buf, sizeof buf);
+    return print_error("mount", Status(Code::kIOError, "remount of '" + m->target + "' failed: " +
+                                                           (buf[0] ? buf : std::strerror(errno)))),
+           kExitFailure;
+  }
+  return kExitOk;
+}
+
+RemountWatcher::RemountWatcher(fs::FileSystem& fs, std::string target, std::string source)
+    : fs_(fs), target_(std::move(target)), source_(std::move(source)) {}
+
+RemountWatcher::~RemountWatcher() {
+  if (thread_.joinable()) {
+    const uint64_t one = 1;
+    (void)!::write(stop_fd_, &one, sizeof one);
+    thread_.join();
+  }
+  if (stop_fd_ >= 0) ::close(stop_fd_);
+}
+
+Status RemountWatcher::start() {
+  for (const auto& e : mount_table())
+    if (e.target == target_ && e.fstype == kFsType && e.source == source_) mount_id_ = e.id;
+  if (mount_id_ < 0) return Status(Code::kNotFound, "the new mount on '" + target_ + "' is not in the mount table");
+  stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
+  if (stop_fd_ < 0) return Status(Code::kIOError, std::string("eventfd: ") + std::strerror(errno));
+  follow();
+  thread_ = std::thread([this] { loop(); });
+  return Status::ok();
+}
+
+void RemountWatcher::follow() {
+  for (const auto& e : mount_table()) {
+    if (e.id != mount_id_) continue;
+    const bool ro = superblock_read_only(e);
+    if (ro == fs_.read_only()) return;
+    fs_.set_read_only(ro);
+    spdlog::info("{} is now {}", target_, ro ? "read-only" : "read-write");
+    return;
+  }
+}
+
+void RemountWatcher::loop() {
+  std::unique_ptr<libmnt_monitor, void (*)(libmnt_monitor*)> mn(mnt_new_monitor(), mnt_unref_monitor);
+  if (!mn || mnt_monitor_enable_kernel(mn.get(), 1) != 0) {
+    spdlog::warn("cannot watch the mount table: a remount will not switch the daemon to read-only");
+    return;
+  }
+  const int fd = mnt_monitor_get_fd(mn.get());
+  for (;;) {
+    pollfd p[2] = {{fd, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+    if (::poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      spdlog::warn("watching the mount table: {}", std::strerror(errno));
+      return;
+    }
+    if (p[1].revents) return;
+    while (mnt_monitor_next_change(mn.get(), nullptr, nullptr) == 0) {
+    }
+    follow();
+  }
+}
+
+}  // namespace untorn::cli
