@@ -106,6 +106,22 @@ struct CheckReport {
   bool clean() const { return errors.empty(); }
 };
 
+// What occupies a range of the media (bad blocks: dax::Media::bad_ranges).
+struct MediaHit {
+  enum class Kind : unsigned char {
+    kBlock,     // a physical data block: mapped by `lba`, or free
+    kMetadata,  // an info block, the map, the flog or the group log
+  };
+  static constexpr uint64_t kNoLba = UINT64_MAX;
+  Kind kind = Kind::kBlock;
+  uint64_t off = 0;  // the part of the range in this structure (media offsets)
+  uint64_t len = 0;
+  uint64_t lba = kNoLba;    // kBlock: the LBA mapped to the block (kNoLba: free)
+  bool holds_data = false;  // kBlock: its entry is normal or E (initial and zero entries read zeros)
+  bool marked_bad = false;  // kBlock: the E flag is set already
+  std::string what;         // kMetadata: which structure, with its offset
+};
+
 class Btt;
 
 // A prepared multi-block group: its data is durable in free blocks and its
@@ -180,6 +196,15 @@ class Btt {
   // not recorded this group (or a newer one), writes the record and applies
   // it. Idempotent; kCorruption for a record that does not belong here.
   [[nodiscard]] Status apply_group_record(std::span<const std::byte> record);
+
+  // Bad blocks (btt/badblocks.cc). Everything `ranges` (absolute media
+  // offsets) touch inside the namespace, in media order, one hit per
+  // physical data block. Reads map entries only, none that lies in a range,
+  // and never a data block. Set the E flag of a hit's LBA with set_error().
+  std::vector<MediaHit> locate(std::span<const dax::BadRange> ranges) const;
+  // LBAs whose map entry has the E flag, ascending; entries that lie in
+  // `avoid` are not read.
+  std::vector<uint64_t> error_lbas(std::span<const dax::BadRange> avoid = {}) const;
 
   [[nodiscard]] Status set_zero(uint64_t lba);   // reads return zeros
   [[nodiscard]] Status set_error(uint64_t lba);  // reads fail with kIOError

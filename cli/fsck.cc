@@ -25,7 +25,7 @@ class TrialMedia final : public dax::Media {
   static std::unique_ptr<TrialMedia> of(const dax::Pmem2Media& pool) {
     void* p = ::mmap(nullptr, pool.size(), PROT_READ | PROT_WRITE, MAP_PRIVATE, pool.fd(), 0);
     if (p == MAP_FAILED) return nullptr;
-    return std::unique_ptr<TrialMedia>(new TrialMedia(static_cast<std::byte*>(p), pool.size()));
+    return std::unique_ptr<TrialMedia>(new TrialMedia(static_cast<std::byte*>(p), pool.size(), pool));
   }
   ~TrialMedia() override { ::munmap(base(), size()); }
   void copy(uint64_t off, const void* src, size_t n) override { std::memcpy(base() + off, src, n); }
@@ -39,9 +39,19 @@ class TrialMedia final : public dax::Media {
   void flush(uint64_t, size_t) override {}
   void drain() override {}
   dax::Granularity granularity() const override { return dax::Granularity::kByte; }
+  // The pool's bad blocks; clearing one replaces its pages in this view only.
+  std::vector<dax::BadRange> bad_ranges() const override { return pool_.bad_ranges(); }
+  Status clear_bad_range(const dax::BadRange& r) override {
+    const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    const uint64_t lo = r.off / page * page, hi = std::min<uint64_t>((r.off + r.len + page - 1) / page * page, size());
+    if (lo < hi && ::mmap(base() + lo, hi - lo, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+      return Status(Code::kIOError, "cannot clear pages of the trial view");
+    return Status::ok();
+  }
 
  private:
-  TrialMedia(std::byte* base, uint64_t size) : Media(base, size) {}
+  TrialMedia(std::byte* base, uint64_t size, const dax::Pmem2Media& pool) : Media(base, size), pool_(pool) {}
+  const dax::Pmem2Media& pool_;
 };
 
 // Errors --repair would leave (tried on a TrialMedia); SIZE_MAX when it
@@ -110,6 +120,7 @@ int run_fsck(const std::string& pool, bool repair) {
   fs::FsckReport r = (*fsr)->fsck(repair, progress);
   if (tty) std::fprintf(stderr, "\n");
   for (const auto& w : report.btt.warnings) std::printf("warning: %s\n", w.c_str());
+  for (const auto& w : r.warnings) std::printf("warning: %s\n", w.c_str());
   const uint64_t recovered = report.btt.info_blocks_repaired + (report.superblock_restored ? 1 : 0);
   if (report.superblock_restored) std::printf("repaired: superblock restored from its backup copy\n");
   for (const auto& x : r.repaired) std::printf("repaired: %s\n", x.c_str());

@@ -99,6 +99,8 @@ Result<MountOpts> parse_mount_options(const std::vector<std::string>& lists) {
       if (item == "remount") own.remount = true;
       else if (item == "prefault") own.prefault = true;
       else if (item == "powercut_sim") own.powercut_sim = true;
+      else if (item == "writeback_cache") own.writeback_cache = true;
+      else if (item == "no_writeback_cache") own.writeback_cache = false;
       else if (item == "noprefault") own.prefault = false;
       else if (key == "cache_timeout" || key == "default_mode" || key == "log_file" || key == "log_level") {
         if (eq == std::string::npos) return InvalidArgument(key + " needs a value (" + key + "=...)");
@@ -159,6 +161,7 @@ int run_mount(const MountArgs& a) {
   const std::string source = absolute_path(a.pool);
   d.fsname = fuse_escape(source);
   d.fuse_opts = own->fuse;
+  d.writeback_cache = own->writeback_cache;
   if (own->cache_timeout_s >= 0) d.entry_timeout_s = d.attr_timeout_s = own->cache_timeout_s;
   d.pool_path = source;  // direct access: its permission bits decide who may lease
   d.foreground = a.foreground;
@@ -213,6 +216,8 @@ void add_mount(CLI::App& app, int* rc) {
                 "    pool's mkfs default otherwise)\n"
                 "  cache_timeout=SECONDS: how long the kernel may cache names and attributes (60)\n"
                 "  noprefault: do not populate the pool's page tables in the background\n"
+                "  writeback_cache: the kernel caches writes to dax files: faster small writes,\n"
+                "    durable only at fsync/close, like ext4 (default: a write that returned is durable)\n"
                 "  powercut_sim: run on simulated persistent memory that 'untorn powercut\n"
                 "    MOUNTPOINT' can cut the power of (needs memory for a copy of the pool)\n"
                 "  log_file=FILE, log_level=LEVEL: as --log-file and --log-level (for fstab)\n"

@@ -60,6 +60,8 @@ class CountingMedia final : public Media {
   void flush(uint64_t off, size_t n) override;
   void drain() override;
   Granularity granularity() const override { return inner_.granularity(); }
+  std::vector<BadRange> bad_ranges() const override { return inner_.bad_ranges(); }
+  Status clear_bad_range(const BadRange& r) override { return inner_.clear_bad_range(r); }
 
   // Starts a new operation: forgets what the last one stored (for
   // rewritten_bytes) and counts one more op.

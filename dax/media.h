@@ -28,6 +28,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "dax/fault.h"
 #include "dax/status.h"
@@ -41,6 +42,13 @@ enum class Granularity : unsigned char {
   kPage,       // no pmem: every flush is an msync of the page
 };
 const char* granularity_name(Granularity g);
+
+// A range of the pool, in bytes, that the device reports as bad: poisoned
+// media whose every access faults (SIGBUS), an uncorrectable error.
+struct BadRange {
+  uint64_t off;
+  uint64_t len;
+};
 
 class Media {
  public:
@@ -96,6 +104,19 @@ class Media {
   virtual void drain() = 0;
 
   virtual Granularity granularity() const = 0;
+
+  // Bad blocks (issue 13). bad_ranges(): what the device knows to be bad
+  // (libpmem2 pmem2_badblock_* on DAX files and /dev/dax; ascending, may
+  // overlap). Empty where it reports none or cannot tell (a file on tmpfs
+  // or on a file system without DAX): never an error. clear_bad_range():
+  // healthy zeroed media replaces the pages of [r.off, r.off + r.len)
+  // (rounded out to whole pages; pmem2_badblock_clear), whose contents are
+  // lost; kNotSupported where the device cannot, kIOError when it failed.
+  virtual std::vector<BadRange> bad_ranges() const { return {}; }
+  [[nodiscard]] virtual Status clear_bad_range(const BadRange& r) {
+    (void)r;
+    return Status(Code::kNotSupported, "this media cannot clear bad blocks");
+  }
 
   // Convenience: copy + drain.
   void persist_copy(uint64_t off, const void* src, size_t n) {

@@ -44,6 +44,9 @@ class Pmem2Media final : public Media {
   void flush(uint64_t off, size_t n) override;
   void drain() override;
   Granularity granularity() const override { return gran_; }
+  // libpmem2's bad block API over the pool's file or device (see Media).
+  std::vector<BadRange> bad_ranges() const override;
+  Status clear_bad_range(const BadRange& r) override;
 
   int fd() const { return fd_; }
   bool is_device() const { return is_device_; }

@@ -39,7 +39,7 @@ SimMedia::~SimMedia() {
   if (poison_fd_ >= 0) ::close(poison_fd_);
 }
 
-void SimMedia::poison(uint64_t off, size_t n) {
+void SimMedia::poison(uint64_t off, size_t n, Poison how) {
   if (poison_fd_ < 0) poison_fd_ = ::memfd_create("sim-media-poison", MFD_CLOEXEC);
   if (poison_fd_ < 0) throw std::runtime_error("memfd_create failed");
   const uint64_t first = off / 4096 * 4096;
@@ -48,7 +48,25 @@ void SimMedia::poison(uint64_t off, size_t n) {
     if (::mmap(mem_ + p, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, poison_fd_, 0) == MAP_FAILED)
       throw std::runtime_error("poisoning a page failed");
   }
-  bad_.push_back({off, n});
+  std::lock_guard<std::mutex> lk(mu_);
+  if (how == Poison::kReported) bad_.push_back({off, n});
+}
+
+std::vector<BadRange> SimMedia::bad_ranges() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return bad_;
+}
+
+Status SimMedia::clear_bad_range(const BadRange& r) {
+  const uint64_t lo = r.off / 4096 * 4096;
+  const uint64_t hi = std::min<uint64_t>(mapped_size(r.off + r.len), mapped_size(size()));
+  if (lo >= hi) return InvalidArgument("bad range " + hex(r.off) + " outside the media");
+  if (::mmap(mem_ + lo, hi - lo, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+    return IOError("clearing the pages at " + hex(lo) + " failed");
+  std::lock_guard<std::mutex> lk(mu_);
+  std::erase_if(bad_, [&](const BadRange& b) { return b.off >= lo && b.off + b.len <= hi; });
+  clears_++;
+  return Status::ok();
 }
 
 bool SimMedia::spend() {

@@ -118,23 +118,26 @@ class SimMedia final : public Media {
   std::byte* raw() { return mem_; }
 
   // Media poison (issue 13): every page touching [off, off + n) faults with
-  // SIGBUS on its next access, as a poisoned cache line of real pmem does
-  // (dax/fault.h then maps zeros over it and records the fault). The range
-  // is also what bad_ranges() reports, as libpmem2's badblock API does on
-  // a device that knows its bad blocks.
-  void poison(uint64_t off, size_t n);
-  struct BadRange {
-    uint64_t off;
-    uint64_t len;
-  };
-  const std::vector<BadRange>& bad_ranges() const { return bad_; }
+  // SIGBUS on its next access, read or write, as a poisoned cache line of
+  // real pmem does (dax/fault.h then maps zeros over it and records the
+  // fault). kReported also lists the range in bad_ranges(), as libpmem2's
+  // badblock API does on a device that knows its bad blocks; kSilent
+  // poison is found only by touching it.
+  enum class Poison { kSilent, kReported };
+  void poison(uint64_t off, size_t n, Poison how = Poison::kSilent);
+  std::vector<BadRange> bad_ranges() const override;
+  // Fresh zero pages replace the poisoned ones (as pmem2_badblock_clear of
+  // a DAX file: punch a hole, allocate again); reported ranges within the
+  // cleared pages are no longer listed.
+  Status clear_bad_range(const BadRange& r) override;
+  uint64_t clears() const { return clears_; }
 
  private:
   void record(uint64_t off, const void* src, size_t n, bool unflushed = false);
   bool spend();
 
   std::byte* mem_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   bool recording_ = false;
   std::vector<std::byte> base_;
   uint32_t thread_id();
@@ -146,7 +149,8 @@ class SimMedia final : public Media {
   int64_t budget_ = -1;
   bool dead_ = false;
   int poison_fd_ = -1;
-  std::vector<BadRange> bad_;
+  std::vector<BadRange> bad_;  // reported ranges, guarded by mu_
+  uint64_t clears_ = 0;
   InFlight* tracker_ = nullptr;
 };
 

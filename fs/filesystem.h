@@ -104,6 +104,27 @@ enum SetAttrMask : uint32_t {
   kSetMtimeNow = 1u << 7,
   kSetCtime = 1u << 8,
 };
+// Privileges a change to a regular file's data or owner takes away, the
+// Linux rules (fs/attr.c setattr_should_drop_suidgid, fs/inode.c
+// file_remove_privs, security/commoncap.c cap_inode_need_killpriv):
+//   - with `suidgid` (the caller lacks CAP_FSETID, which the FUSE kernel
+//     says with its kill flags; every chown): S_ISUID is cleared, and
+//     S_ISGID when group-execute is set or when the caller is neither
+//     privileged nor a member of the file's group (S_ISGID without
+//     group-execute marks mandatory locking, kept for the group);
+//   - security.capability is removed by every write, truncate, fallocate
+//     and chown, whoever the caller is.
+// Applied in the commit of the change itself (atomic files: in the same
+// group as the data), so a crash never keeps the bits with the new data;
+// fallocate drops them in a commit just before it, as Linux does.
+struct KillPriv {
+  bool suidgid = false;
+  bool privileged = false;                     // the caller has CAP_FSETID
+  std::function<bool(uint32_t gid)> in_group;  // the caller's groups; null: none
+  // The mode bits after such a change of a file with this mode and group.
+  uint32_t mode_after(uint32_t mode, uint32_t file_gid) const;
+};
+
 struct SetAttr {
   uint32_t mask = 0;
   uint32_t mode = 0;
@@ -113,6 +134,7 @@ struct SetAttr {
   struct timespec atime {};
   struct timespec mtime {};
   struct timespec ctime {};
+  KillPriv kill;  // with kSetSize, kSetUid, kSetGid (ignored for the mode bits with kSetMode)
 };
 
 struct StatFs {
@@ -153,6 +175,9 @@ struct MountReport {
 struct FsckReport {
   std::vector<std::string> errors;
   std::vector<std::string> repaired;
+  // Not errors of the file system, but what the user should know: file
+  // data lost to bad blocks (its reads fail with EIO) and what to do.
+  std::vector<std::string> warnings;
   uint64_t inodes_checked = 0;
   uint64_t blocks_checked = 0;
   bool clean() const { return errors.empty(); }
@@ -200,6 +225,8 @@ using MapHook = std::function<Status(uint64_t ino, MapChange why)>;
 using ReadFn = std::function<void(const struct iovec* iov, int count, size_t total)>;
 // One directory entry for readdir; return false when the reply is full.
 using DirFn = std::function<bool(std::string_view name, const Attr& attr, uint64_t next_off)>;
+
+struct LbaUse;  // fsck: what an LBA holds (fs/internal.h)
 
 class FileSystem {
  public:
@@ -250,17 +277,24 @@ class FileSystem {
   [[nodiscard]] Status readdir(uint64_t ino, uint64_t off, bool plus, const DirFn& fn);
 
   // ---- data
+  // The data operations below take the privileges `kill` says (KillPriv)
+  // and set *privs_dropped when that changed the file's mode or xattrs
+  // (the kernel's cached attributes are then stale).
   // Truncates when o_trunc; counts the open handle.
-  [[nodiscard]] Status open(uint64_t ino, bool o_trunc);
+  [[nodiscard]] Status open(uint64_t ino, bool o_trunc, const KillPriv& kill = {},
+                            bool* privs_dropped = nullptr);
   void release(uint64_t ino) noexcept;  // freeing failures are logged (reap_unlinked)
-  Result<size_t> write(uint64_t ino, uint64_t off, const void* buf, size_t n, bool append);
+  Result<size_t> write(uint64_t ino, uint64_t off, const void* buf, size_t n, bool append,
+                       const KillPriv& kill = {}, bool* privs_dropped = nullptr);
   // Calls fn with pool pointers while the data cannot change underneath.
   [[nodiscard]] Status read(uint64_t ino, uint64_t off, size_t n, const ReadFn& fn);
   [[nodiscard]] Status fsync(uint64_t ino);
-  [[nodiscard]] Status fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len);
+  [[nodiscard]] Status fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len,
+                                 const KillPriv& kill = {}, bool* privs_dropped = nullptr);
   Result<uint64_t> lseek(uint64_t ino, uint64_t off, int whence);
   Result<size_t> copy_file_range(uint64_t ino_in, uint64_t off_in, uint64_t ino_out,
-                                 uint64_t off_out, size_t len);
+                                 uint64_t off_out, size_t len, const KillPriv& kill = {},
+                                 bool* privs_dropped = nullptr);
 
   // ---- xattrs (flags: XATTR_CREATE / XATTR_REPLACE; kXattrKillSgid).
   // system.posix_acl_access/default are POSIX ACLs: validated (EINVAL,
@@ -346,7 +380,9 @@ class FileSystem {
   Result<Attr> make_node(uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
                          std::string_view symlink_target, const Cred& c);
   Status remove_entry(uint64_t parent, std::string_view name, bool dir);
-  Status truncate_locked(uint64_t ino, uint64_t size);
+  // kill (may be null) is applied in the first commit.
+  Status truncate_locked(uint64_t ino, uint64_t size, const KillPriv* kill = nullptr,
+                         bool* privs_dropped = nullptr);
   // fallocate modes (fs_falloc.cc); the caller holds the inode's io lock.
   Status punch_hole(uint64_t ino, uint64_t off, uint64_t len);
   Status preallocate(uint64_t ino, bool keep_size, uint64_t off, uint64_t len);
@@ -355,7 +391,13 @@ class FileSystem {
   Status zero_range(uint64_t ino, bool keep_size, uint64_t off, uint64_t len);
   Status unmap_runs(uint64_t ino, const std::vector<std::pair<uint64_t, uint64_t>>& runs);
   Result<uint64_t> holes_in(uint64_t ino, uint64_t fb, uint64_t last);
-  Result<size_t> write_locked(uint64_t ino, uint64_t off, const void* buf, size_t n, bool append);
+  Result<size_t> write_locked(uint64_t ino, uint64_t off, const void* buf, size_t n, bool append,
+                              const KillPriv& kill, bool* privs_dropped);
+  // Applies kill to inode `in` within op (fs_xattr.cc): mode bits and
+  // security.capability. Sets *dropped (if not null) when something changed.
+  Status drop_privs(Op& op, uint64_t ino, Inode* in, const KillPriv& kill, bool* dropped);
+  // drop_privs in a commit of its own (fallocate: before the change, as Linux).
+  Status drop_privs_now(uint64_t ino, const KillPriv& kill, bool* dropped);
   Status set_data_mode(uint64_t ino, bool atomic);
   Status set_acl(uint64_t ino, std::string_view name, std::string_view value, int flags);
   uint64_t request_blocks() const;
@@ -367,6 +409,15 @@ class FileSystem {
   std::unique_ptr<MetaStore> fail_stop(std::unique_ptr<MetaStore> inner) const;
   void remember_identity();
   void check_backup_superblock(bool repair, FsckReport* r);
+  // Bad blocks (fs/fs_badblocks.cc). At mount, once the BTT is open: data
+  // blocks on ranges the device reports get the BTT E flag (their reads
+  // fail with EIO without touching the media) and the ranges are cleared;
+  // an inspecting mount only takes note (and refuses reads of those LBAs).
+  Status isolate_bad_blocks(bool apply);
+  std::unique_ptr<MetaStore> refuse_unisolated(std::unique_ptr<MetaStore> inner) const;
+  // fsck: what each bad LBA holds (`uses`, from the walk) and what to do.
+  void describe_bad_blocks(Op& op, const std::unordered_map<uint64_t, LbaUse>& uses, FsckReport* r);
+  std::vector<uint64_t> bad_lbas_to_describe() const;
 
   dax::Media& media_;
   Superblock sb_;
@@ -386,6 +437,13 @@ class FileSystem {
   uint64_t identity_[8] = {};               // check_pool's words, read at mount
   std::atomic<bool> changed_{false};        // the pool changed under the mount
   std::atomic<uint64_t> fault_reported_{0};  // media faults logged so far
+  // Bad blocks found at mount: the device's ranges (whole pages), LBAs with
+  // data on them that an inspecting mount left unflagged (sorted), whether
+  // the backup superblock is on one, and what fsck() reports of them.
+  std::vector<dax::BadRange> bad_ranges_;
+  std::vector<uint64_t> unisolated_;
+  bool backup_sb_bad_ = false;
+  FsckReport bad_findings_;
 
   friend class Op;
 };

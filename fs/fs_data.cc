@@ -31,7 +31,7 @@ alignas(4096) const std::byte kZeroPage[65536] = {};
 
 // ------------------------------------------------------------------- open
 
-Status FileSystem::open(uint64_t ino, bool o_trunc) {
+Status FileSystem::open(uint64_t ino, bool o_trunc, const KillPriv& kill, bool* privs_dropped) {
   std::shared_ptr<InodeRef> r = ref(ino);
   {
     util::MutexLock lk(refs_mu_);
@@ -40,7 +40,7 @@ Status FileSystem::open(uint64_t ino, bool o_trunc) {
   if (!o_trunc) return Status::ok();
   std::unique_lock<std::shared_mutex> io(r->io);
   Status st = map_change(ino, MapChange::kTruncate);
-  if (st.is_ok()) st = truncate_locked(ino, 0);
+  if (st.is_ok()) st = truncate_locked(ino, 0, &kill, privs_dropped);
   if (!st.is_ok()) {
     io.unlock();
     release(ino);
@@ -98,9 +98,12 @@ namespace {
 
 // dax: copies the bytes of block fb into place. `fresh` blocks get their
 // uncovered parts zeroed; existing blocks get bytes past the old EOF zeroed.
+// A whole-block write is an overwrite: it also heals a block flagged bad
+// (E), whose partial writes fail with EIO (its old bytes are lost).
 Status dax_block_write(WriteCtx& c, uint64_t fb, uint64_t lba, bool fresh, uint32_t lo,
                        uint32_t hi, const std::byte* src) {
-  const btt::DaxIntent intent = fresh ? btt::DaxIntent::kOverwrite : btt::DaxIntent::kModify;
+  const bool whole = lo == 0 && hi == kBlockSize;
+  const btt::DaxIntent intent = fresh || whole ? btt::DaxIntent::kOverwrite : btt::DaxIntent::kModify;
   ASSIGN_OR_RETURN(btt::DaxBlock d, c.btt.dax_block(lba, intent));
   const uint64_t block_start = fb * kBlockSize;
   uint32_t zero_from = kBlockSize;  // first byte to zero before lo
@@ -146,7 +149,7 @@ uint64_t FileSystem::request_blocks() const {
 }
 
 Result<size_t> FileSystem::write(uint64_t ino, uint64_t off, const void* buf, size_t n,
-                                 bool append) {
+                                 bool append, const KillPriv& kill, bool* privs_dropped) {
   RETURN_IF_ERROR(writable());  // nothing reaches a failed pool, dax data included
   std::shared_ptr<InodeRef> r = ref(ino);
   std::unique_lock<std::shared_mutex> io(r->io);
@@ -158,7 +161,7 @@ Result<size_t> FileSystem::write(uint64_t ino, uint64_t off, const void* buf, si
     size_t len = std::min(n - done, chunk);
     // Keep chunk boundaries block aligned after the first one.
     if (!append && len == chunk && (off + done) % kBlockSize) len -= (off + done) % kBlockSize;
-    Result<size_t> w = write_locked(ino, append ? 0 : off + done, p + done, len, append);
+    Result<size_t> w = write_locked(ino, append ? 0 : off + done, p + done, len, append, kill, privs_dropped);
     // A later piece that fails (ENOSPC) makes a short write of the pieces
     // already committed, as POSIX wants; only a first failure is an error.
     if (!w.is_ok()) return done > 0 ? Result<size_t>(done) : w.status();
@@ -169,7 +172,7 @@ Result<size_t> FileSystem::write(uint64_t ino, uint64_t off, const void* buf, si
 }
 
 Result<size_t> FileSystem::write_locked(uint64_t ino, uint64_t off, const void* buf, size_t n,
-                                        bool append) {
+                                        bool append, const KillPriv& kill, bool* privs_dropped) {
   // Before any in-place store (dax data is written ahead of its commit).
   RETURN_IF_ERROR(check_writable());
   std::unique_lock<std::shared_mutex> lk(meta_mu_);
@@ -216,9 +219,11 @@ Result<size_t> FileSystem::write_locked(uint64_t ino, uint64_t off, const void* 
   in->size = std::max(in->size, off + n);
   in->mtime = in->ctime = now_ts();
   in->blocks += t.blocks_delta();
-  if (in->mode & (S_ISUID | S_ISGID)) in->mode &= ~(S_ISUID | ((in->mode & S_IXGRP) ? S_ISGID : 0));
+  bool dropped = false;
+  RETURN_IF_ERROR(drop_privs(op, ino, in, kill, &dropped));  // same commit as the data
   op.dirty(ino);
   RETURN_IF_ERROR(op.commit());
+  if (dropped && privs_dropped != nullptr) *privs_dropped = true;
   return n;
 }
 
@@ -271,11 +276,13 @@ Status FileSystem::read(uint64_t ino, uint64_t off, size_t n, const ReadFn& fn) 
 // Shrinks or grows a file. Growth zeroes the old EOF block's tail and drops
 // stale blocks past it; shrinking frees blocks in commits that each fit one
 // atomic group (the new size is committed by the first).
-Status FileSystem::truncate_locked(uint64_t ino, uint64_t size) {
+Status FileSystem::truncate_locked(uint64_t ino, uint64_t size, const KillPriv* kill,
+                                  bool* privs_dropped) {
   if (size > kMaxFileSize) return Status(Code::kTooLarge, "size beyond the maximum file size");
   RETURN_IF_ERROR(check_writable());  // before zeroing past EOF in place
   const size_t budget = store_->max_commit_blocks() - 32;
   bool first_round = true;
+  bool dropped = false;
   for (;;) {
     util::WriterLock lk(meta_mu_);
     Op op(*this);
@@ -286,11 +293,19 @@ Status FileSystem::truncate_locked(uint64_t ino, uint64_t size) {
     if (first_round) {
       in->mtime = in->ctime = now;
       op.dirty(ino);
+      // Privileges go in the first commit, with the new size.
+      RETURN_IF_ERROR(drop_privs(op, ino, in, kill ? *kill : KillPriv{}, &dropped));
     }
+    // Reports dropped privileges once the commit holding them is durable.
+    auto commit = [&]() -> Status {
+      RETURN_IF_ERROR(op.commit());
+      if (first_round && dropped && privs_dropped != nullptr) *privs_dropped = true;
+      return Status::ok();
+    };
     if (in->root == 0) {
       in->size = size;
       op.dirty(ino);
-      return op.commit();
+      return commit();
     }
     BTree t = op.tree(ino, *in, NodeKind::kExtent);
     WriteCtx c{op, media_, *btt_, ino, in, in->size, (in->flags & kInodeAtomic) != 0, {}};
@@ -300,7 +315,7 @@ Status FileSystem::truncate_locked(uint64_t ino, uint64_t size) {
       in->blocks += t.blocks_delta();
       op.dirty(ino);
       if (!c.atomic) media_.drain();
-      return op.commit();
+      return commit();
     }
     in->size = size;
     uint64_t freed = 0;
@@ -309,7 +324,7 @@ Status FileSystem::truncate_locked(uint64_t ino, uint64_t size) {
     in->blocks -= freed;
     in->blocks += t.blocks_delta();
     op.dirty(ino);
-    RETURN_IF_ERROR(op.commit());
+    RETURN_IF_ERROR(commit());
     if (stop >= end) return Status::ok();
     first_round = false;
   }
@@ -345,7 +360,8 @@ Result<uint64_t> FileSystem::lseek(uint64_t ino, uint64_t off, int whence) {
 // -------------------------------------------------------- copy_file_range
 
 Result<size_t> FileSystem::copy_file_range(uint64_t ino_in, uint64_t off_in, uint64_t ino_out,
-                                           uint64_t off_out, size_t len) {
+                                           uint64_t off_out, size_t len, const KillPriv& kill,
+                                           bool* privs_dropped) {
   // Both ends must be regular files (Linux: EISDIR for directories, EINVAL
   // for anything else, e.g. a device node).
   for (uint64_t ino : {ino_in, ino_out}) {
@@ -367,7 +383,7 @@ Result<size_t> FileSystem::copy_file_range(uint64_t ino_in, uint64_t off_in, uin
     });
     if (!st.is_ok()) return done > 0 ? Result<size_t>(done) : st;
     if (buf.empty()) break;
-    Result<size_t> w = write(ino_out, off_out + done, buf.data(), buf.size(), false);
+    Result<size_t> w = write(ino_out, off_out + done, buf.data(), buf.size(), false, kill, privs_dropped);
     if (!w.is_ok()) return done > 0 ? Result<size_t>(done) : w.status();
     done += *w;
     if (*w < want) break;

@@ -195,7 +195,8 @@ Status FileSystem::zero_range(uint64_t ino, bool keep_size, uint64_t off, uint64
   return preallocate(ino, keep_size, off, len);
 }
 
-Status FileSystem::fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len) {
+Status FileSystem::fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len, const KillPriv& kill,
+                             bool* privs_dropped) {
   if (len == 0) return InvalidArgument("fallocate of zero bytes");
   if (off + len > kMaxFileSize || off + len < off) return Status(Code::kTooLarge, "beyond the maximum file size");
   RETURN_IF_ERROR(check_writable());  // before zeroing or filling blocks in place
@@ -203,6 +204,10 @@ Status FileSystem::fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len)
   std::unique_lock<std::shared_mutex> io(r->io);
   RETURN_IF_ERROR(map_change(ino, MapChange::kFallocate));
   const bool keep_size = mode & FALLOC_FL_KEEP_SIZE;
+  // Privileges go first, in their own commit (Linux: file_modified()).
+  if (mode == 0 || mode == FALLOC_FL_KEEP_SIZE || (mode & ~FALLOC_FL_KEEP_SIZE) == FALLOC_FL_PUNCH_HOLE ||
+      (mode & ~FALLOC_FL_KEEP_SIZE) == FALLOC_FL_ZERO_RANGE)
+    RETURN_IF_ERROR(drop_privs_now(ino, kill, privs_dropped));
   switch (mode & ~FALLOC_FL_KEEP_SIZE) {
     case 0: return preallocate(ino, keep_size, off, len);
     case FALLOC_FL_PUNCH_HOLE:

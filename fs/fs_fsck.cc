@@ -30,10 +30,14 @@ struct Walk {
   std::unordered_map<uint64_t, uint32_t> subdirs;
   std::unordered_map<uint64_t, uint64_t> seen_parent;  // dir ino -> parent found
   std::vector<uint64_t> reachable;
+  const std::unordered_set<uint64_t>* watch;   // LBAs on bad blocks: what holds them?
+  std::unordered_map<uint64_t, LbaUse> uses;
 };
 
-void claim(Walk& w, uint64_t lba, uint64_t len, uint64_t ino, const char* what) {
+// fb: the file block of `lba` when it is file data.
+void claim(Walk& w, uint64_t lba, uint64_t len, uint64_t ino, const char* what, uint64_t fb = UINT64_MAX) {
   for (uint64_t b = lba; b < lba + len; b++) {
+    if (!w.watch->empty() && w.watch->count(b)) w.uses[b] = {ino, what, fb == UINT64_MAX ? fb : fb + (b - lba)};
     if (b >= w.owned.size()) {
       w.r.errors.push_back(std::string(what) + " of inode " + std::to_string(ino) + " points to LBA " +
                            std::to_string(b) + ", beyond the pool");
@@ -67,20 +71,20 @@ uint64_t claim_inode(Walk& w, uint64_t ino, const Inode& in) {
   if (in.root == 0) return count;
   BTree t = w.op.tree(ino, in, S_ISDIR(in.mode) ? NodeKind::kDir : NodeKind::kExtent);
   Status st = t.walk(
-      [&](uint64_t, std::string_view v) {
+      [&](uint64_t key, std::string_view v) {
         if (S_ISREG(in.mode)) {
           ExtentValue e;
           if (v.size() != sizeof e) return true;
           std::memcpy(&e, v.data(), sizeof e);
           // Extents past EOF are legal: leftovers of an interrupted
           // truncate, dropped when the file grows again.
-          claim(w, e.lba, e.len, ino, "data extent");
+          claim(w, e.lba, e.len, ino, "data extent", key);
           count += e.len;
         }
         return true;
       },
       [&](uint64_t lba, int) {
-        claim(w, lba, 1, ino, "tree node");
+        claim(w, lba, 1, ino, S_ISDIR(in.mode) ? "directory entry tree" : "extent tree (block map)");
         count++;
       });
   if (!st.is_ok()) w.r.errors.push_back("inode " + std::to_string(ino) + ": " + st.message());
@@ -140,7 +144,9 @@ FsckReport FileSystem::fsck(bool repair, const std::function<void(uint64_t, uint
   for (auto& e : bc.errors) r.errors.push_back("BTT: " + e);
   for (auto& e : bc.repaired) r.repaired.push_back("BTT: " + e);
   Op op(*this);
-  Walk w{op, r, std::vector<bool>(sb_.nblocks, false), {}, {}, {}, {}, {}};
+  const std::vector<uint64_t> bad = bad_lbas_to_describe();
+  const std::unordered_set<uint64_t> watch(bad.begin(), bad.end());
+  Walk w{op, r, std::vector<bool>(sb_.nblocks, false), {}, {}, {}, {}, {}, &watch, {}};
   for (uint64_t b = 0; b < sb_.first_data_lba; b++) w.owned[b] = true;
   // Directories, breadth first from the root.
   std::deque<uint64_t> queue{kRootIno};
@@ -219,10 +225,15 @@ FsckReport FileSystem::fsck(bool repair, const std::function<void(uint64_t, uint
     if (inodes_->is_used(i) && !live.count(i)) ileaked++;
   if (ileaked) r.errors.push_back(std::to_string(ileaked) + " inodes are allocated but unreachable");
   r.blocks_checked = sb_.nblocks;
+  if (!watch.empty()) describe_bad_blocks(op, w.uses, &r);
   if (repair && (!r.repaired.empty())) {
     Status st = op.commit();
     if (!st.is_ok()) r.errors.push_back("repair commit failed: " + st.to_string());
   }
+  // What the mount found of bad blocks (fs_badblocks.cc), first.
+  for (auto [from, to] : {std::pair{&bad_findings_.errors, &r.errors}, std::pair{&bad_findings_.repaired, &r.repaired},
+                          std::pair{&bad_findings_.warnings, &r.warnings}})
+    to->insert(to->begin(), from->begin(), from->end());
   if (progress) progress(w.reachable.size(), w.reachable.size());
   return r;
 }

@@ -48,7 +48,6 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
-uint64_t backup_sb_off(uint64_t pool_size) { return btt::round_down(pool_size, 4096) - 4096; }
 
 // Fills the geometry fields of sb for a pool of pool_size bytes.
 Status compute_geometry(uint64_t pool_size, const MkfsOptions& o, Superblock* sb) {
@@ -142,6 +141,8 @@ Status check_superblock(const Superblock& sb, uint64_t off, uint64_t media_size)
 
 }  // namespace
 
+uint64_t backup_sb_off(uint64_t pool_size) { return btt::round_down(pool_size, 4096) - 4096; }
+
 uint64_t FileSystem::min_pool_size(const MkfsOptions& o) {
   // Binary search in MiB steps (a pool that holds the file system still
   // does when it grows); 0 when no pool up to kMaxPoolSize does.
@@ -208,16 +209,18 @@ Status FileSystem::check_mkfs(uint64_t pool_size, const MkfsOptions& o) {
 Result<Superblock> FileSystem::read_superblock(const dax::Media& media) {
   if (media.size() < kNsOffset + 8192)
     return Corruption("pool of " + std::to_string(media.size()) + " bytes is too small to hold an untorn file system");
+  const std::vector<dax::BadRange> bad = bad_pages(media);
   Superblock sb;
-  media.read(0, &sb, sizeof sb);
-  Status st = check_superblock(sb, 0, media.size());
+  const bool readable = read_sb_copy(media, 0, bad, &sb);
+  Status st = readable ? check_superblock(sb, 0, media.size())
+                       : IOError("the superblock at offset 0 lies on a bad block the device reports");
   if (!st.is_ok()) {
     Superblock backup;
     const uint64_t boff = backup_sb_off(media.size());
-    media.read(boff, &backup, sizeof backup);
-    if (sb.magic != kSuperMagic && backup.magic != kSuperMagic)
+    const bool backup_readable = read_sb_copy(media, boff, bad, &backup);
+    if (readable && sb.magic != kSuperMagic && backup.magic != kSuperMagic)
       return Corruption("not an untorn pool (no untorn superblock at offset 0)");
-    if (check_superblock(backup, boff, media.size()).is_ok())
+    if (backup_readable && check_superblock(backup, boff, media.size()).is_ok())
       return Status(st.code(), st.message() + "; the backup superblock at " + hex(boff) +
                                    " is intact: run 'untorn fsck --repair'");
     return st;
@@ -229,10 +232,10 @@ PoolProbe FileSystem::probe(const dax::Media& media) {
   PoolProbe p;
   p.media_size = media.size();
   if (media.size() < kNsOffset + 8192) return p;
-  Superblock sb;
-  media.read(0, &sb, sizeof sb);
-  Superblock backup;
-  media.read(backup_sb_off(media.size()), &backup, sizeof backup);
+  const std::vector<dax::BadRange> bad = bad_pages(media);
+  Superblock sb, backup;
+  (void)read_sb_copy(media, 0, bad, &sb);
+  (void)read_sb_copy(media, backup_sb_off(media.size()), bad, &backup);
   p.untorn = sb.magic == kSuperMagic || backup.magic == kSuperMagic;
   // The size it was formatted with, from a copy whose checksum holds.
   for (const Superblock* c : {&sb, &backup})
@@ -241,6 +244,7 @@ PoolProbe FileSystem::probe(const dax::Media& media) {
 }
 
 void FileSystem::check_backup_superblock(bool repair, FsckReport* r) {
+  if (backup_sb_bad_) return;  // on a bad block: isolate_bad_blocks reported it
   Superblock primary, backup;
   const uint64_t boff = backup_sb_off(media_.size());
   media_.read(0, &primary, sizeof primary);
@@ -340,15 +344,17 @@ FileSystem::~FileSystem() = default;
 Result<std::unique_ptr<FileSystem>> FileSystem::mount(dax::Media& media, const MountOptions& o,
                                                       MountReport* report) {
   Superblock sb;
-  media.read(0, &sb, sizeof sb);
   Result<Superblock> r = read_superblock(media);
   if (!r.is_ok()) {
-    // With repair, an intact backup restores the primary.
+    // With repair, an intact backup restores the primary (on a bad block:
+    // once the block is cleared).
     Superblock backup;
     const uint64_t boff = backup_sb_off(media.size());
-    media.read(boff, &backup, sizeof backup);
-    if (!o.repair || !check_superblock(backup, boff, media.size()).is_ok())
+    const std::vector<dax::BadRange> bad = bad_pages(media);
+    if (!o.repair || !read_sb_copy(media, boff, bad, &backup) || !check_superblock(backup, boff, media.size()).is_ok())
       return r.status();
+    if (overlaps(bad, 0, sizeof backup))
+      RETURN_IF_ERROR(media.clear_bad_range({0, sizeof backup}).with_context("the superblock lies on a bad block"));
     media.persist_copy(0, &backup, sizeof backup);
     spdlog::warn("restored the superblock from its backup copy");
     sb = backup;
@@ -384,10 +390,12 @@ Status FileSystem::load(const MountOptions& o, MountReport* report) {
   if (btt_->nblocks() != sb_.nblocks)
     return Corruption("BTT has " + std::to_string(btt_->nblocks()) + " blocks, superblock says " +
                       std::to_string(sb_.nblocks));
+  // Before the metadata store: its journal (csum) may lie on a bad block.
+  RETURN_IF_ERROR(isolate_bad_blocks(!o.inspect));
   ASSIGN_OR_RETURN(store_, open_store(*btt_, sb_, report));
   if (o.wrap_store) store_ = o.wrap_store(std::move(store_));
-  store_ = fail_stop(std::move(store_));
-  remember_identity();
+  store_ = fail_stop(refuse_unisolated(std::move(store_)));
+  if (!backup_sb_bad_) remember_identity();  // an inspecting mount does not check the pool
   blocks_ = std::make_unique<Allocator>("block", sb_.bbitmap_lba, sb_.nblocks);
   inodes_ = std::make_unique<Allocator>("inode", sb_.ibitmap_lba, sb_.ninodes + 1);
   RETURN_IF_ERROR(blocks_->load(*store_));

@@ -395,11 +395,15 @@ Status FileSystem::readdir(uint64_t ino, uint64_t off, bool plus, const DirFn& f
 }
 
 Result<Attr> FileSystem::setattr(uint64_t ino, const SetAttr& sa) {
+  // An explicit mode wins over the kill of the set-id bits (Linux never
+  // sends both); security.capability still goes.
+  KillPriv kill = sa.kill;
+  if (sa.mask & kSetMode) kill.suidgid = false;
   if (sa.mask & kSetSize) {
     std::shared_ptr<InodeRef> r = ref(ino);
     std::unique_lock<std::shared_mutex> io(r->io);
     RETURN_IF_ERROR(map_change(ino, MapChange::kTruncate));
-    RETURN_IF_ERROR(truncate_locked(ino, sa.size));
+    RETURN_IF_ERROR(truncate_locked(ino, sa.size, &kill));
   }
   util::WriterLock lk(meta_mu_);
   Op op(*this);
@@ -409,6 +413,9 @@ Result<Attr> FileSystem::setattr(uint64_t ino, const SetAttr& sa) {
     in->mode = (in->mode & S_IFMT) | (sa.mode & 07777);
     RETURN_IF_ERROR(acl_on_chmod(op, ino, in, meta_goal_));
   }
+  // chown: the privileges of the old owner go (before the new ids are set,
+  // S_ISGID is judged against the old group, as Linux).
+  if (sa.mask & (kSetUid | kSetGid)) RETURN_IF_ERROR(drop_privs(op, ino, in, kill, nullptr));
   if (sa.mask & kSetUid) in->uid = sa.uid;
   if (sa.mask & kSetGid) in->gid = sa.gid;
   if (sa.mask & kSetAtimeNow) in->atime = now;

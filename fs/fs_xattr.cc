@@ -11,6 +11,7 @@
 // (CephFS keeps its virtual xattrs out of listxattr for the same reason).
 #include <sys/xattr.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "fs/acl.h"
@@ -107,6 +108,49 @@ Status FileSystem::removexattr(uint64_t ino, std::string_view name) {
   in->ctime = now_ts();
   op.dirty(ino);
   return op.commit();
+}
+
+// ------------------------------------------------------------ privileges
+
+uint32_t KillPriv::mode_after(uint32_t mode, uint32_t file_gid) const {
+  if (!S_ISREG(mode) || !suidgid) return mode;
+  mode &= ~S_ISUID;
+  if ((mode & S_ISGID) && ((mode & S_IXGRP) || !(privileged || (in_group && in_group(file_gid)))))
+    mode &= ~S_ISGID;
+  return mode;
+}
+
+Status FileSystem::drop_privs(Op& op, uint64_t ino, Inode* in, const KillPriv& kill, bool* dropped) {
+  if (!is_reg(in->mode)) return Status::ok();
+  bool changed = false;
+  const uint32_t mode = kill.mode_after(in->mode, in->gid);
+  if (mode != in->mode) {
+    in->mode = mode;
+    changed = true;
+  }
+  if (in->xattr_lba != 0) {  // files without xattrs (nearly all) stop here
+    const Status st = xattr_remove(op, ino, in, "security.capability", meta_goal_);
+    if (st.is_ok()) changed = true;
+    else if (st.code() != Code::kNoData) return st;
+  }
+  if (changed) {
+    in->ctime = now_ts();
+    op.dirty(ino);
+    if (dropped != nullptr) *dropped = true;
+  }
+  return Status::ok();
+}
+
+Status FileSystem::drop_privs_now(uint64_t ino, const KillPriv& kill, bool* dropped) {
+  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  Op op(*this);
+  ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
+  bool changed = false;
+  RETURN_IF_ERROR(drop_privs(op, ino, in, kill, &changed));
+  if (!changed) return Status::ok();
+  RETURN_IF_ERROR(op.commit());
+  if (dropped != nullptr) *dropped = true;
+  return Status::ok();
 }
 
 // Switches a file's data mode (or a directory's default) in one metadata

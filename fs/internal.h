@@ -8,6 +8,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <span>
 #include <vector>
 #include <shared_mutex>
 #include <string>
@@ -132,6 +133,21 @@ Status acl_on_chmod(FileSystem::Op& op, uint64_t ino, Inode* in, uint64_t goal);
 // in->mode (the umask does not apply then), or in->mode loses the umask.
 Status acl_on_create(FileSystem::Op& op, uint64_t dir_ino, const Inode& dir, uint64_t ino, Inode* in,
                      uint32_t umask, uint64_t goal);
+
+// --------------------------------------------- bad blocks (fs_badblocks.cc)
+// What an LBA holds, as fsck's walk finds it (for the LBAs it watches).
+struct LbaUse {
+  uint64_t ino = 0;
+  const char* what = nullptr;  // "data extent", "tree node", "xattr block", ...
+  uint64_t fb = UINT64_MAX;    // data extent: the file block
+};
+// The device's bad ranges, rounded out to whole pages, merged, ascending.
+std::vector<dax::BadRange> bad_pages(const dax::Media& m);
+bool overlaps(std::span<const dax::BadRange> bad, uint64_t off, uint64_t len);
+// Reads the superblock copy at `off`; zeros instead when it lies on a bad
+// range (touching it would fault). False then.
+bool read_sb_copy(const dax::Media& m, uint64_t off, std::span<const dax::BadRange> bad, Superblock* out);
+uint64_t backup_sb_off(uint64_t pool_size);
 
 // ------------------------------------------------- file data (fs_data.cc)
 inline uint64_t block_of(uint64_t off) { return off / kBlockSize; }

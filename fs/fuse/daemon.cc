@@ -3,9 +3,16 @@
 // lifecycle (mount, daemonize, multi-threaded loop, unmount).
 //
 // Kernel cache choices (measured with `untorn bench`; see README):
-//   - no writeback cache: a write() that returned is durable, because the
-//     daemon persisted it before replying; writeback caching would let the
-//     kernel acknowledge writes it has not sent yet.
+//   - no writeback cache by default: a write() that returned is durable,
+//     because the daemon persisted it before replying. With -o
+//     writeback_cache (opt-in) the kernel acknowledges writes to dax files
+//     once they are in its page cache and sends them later; the contract is
+//     then ext4's: data is durable once fsync() or close() returned (close
+//     writes the dirty pages back and waits, fs/fuse/file.c fuse_flush),
+//     a crash may lose writes since, and a write in flight may be torn at
+//     page granularity. Namespace operations, truncate and writes to atomic
+//     files (direct I/O, which the page cache does not hold) stay durable
+//     at return. scripts/crashloop --writeback checks this contract.
 //   - dax files: page cache with keep_cache. All changes go through this
 //     mount, so cached pages stay coherent (explicit invalidation only, on a
 //     mode switch); repeated reads and mmap are served by the kernel.
@@ -43,10 +50,9 @@
 #include <new>
 #include <thread>
 
-#include <nlohmann/json.hpp>
-
-#include "direct/protocol.h"
-#include "fs/fuse/leases.h"
+#include "fs/fuse/direct_ops.h"
+#include "fs/fuse/lookup_barrier.h"
+#include "fs/fuse/notifier.h"
 #include "fs/fuse/raw_channel.h"
 
 namespace untorn::fs::fuse {
@@ -82,95 +88,16 @@ int to_errno(const Status& st) {
 
 namespace {
 
-// Background notifications: kernel cache invalidation must not run inside
-// the handler that caused it (the kernel may hold the inode lock).
-class Notifier {
- public:
-  void start(fuse_session* se) {
-    se_ = se;
-    thread_ = std::thread([this] { loop(); });
-  }
-  void stop() {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      stop_ = true;
-    }
-    cv_.notify_one();
-    if (thread_.joinable()) thread_.join();
-  }
-  void inval_inode(fuse_ino_t ino) {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      q_.push_back(ino);
-    }
-    cv_.notify_one();
-  }
-
- private:
-  void loop() {
-    std::unique_lock<std::mutex> lk(mu_);
-    for (;;) {
-      cv_.wait(lk, [&] { return stop_ || !q_.empty(); });
-      if (q_.empty()) return;
-      const fuse_ino_t ino = q_.front();
-      q_.pop_front();
-      lk.unlock();
-      const int rc = fuse_lowlevel_notify_inval_inode(se_, ino, 0, 0);
-      if (rc != 0 && rc != -ENOENT) spdlog::warn("cache invalidation of inode {}: {}", ino, std::strerror(-rc));
-      lk.lock();
-    }
-  }
-  fuse_session* se_ = nullptr;
-  std::thread thread_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<fuse_ino_t> q_;
-  bool stop_ = false;
-};
-
-// Test hook (env UNTORN_TEST_LOOKUP_BARRIER=N, read at mount; tests only):
-// lookups of names starting with "barrier-" wait until N of them are in
-// the daemon at once, at most 10 s (then they fail with ETIMEDOUT). N of
-// them meet only if the kernel sends lookups in one directory in parallel
-// (FUSE_PARALLEL_DIROPS), which tests/fuse/fuse_fastpath_test.cc checks.
-class LookupBarrier {
- public:
-  void set(unsigned n) { n_ = n; }
-  bool applies(std::string_view name) const { return n_ > 0 && name.starts_with("barrier-"); }
-  bool meet() {
-    std::unique_lock<std::mutex> lk(mu_);
-    const uint64_t round = round_;
-    if (++waiting_ == n_) {
-      waiting_ = 0;
-      round_++;
-      cv_.notify_all();
-      return true;
-    }
-    if (cv_.wait_for(lk, std::chrono::seconds(10), [&] { return round_ != round; })) return true;
-    waiting_--;
-    return false;
-  }
-
- private:
-  unsigned n_ = 0;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  unsigned waiting_ = 0;
-  uint64_t round_ = 0;
-};
-
 struct Daemon {
   FileSystem& fs;
   const DaemonOptions& opts;
   Notifier notifier;
   RawChannel* channel = nullptr;  // the session's userdata; its user() is this Daemon
+  fuse_session* se = nullptr;
   uid_t owner = 0;                // the user who mounted (may read `untorn stats`)
   LookupBarrier barrier;          // test hook, off unless UNTORN_TEST_LOOKUP_BARRIER is set
-  LeaseTable* leases = nullptr;   // direct access (leases.h)
+  DirectOps* direct = nullptr;    // direct access (direct_ops.h)
 };
-
-// fuse_file_info::fh of open files: the access mode, for the lease ioctls.
-constexpr uint64_t kFhOpen = 1u << 8;
 
 Daemon& D(void* userdata) { return *static_cast<Daemon*>(static_cast<RawChannel*>(userdata)->user()); }
 Daemon& D(fuse_req_t req) { return D(fuse_req_userdata(req)); }
@@ -275,14 +202,49 @@ Cred cred_of(fuse_req_t req) {
 
 std::string_view sv(const char* s) { return s; }
 
+// The caller of `req` for the privilege rules (KillPriv). `suidgid`: the
+// kernel's kill flag of this request; `privileged`: whether the caller
+// has CAP_FSETID, known only as "root" here. Group membership (for
+// S_ISGID without group-execute) is read from /proc only when asked.
+KillPriv kill_of(fuse_req_t req, bool suidgid, bool privileged) {
+  KillPriv k;
+  k.suidgid = suidgid;
+  k.privileged = privileged;
+  k.in_group = [req](uint32_t g) { return caller_in_group(req, g); };
+  return k;
+}
+// Requests without a kill flag (fallocate, copy_file_range): with
+// HANDLE_KILLPRIV_V2 the kernel leaves the clearing to the daemon, which
+// takes "not root" for "lacks CAP_FSETID".
+KillPriv kill_by_uid(fuse_req_t req) {
+  const bool root = fuse_req_ctx(req)->uid == 0;
+  return kill_of(req, !root, root);
+}
+
+// Makes the kernel drop its cached attributes of ino now, before the
+// reply: a write that cleared S_ISUID must not leave a cached 04755 for
+// exec to use. Attributes only (offset -1), so no page lock is taken and
+// it is safe inside a write the kernel holds the inode lock for.
+void inval_attrs(Daemon& d, fuse_ino_t ino) {
+  const int rc = fuse_lowlevel_notify_inval_inode(d.se, ino, -1, 0);
+  if (rc != 0 && rc != -ENOENT) spdlog::warn("attribute invalidation of inode {}: {}", ino, std::strerror(-rc));
+}
+
 // ------------------------------------------------------------- handlers
 
 // INIT. Flags libfuse 3.14 cannot negotiate (FUSE_PARALLEL_DIROPS, which it
-// drops from its reply) are added to the raw reply by the RawChannel (see
-// run()); from libfuse 3.17 on they are asked for here, through the API.
+// drops from its reply, and FUSE_HANDLE_KILLPRIV_V2, which it has no bit
+// for) are added to the raw reply by the RawChannel (see run()); built
+// against libfuse 3.17 or later, they are asked for here, through the API.
+// HANDLE_KILLPRIV_V2 makes the kernel set SB_NOSEC (no GETXATTR of
+// security.capability before every buffered write) and leaves clearing
+// set-id bits and capabilities to the daemon (KillPriv, the kill flags).
 void op_init(void* userdata, fuse_conn_info* conn) {
-  (void)userdata;
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  if (D(userdata).opts.writeback_cache) {
+    if (conn->capable & FUSE_CAP_WRITEBACK_CACHE) conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+    else spdlog::warn("the kernel offers no writeback cache: writes stay synchronous");
+  }
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
   conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
   conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
@@ -293,6 +255,7 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   if (conn->capable & FUSE_CAP_IOCTL_DIR) conn->want |= FUSE_CAP_IOCTL_DIR;  // `untorn stats`
 #if FUSE_VERSION >= FUSE_MAKE_VERSION(3, 17)
   fuse_set_feature_flag(conn, FUSE_CAP_PARALLEL_DIROPS);
+  fuse_set_feature_flag(conn, FUSE_CAP_HANDLE_KILLPRIV_V2);
 #endif
   // POSIX ACLs: the kernel enforces them (with default_permissions) and
   // passes modes unmasked, so the file system applies the umask or the
@@ -353,6 +316,11 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
   if (to_set & FUSE_SET_ATTR_MTIME_NOW) sa.mask |= kSetMtimeNow;
   else if (to_set & FUSE_SET_ATTR_MTIME) { sa.mask |= kSetMtime; sa.mtime = attr->st_mtim; }
   if (to_set & FUSE_SET_ATTR_CTIME) { sa.mask |= kSetCtime; sa.ctime = attr->st_ctim; }
+  // FATTR_KILL_SUIDGID (libfuse 3.14 drops it; RawChannel keeps it): the
+  // kernel sends it with every chown of a non-directory and with truncates
+  // by callers without CAP_FSETID. The reply carries the new mode.
+  const bool chown = sa.mask & (kSetUid | kSetGid);
+  sa.kill = kill_of(req, RawChannel::current().kill_suidgid(), chown && fuse_req_ctx(req)->uid == 0);
   Result<Attr> r = d.fs.setattr(ino, sa);
   if (!r.is_ok()) return reply_err(req, r.status());
   if (request_faulted(req)) return;
@@ -404,7 +372,7 @@ Status setup_open(Daemon& d, fuse_ino_t ino, fuse_file_info* fi) {
   if (S_ISDIR(a->mode)) return Status(Code::kIsDir, "open of a directory for I/O");
   // No FLUSH round trip on close(): the daemon holds no dirty data.
   fi->noflush = 1;
-  fi->fh = kFhOpen | static_cast<uint64_t>(fi->flags & O_ACCMODE);
+  DirectOps::mark_open(fi);
   if (a->data_mode == DataMode::kAtomic) {
     fi->direct_io = 1;
     fi->keep_cache = 0;
@@ -418,8 +386,11 @@ Status setup_open(Daemon& d, fuse_ino_t ino, fuse_file_info* fi) {
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Daemon& d = D(req);
   Status st = setup_open(d, ino, fi);
-  if (st.is_ok()) st = d.fs.open(ino, (fi->flags & O_TRUNC) != 0);
+  bool dropped = false;
+  if (st.is_ok())
+    st = d.fs.open(ino, (fi->flags & O_TRUNC) != 0, kill_of(req, RawChannel::current().kill_suidgid(), false), &dropped);
   if (!st.is_ok()) return reply_err(req, st);
+  if (dropped) inval_attrs(d, ino);
   if (request_faulted(req) || fuse_reply_open(req, fi) != 0) d.fs.release(ino);
 }
 
@@ -481,9 +452,16 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
   if (!replied) reply_err(req, st.is_ok() ? Status(Code::kIOError, "no reply") : st);
 }
 
+// FUSE_WRITE_KILL_SUIDGID (libfuse 3.14 drops it; RawChannel keeps it):
+// the writer lacks CAP_FSETID. Page-cache writeback (mmap) carries none,
+// as Linux keeps the bits on mmap writes.
 void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
               fuse_file_info*) {
-  Result<size_t> r = D(req).fs.write(ino, static_cast<uint64_t>(off), buf, size, false);
+  Daemon& d = D(req);
+  bool dropped = false;
+  Result<size_t> r = d.fs.write(ino, static_cast<uint64_t>(off), buf, size, false,
+                                kill_of(req, RawChannel::current().kill_suidgid(), false), &dropped);
+  if (dropped) inval_attrs(d, ino);
   if (!r.is_ok()) return reply_err(req, r.status());
   if (request_faulted(req)) return;
   fuse_reply_write(req, *r);
@@ -626,7 +604,12 @@ void op_access(fuse_req_t req, fuse_ino_t, int) { fuse_reply_err(req, 0); }
 
 void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info*) {
   if (off < 0 || len <= 0) return (void)fuse_reply_err(req, EINVAL);
-  reply_err(req, D(req).fs.fallocate(ino, mode, static_cast<uint64_t>(off), static_cast<uint64_t>(len)));
+  Daemon& d = D(req);
+  bool dropped = false;
+  const Status st = d.fs.fallocate(ino, mode, static_cast<uint64_t>(off), static_cast<uint64_t>(len),
+                                   kill_by_uid(req), &dropped);
+  if (dropped) inval_attrs(d, ino);
+  reply_err(req, st);
 }
 
 void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info*) {
@@ -639,8 +622,11 @@ void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_i
 
 void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info*,
                         fuse_ino_t ino_out, off_t off_out, fuse_file_info*, size_t len, int) {
-  Result<size_t> r = D(req).fs.copy_file_range(ino_in, static_cast<uint64_t>(off_in), ino_out,
-                                               static_cast<uint64_t>(off_out), len);
+  Daemon& d = D(req);
+  bool dropped = false;
+  Result<size_t> r = d.fs.copy_file_range(ino_in, static_cast<uint64_t>(off_in), ino_out,
+                                          static_cast<uint64_t>(off_out), len, kill_by_uid(req), &dropped);
+  if (dropped) inval_attrs(d, ino_out);
   if (!r.is_ok()) return reply_err(req, r.status());
   if (request_faulted(req)) return;
   fuse_reply_write(req, *r);
@@ -660,59 +646,11 @@ void powercut(fuse_req_t req, const void* in, size_t in_bufsz, size_t out_bufsz)
   ::_exit(0);
 }
 
-// Direct access (direct/protocol.h): ioctls on an open regular file.
-void direct_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned cmd, const fuse_file_info* fi, const void* in,
-                  size_t in_bufsz, size_t out_bufsz) {
-  Daemon& d = D(req);
-  const fuse_ctx* ctx = fuse_req_ctx(req);
-  if (fi == nullptr || (fi->fh & kFhOpen) == 0) return (void)fuse_reply_err(req, ENOTTY);
-  const uint64_t acc = fi->fh & O_ACCMODE;
-  if (cmd == static_cast<unsigned>(direct::kDirectInfoIoctl)) {
-    if (in_bufsz < sizeof(direct::InfoIoctl) || out_bufsz < sizeof(direct::InfoIoctl)) return (void)fuse_reply_err(req, EINVAL);
-    direct::InfoIoctl io;
-    std::memcpy(&io, in, sizeof io);
-    const int e = d.leases->info(&io);
-    if (e != 0) return (void)fuse_reply_err(req, e);
-    return (void)fuse_reply_ioctl(req, 0, &io, sizeof io);
-  }
-  if (cmd == static_cast<unsigned>(direct::kDirectLeaseIoctl)) {
-    if (in_bufsz < sizeof(direct::LeaseIoctlBuf) || out_bufsz < sizeof(direct::LeaseIoctlBuf)) return (void)fuse_reply_err(req, EINVAL);
-    auto buf = std::make_unique<direct::LeaseIoctlBuf>();
-    std::memcpy(buf.get(), in, sizeof *buf);
-    const int e = d.leases->grant(ino, ctx->pid, ctx->uid, ctx->gid, acc == O_WRONLY || acc == O_RDWR, buf.get());
-    if (e != 0) return (void)fuse_reply_err(req, e);
-    return (void)fuse_reply_ioctl(req, 0, buf.get(), sizeof *buf);
-  }
-  if (in_bufsz < sizeof(direct::SyncIoctl)) return (void)fuse_reply_err(req, EINVAL);
-  direct::SyncIoctl s;
-  std::memcpy(&s, in, sizeof s);
-  const int e = d.leases->sync(ino, ctx->pid, s, cmd == static_cast<unsigned>(direct::kDirectReleaseIoctl));
-  // Readers through the mount must not keep pages older than the direct writes.
-  if (s.mtime_sec >= 0 || cmd == static_cast<unsigned>(direct::kDirectReleaseIoctl)) d.notifier.inval_inode(ino);
-  if (e != 0) return (void)fuse_reply_err(req, e);
-  fuse_reply_ioctl(req, 0, nullptr, 0);
-}
-
-bool is_direct_ioctl(unsigned cmd) {
-  return cmd == static_cast<unsigned>(direct::kDirectInfoIoctl) || cmd == static_cast<unsigned>(direct::kDirectLeaseIoctl) ||
-         cmd == static_cast<unsigned>(direct::kDirectSyncIoctl) || cmd == static_cast<unsigned>(direct::kDirectReleaseIoctl);
-}
-
-// `untorn stats` with the live leases added.
-std::string stats_json(Daemon& d) {
-  const std::string json = d.channel->stats().to_json(RawChannel::init_flag_names(d.channel->negotiated().accepted()));
-  nlohmann::ordered_json j = nlohmann::ordered_json::parse(json);
-  nlohmann::ordered_json l = nlohmann::ordered_json::parse(d.leases->to_json());
-  j["leases"] = l["leases"];
-  j["quarantined_blocks"] = l["quarantined_blocks"];
-  return j.dump();
-}
-
 // `untorn stats`: the statistics channel (request_stats.h), on the root only.
 void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info* fi, unsigned,
               const void* in, size_t in_bufsz, size_t out_bufsz) {
   Daemon& d = D(req);
-  if (is_direct_ioctl(cmd)) return direct_ioctl(req, ino, cmd, fi, in, in_bufsz, out_bufsz);
+  if (DirectOps::is_direct_ioctl(cmd)) return d.direct->ioctl(req, ino, cmd, fi, in, in_bufsz, out_bufsz);
   if (cmd != static_cast<unsigned>(kStatsIoctl) && cmd != static_cast<unsigned>(kStatsResetIoctl) &&
       cmd != static_cast<unsigned>(kPowercutIoctl))
     return (void)fuse_reply_err(req, ENOTTY);
@@ -724,7 +662,8 @@ void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file
     d.channel->stats().reset();
     return (void)fuse_reply_ioctl(req, 0, nullptr, 0);
   }
-  const std::string json = stats_json(d);
+  const std::string json =
+      d.direct->add_to_stats(d.channel->stats().to_json(RawChannel::init_flag_names(d.channel->negotiated().accepted())));
   if (json.size() > out_bufsz) return (void)fuse_reply_err(req, E2BIG);
   fuse_reply_ioctl(req, static_cast<int>(json.size()), json.data(), json.size());
 }
@@ -788,12 +727,12 @@ int run(FileSystem& fs, const DaemonOptions& opts) {
   if (const char* b = std::getenv("UNTORN_TEST_LOOKUP_BARRIER")) d.barrier.set(static_cast<unsigned>(std::atoi(b)));
   RawChannel channel(&d);
   d.channel = &channel;
-  LeaseTable leases(fs, LeaseTable::Options{!opts.pool_path.empty() && !opts.powercut, 1000, opts.pool_path});
-  d.leases = &leases;
-  fs.set_map_hook([&leases](uint64_t ino, MapChange why) { return leases.recall(ino, why); });
+  DirectOps direct(fs, opts, d.notifier);
+  d.direct = &direct;
 #if FUSE_VERSION < FUSE_MAKE_VERSION(3, 17)
-  // libfuse 3.14 drops PARALLEL_DIROPS from its INIT reply: add it to the raw reply.
-  channel.want_init_flags(FUSE_PARALLEL_DIROPS);
+  // libfuse 3.14 drops PARALLEL_DIROPS from its INIT reply and cannot ask
+  // for HANDLE_KILLPRIV_V2: both go into the raw reply.
+  channel.want_init_flags(FUSE_PARALLEL_DIROPS | FUSE_HANDLE_KILLPRIV_V2);
 #endif
   const fuse_lowlevel_ops ops = make_ops();
   fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &channel);
@@ -802,6 +741,7 @@ int run(FileSystem& fs, const DaemonOptions& opts) {
     return 2;
   }
   int rc = 1;
+  d.se = se;
   if (fuse_set_signal_handlers(se) != 0) {
     fuse_session_destroy(se);
     return 1;
@@ -826,7 +766,7 @@ int run(FileSystem& fs, const DaemonOptions& opts) {
     } else {
       // Threads do not survive fuse_daemonize's fork: start after it.
       d.notifier.start(se);
-      if (Status ls = leases.start(); !ls.is_ok()) spdlog::warn("direct access off: {}", ls.to_string());
+      direct.start();
       fuse_loop_config* cfg = fuse_loop_cfg_create();
       fuse_loop_cfg_set_max_threads(cfg, opts.max_threads);
       fuse_loop_cfg_set_idle_threads(cfg, 2);
@@ -835,8 +775,7 @@ int run(FileSystem& fs, const DaemonOptions& opts) {
       fuse_loop_cfg_destroy(cfg);
     }
   }
-  leases.stop();  // clients see their sockets close and stop direct access
-  fs.set_map_hook(nullptr);
+  direct.stop();  // clients see their sockets close and stop direct access
   d.notifier.stop();
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);

@@ -38,6 +38,10 @@ struct DaemonOptions {
   bool foreground = true;
   bool debug = false;                 // libfuse request tracing
   unsigned max_threads = 8;
+  // -o writeback_cache: the kernel caches writes to dax files and sends
+  // them later (at fsync, close, memory pressure); see daemon.cc for the
+  // durability contract. Off by default: a write() that returned is durable.
+  bool writeback_cache = false;
   // Kernel cache timeouts (see daemon.cc for why these values).
   double entry_timeout_s = 60.0;
   double attr_timeout_s = 60.0;

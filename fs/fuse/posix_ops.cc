@@ -8,9 +8,8 @@
 
 namespace untorn::fs::fuse {
 
-bool caller_in_group_or_privileged(fuse_req_t req, uint32_t gid) {
-  const fuse_ctx* c = fuse_req_ctx(req);
-  if (c->uid == 0 || c->gid == gid) return true;
+bool caller_in_group(fuse_req_t req, uint32_t gid) {
+  if (fuse_req_ctx(req)->gid == gid) return true;
   // Supplementary groups (libfuse reads them from /proc/PID/status).
   std::vector<gid_t> groups(64);
   int n = fuse_req_getgroups(req, static_cast<int>(groups.size()), groups.data());
@@ -21,6 +20,10 @@ bool caller_in_group_or_privileged(fuse_req_t req, uint32_t gid) {
   for (int i = 0; i < n && i < static_cast<int>(groups.size()); i++)
     if (groups[static_cast<size_t>(i)] == gid) return true;
   return false;
+}
+
+bool caller_in_group_or_privileged(fuse_req_t req, uint32_t gid) {
+  return fuse_req_ctx(req)->uid == 0 || caller_in_group(req, gid);
 }
 
 int acl_setxattr_flags(fuse_req_t req, FileSystem& fs, uint64_t ino, const char* name) {

@@ -12,6 +12,10 @@
 
 namespace untorn::fs::fuse {
 
+// True when the caller of `req` has `gid` as its group or as a
+// supplementary group (read from /proc only when its own gid differs).
+bool caller_in_group(fuse_req_t req, uint32_t gid);
+
 // Linux posix_acl_update_mode: true when the caller of `req` may keep the
 // setgid bit of a file in group `gid` (member of the group, or root).
 bool caller_in_group_or_privileged(fuse_req_t req, uint32_t gid);

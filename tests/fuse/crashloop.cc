@@ -498,8 +498,10 @@ int Executor::write(const Op& op) {
   if (fd < 0) return errno;
   const ssize_t w = op.append ? ::write(fd, op.data.data(), op.data.size())
                               : ::pwrite(fd, op.data.data(), op.data.size(), static_cast<off_t>(op.off));
-  const int e = w < 0 ? errno : (static_cast<size_t>(w) != op.data.size() ? EIO : 0);
-  ::close(fd);
+  int e = w < 0 ? errno : (static_cast<size_t>(w) != op.data.size() ? EIO : 0);
+  // Under -o writeback_cache the data reaches the daemon at close (it
+  // writes the dirty pages back and waits): a failed close is a failed write.
+  if (::close(fd) != 0 && e == 0) e = errno;
   return e;
 }
 

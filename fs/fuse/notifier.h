@@ -1,0 +1,37 @@
+// Notifier: kernel cache invalidations sent from a background thread.
+// Invalidating a file's pages must not run inside the handler that caused
+// it (the kernel may hold the inode or page locks the invalidation needs),
+// so handlers queue the inode and return. Attribute-only invalidations are
+// safe inline (see daemon.cc inval_attrs) and do not come here.
+// Threading: inval_inode from any thread; start after daemonizing (threads
+// do not survive fuse_daemonize's fork), stop before the session goes.
+#pragma once
+
+#include <cstdint>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+struct fuse_session;
+
+namespace untorn::fs::fuse {
+
+class Notifier {
+ public:
+  void start(fuse_session* se);
+  void stop();
+  // Queues an invalidation of the inode's attributes and cached pages.
+  void inval_inode(uint64_t ino);
+
+ private:
+  void loop();
+  fuse_session* se_ = nullptr;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<uint64_t> q_;
+  bool stop_ = false;
+};
+
+}  // namespace untorn::fs::fuse
