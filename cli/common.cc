@@ -16,6 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <thread>
@@ -94,9 +95,12 @@ Result<std::unique_ptr<dax::Pmem2Media>> open_locked(const std::string& pool) {
   if (!lock_waiting((*m)->fd(), pool)) return busy(pool);
   // Direct-access clients of a daemon that is gone may still map the pool
   // with leases (direct/protocol.h): they hold a read lock on its first byte
-  // until they have stopped. A mount waits a little for them, then refuses.
+  // until they have stopped. A mount waits a little for them (5 s; env
+  // UNTORN_DIRECT_WAIT_MS, for tests), then refuses.
+  const char* w = std::getenv("UNTORN_DIRECT_WAIT_MS");
+  const int tries = std::max(1, (w ? std::atoi(w) : 5000) / 100);
   struct flock fl {};
-  for (int i = 0; i < 50; i++) {
+  for (int i = 0; i < tries; i++) {
     fl = {};
     fl.l_type = F_WRLCK;
     fl.l_whence = SEEK_SET;

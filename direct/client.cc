@@ -70,7 +70,21 @@ int64_t now_ns(clockid_t c = CLOCK_MONOTONIC) {
 
 // ---------------------------------------------------------------- mounts
 
-// The pool of the fuse.untorn mount with device dev ("untorn:/path/pool").
+std::string unescape_mountinfo(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); i++) {
+    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' && s[i + 2] <= '7' &&
+        s[i + 3] >= '0' && s[i + 3] <= '7') {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// The pool of the fuse.untorn mount with device dev.
 std::string pool_of_mount(dev_t dev) {
   std::ifstream in("/proc/self/mountinfo");
   std::string line;
@@ -85,8 +99,12 @@ std::string pool_of_mount(dev_t dev) {
     }
     std::string type, source;
     ls >> type >> source;
-    if (type == "fuse.untorn" && source.rfind("untorn:", 0) == 0) return source.substr(7);
-    return {};
+    if (type != "fuse.untorn") return {};
+    // The source is the pool path (older daemons: "untorn:PATH"), with
+    // mountinfo's octal escapes (\040 for a space). The info ioctl's pool
+    // UUID confirms it names this mount's pool.
+    if (source.rfind("untorn:", 0) == 0) source.erase(0, 7);
+    return unescape_mountinfo(source);
   }
   return {};
 }
@@ -272,9 +290,25 @@ void fork_lock() { globals().mu.lock(); }
 void fork_parent() { globals().mu.unlock(); }
 // The child has no pool mapping (MADV_DONTFORK) and none of the parent's
 // leases: it starts afresh (files it opens get their own connection).
+// libpmem2 still lists the parent's pool mappings though they are not in the
+// child: a new mapping that the kernel places at the same address would be
+// refused (the child then had no direct access at all). They are deleted
+// here, before the child maps anything else into those holes (the unmap of
+// an absent range is a no-op), and the parent's recall sockets are closed.
+// No thread of ours is inside libpmem2 now: maps are made under the old mu,
+// held across the fork.
 void fork_child() {
+  Globals* old = g_globals;
   g_globals = new Globals;  // the old one's mutex was held across fork: leaked
   for (auto& f : g_files) f.store(nullptr, std::memory_order_relaxed);
+  if (!old) return;
+  for (auto& [dev, m] : old->mounts) {
+    if (!m) continue;
+    m->alive = false;
+    m->pool.reset();
+    if (m->sock >= 0) real().close(m->sock);
+    m->sock = -1;
+  }
 }
 
 // Exit: nothing is used any more once every lease is retired; then bye.
