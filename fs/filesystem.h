@@ -213,6 +213,7 @@ struct DaxMap {
   Attr attr;
   std::vector<DaxRun> runs;  // in file order
   bool complete = true;      // false: more mapped blocks than max_runs
+  bool writable = true;      // false: chattr +i or +a (no in-place overwrites)
 };
 // What is about to change a file's map or mode (see set_map_hook).
 enum class MapChange { kTruncate, kFallocate, kModeSwitch, kUnlink, kDestroy };
@@ -257,6 +258,9 @@ class FileSystem {
 
   // ---- namespace. lookup, mknod, mkdir, symlink and link count one kernel
   // lookup reference of the inode they return (see add_lookup/forget).
+  // lookup(ino, ".") finds any linked inode by number, directory or not
+  // (file handles: the kernel's lookups for open_by_handle_at / NFS);
+  // lookup(dir, "..") its parent.
   Result<Attr> lookup(uint64_t parent, std::string_view name);
   Result<Attr> getattr(uint64_t ino);
   Result<Attr> setattr(uint64_t ino, const SetAttr& sa);
@@ -265,6 +269,11 @@ class FileSystem {
   Result<Attr> mkdir(uint64_t parent, std::string_view name, uint32_t mode, const Cred& c);
   Result<Attr> symlink(uint64_t parent, std::string_view name, std::string_view target,
                        const Cred& c);
+  // O_TMPFILE: a regular file without a name in directory `parent` (for
+  // its permissions, group, default ACL and data mode), nlink 0, on the
+  // orphan list in the same commit: freed at the last close or forget, or
+  // at the next mount after a crash, unless link() names it first.
+  Result<Attr> tmpfile(uint64_t parent, uint32_t mode, const Cred& c);
   Result<std::string> readlink(uint64_t ino);
   [[nodiscard]] Status unlink(uint64_t parent, std::string_view name);
   [[nodiscard]] Status rmdir(uint64_t parent, std::string_view name);
@@ -304,6 +313,19 @@ class FileSystem {
   Result<std::string> getxattr(uint64_t ino, std::string_view name);
   Result<std::vector<std::string>> listxattr(uint64_t ino);
   [[nodiscard]] Status removexattr(uint64_t ino, std::string_view name);
+
+  // ---- chattr flags (FS_*_FL of <linux/fs.h>; fs_flags.cc): append-only,
+  // immutable, nodump, noatime, sync, dirsync are kept and the first two
+  // enforced here (EPERM, as ext4); FS_DAX_FL is the data mode of a file
+  // (set: dax, clear: atomic) or a directory's default for new files. Other
+  // flags: kNotSupported. The caller checked ownership and, for append-only
+  // and immutable, CAP_LINUX_IMMUTABLE (the kernel does, vfs_fileattr_set).
+  Result<uint32_t> get_fsflags(uint64_t ino);
+  [[nodiscard]] Status set_fsflags(uint64_t ino, uint32_t fs_flags);
+  // kPermission for an open the flags forbid: write access or O_TRUNC on an
+  // immutable file, write access without O_APPEND or O_TRUNC on an
+  // append-only one (the kernel's may_open cannot see the flags over FUSE).
+  [[nodiscard]] Status check_open(uint64_t ino, int open_flags);
 
   StatFs statfs();
 
@@ -378,7 +400,7 @@ class FileSystem {
 
   // helpers implemented in fs_namespace.cc / fs_data.cc
   Result<Attr> make_node(uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
-                         std::string_view symlink_target, const Cred& c);
+                         std::string_view symlink_target, const Cred& c, bool tmpfile = false);
   Status remove_entry(uint64_t parent, std::string_view name, bool dir);
   // kill (may be null) is applied in the first commit.
   Status truncate_locked(uint64_t ino, uint64_t size, const KillPriv* kill = nullptr,

@@ -36,6 +36,7 @@ Status FileSystem::set_acl(uint64_t ino, std::string_view name, std::string_view
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   if (S_ISLNK(in->mode)) return NotSupported("symbolic links have no ACLs");
+  RETURN_IF_ERROR(check_modify(*in));
   if (!access && !S_ISDIR(in->mode)) {
     if (a.empty()) return Status::ok();
     return Status(Code::kAccessDenied, "only directories have a default ACL");

@@ -181,6 +181,7 @@ Result<size_t> FileSystem::write_locked(uint64_t ino, uint64_t off, const void* 
   if (is_dir(in->mode)) return Status(Code::kIsDir, "write to a directory");
   if (!is_reg(in->mode)) return InvalidArgument("write to a special file");
   if (append) off = in->size;
+  RETURN_IF_ERROR(check_write(*in, off));
   if (n == 0) return size_t{0};
   if (off + n > kMaxFileSize || off + n < off) return Status(Code::kTooLarge, "write beyond the maximum file size");
   WriteCtx c{op, media_, *btt_, ino, in, in->size, (in->flags & kInodeAtomic) != 0, {}};

@@ -45,6 +45,7 @@ Result<DaxMap> FileSystem::dax_map_locked(uint64_t ino, size_t max_runs) {
   if (in->flags & kInodeAtomic) return NotSupported("atomic files are written through the BTT only");
   DaxMap out;
   out.attr = op.attr(ino, *in);
+  out.writable = (in->flags & (kInodeImmutable | kInodeAppend)) == 0;
   if (in->root == 0) return out;
   BTree t = op.tree(ino, *in, NodeKind::kExtent);
   const uint64_t end = blocks_spanning(in->size);

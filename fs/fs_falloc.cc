@@ -202,6 +202,12 @@ Status FileSystem::fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len,
   RETURN_IF_ERROR(check_writable());  // before zeroing or filling blocks in place
   std::shared_ptr<InodeRef> r = ref(ino);
   std::unique_lock<std::shared_mutex> io(r->io);
+  {
+    util::ReaderLock lk(meta_mu_);
+    Op op(*this);
+    ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
+    RETURN_IF_ERROR(check_fallocate(*in, mode));  // chattr +a / +i
+  }
   RETURN_IF_ERROR(map_change(ino, MapChange::kFallocate));
   const bool keep_size = mode & FALLOC_FL_KEEP_SIZE;
   // Privileges go first, in their own commit (Linux: file_modified()).

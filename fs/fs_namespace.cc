@@ -57,11 +57,19 @@ Result<Attr> FileSystem::lookup(uint64_t parent, std::string_view name) {
   RETURN_IF_ERROR(check_name(name));
   util::ReaderLock lk(meta_mu_);
   Op op(*this);
+  if (name == ".") {
+    // Any inode by number (file handles, FUSE_EXPORT_SUPPORT: the kernel
+    // looks up "." of a handle's inode it no longer caches and checks the
+    // generation itself). An unlinked inode is gone for a handle: ENOENT,
+    // which the kernel answers as ESTALE.
+    ASSIGN_OR_RETURN(Inode* in, op.inode(parent));
+    if (in->nlink == 0) return NotFound("inode " + std::to_string(parent) + " was unlinked");
+    add_lookup(parent);
+    return op.attr(parent, *in);
+  }
   ASSIGN_OR_RETURN(Inode* dir, op.dir_inode(parent));
   uint64_t ino;
-  if (name == ".") {
-    ino = parent;
-  } else if (name == "..") {
+  if (name == "..") {
     ino = dir->parent;
   } else {
     BTree t = op.tree(parent, *dir, NodeKind::kDir);
@@ -74,15 +82,16 @@ Result<Attr> FileSystem::lookup(uint64_t parent, std::string_view name) {
 }
 
 Result<Attr> FileSystem::make_node(uint64_t parent, std::string_view name, uint32_t mode,
-                                   uint64_t rdev, std::string_view target, const Cred& c) {
-  RETURN_IF_ERROR(check_name(name));
-  if (is_dot(name)) return Status(Code::kExists, std::string(name));
+                                   uint64_t rdev, std::string_view target, const Cred& c, bool tmp) {
+  if (!tmp) RETURN_IF_ERROR(check_name(name));
+  if (!tmp && is_dot(name)) return Status(Code::kExists, std::string(name));
   if (S_ISLNK(mode) && (target.empty() || target.size() > kMaxSymlinkLen))
     return Status(target.empty() ? Code::kNotFound : Code::kNameTooLong, "symlink target length");
   util::WriterLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* dir, op.dir_inode(parent));
   if (dir->nlink == 0) return NotFound("directory was removed");
+  RETURN_IF_ERROR(check_dir_entries(*dir, false));
   if (S_ISDIR(mode) && dir->nlink >= kMaxLinks) return Status(Code::kTooManyLinks, "too many subdirectories");
   BTree t = op.tree(parent, *dir, NodeKind::kDir);
   ASSIGN_OR_RETURN(uint64_t ino, op.inodes().alloc(op.txn, parent));
@@ -95,10 +104,10 @@ Result<Attr> FileSystem::make_node(uint64_t parent, std::string_view name, uint3
     init.gid = dir->gid;
     if (S_ISDIR(mode)) init.mode |= S_ISGID;
   }
-  init.nlink = S_ISDIR(mode) ? 2 : 1;
+  init.nlink = tmp ? 0 : S_ISDIR(mode) ? 2 : 1;
   init.rdev = rdev;
   init.atime = init.mtime = init.ctime = init.btime = now;
-  init.flags = inherited_flags(*dir, mode, sb_);
+  init.flags = inherited_flags(*dir, mode, sb_) | (tmp ? kInodeTmpfile : 0);
   ASSIGN_OR_RETURN(Inode* in, op.create_inode(ino, init));
   if (S_ISDIR(mode)) {
     ASSIGN_OR_RETURN(in->root, BTree::create(op.txn, op.blocks(), NodeKind::kDir, ino, meta_goal_));
@@ -117,11 +126,17 @@ Result<Attr> FileSystem::make_node(uint64_t parent, std::string_view name, uint3
     }
   }
   RETURN_IF_ERROR(acl_on_create(op, parent, *dir, ino, in, c.umask, meta_goal_));
-  RETURN_IF_ERROR(dir_add(t, name, ino, dtype_of(mode)));
-  dir->size++;
-  dir->blocks += t.blocks_delta();
-  touch_dir(dir, now);
-  op.dirty(parent);
+  if (tmp) {
+    // No name, no change to the directory: the orphan list holds it.
+    ASSIGN_OR_RETURN(BTree orphans, op.orphans());
+    RETURN_IF_ERROR(orphans.insert(ino, {}));
+  } else {
+    RETURN_IF_ERROR(dir_add(t, name, ino, dtype_of(mode)));
+    dir->size++;
+    dir->blocks += t.blocks_delta();
+    touch_dir(dir, now);
+    op.dirty(parent);
+  }
   RETURN_IF_ERROR(op.commit());
   add_lookup(ino);
   return op.attr(ino, *in);
@@ -146,6 +161,10 @@ Result<Attr> FileSystem::symlink(uint64_t parent, std::string_view name, std::st
   return make_node(parent, name, S_IFLNK | 0777, 0, target, c);
 }
 
+Result<Attr> FileSystem::tmpfile(uint64_t parent, uint32_t mode, const Cred& c) {
+  return make_node(parent, {}, S_IFREG | (mode & 07777), 0, {}, c, true);
+}
+
 Result<std::string> FileSystem::readlink(uint64_t ino) {
   util::ReaderLock lk(meta_mu_);
   Op op(*this);
@@ -168,11 +187,19 @@ Result<Attr> FileSystem::link(uint64_t ino, uint64_t newparent, std::string_view
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   if (is_dir(in->mode)) return Status(Code::kPermission, "hard links to directories are not allowed");
   if (in->nlink >= kMaxLinks) return Status(Code::kTooManyLinks, "too many links");
-  if (in->nlink == 0) return NotFound("inode was unlinked");
+  if (in->nlink == 0 && !(in->flags & kInodeTmpfile)) return NotFound("inode was unlinked");
+  RETURN_IF_ERROR(check_modify(*in));
   ASSIGN_OR_RETURN(Inode* dir, op.dir_inode(newparent));
   if (dir->nlink == 0) return NotFound("directory was removed");
+  RETURN_IF_ERROR(check_dir_entries(*dir, false));
   BTree t = op.tree(newparent, *dir, NodeKind::kDir);
   RETURN_IF_ERROR(dir_add(t, newname, ino, dtype_of(in->mode)));
+  if (in->nlink == 0) {
+    // An O_TMPFILE inode's first name: off the orphan list, same commit.
+    ASSIGN_OR_RETURN(BTree orphans, op.orphans());
+    RETURN_IF_ERROR(orphans.erase(ino));
+    in->flags &= ~kInodeTmpfile;
+  }
   const Timespec now = now_ts();
   in->nlink++;
   in->ctime = now;
@@ -214,6 +241,8 @@ Status FileSystem::remove_entry(uint64_t parent, std::string_view name, bool dir
     if (dir_wanted && !is_dir(child->mode)) return Status(Code::kNotDir, std::string(name));
     if (!dir_wanted && is_dir(child->mode)) return Status(Code::kIsDir, std::string(name));
     if (dir_wanted && child->size > 0) return Status(Code::kNotEmpty, std::string(name));
+    RETURN_IF_ERROR(check_dir_entries(*dir, true));
+    RETURN_IF_ERROR(check_modify(*child));
     RETURN_IF_ERROR(t.erase(e.key));
     const Timespec now = now_ts();
     dir->size--;
@@ -298,6 +327,14 @@ Status FileSystem::rename(uint64_t parent, std::string_view name, uint64_t newpa
     if ((flags & RENAME_EXCHANGE) && !exists) return NotFound(std::string(newname));
     if (exists && de->ino == se.ino) return Status::ok();  // same inode: nothing to do
     if (parent == newparent && name == newname) return Status::ok();
+    // chattr: the moved inode and a replaced one leave their directories.
+    RETURN_IF_ERROR(check_modify(*src));
+    RETURN_IF_ERROR(check_dir_entries(*sdir, true));
+    RETURN_IF_ERROR(check_dir_entries(*ddir, exists));
+    if (exists) {
+      ASSIGN_OR_RETURN(Inode* dst, op.inode(de->ino));
+      RETURN_IF_ERROR(check_modify(*dst));
+    }
     if (is_dir(src->mode) && parent != newparent) {
       ASSIGN_OR_RETURN(bool inside, is_within(op, newparent, se.ino));
       if (inside) return InvalidArgument("cannot move a directory into itself");
@@ -400,6 +437,12 @@ Result<Attr> FileSystem::setattr(uint64_t ino, const SetAttr& sa) {
   KillPriv kill = sa.kill;
   if (sa.mask & kSetMode) kill.suidgid = false;
   if (sa.mask & kSetSize) {
+    {
+      util::ReaderLock lk(meta_mu_);
+      Op op(*this);
+      ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
+      RETURN_IF_ERROR(check_setattr(*in, sa.mask));
+    }
     std::shared_ptr<InodeRef> r = ref(ino);
     std::unique_lock<std::shared_mutex> io(r->io);
     RETURN_IF_ERROR(map_change(ino, MapChange::kTruncate));
@@ -408,6 +451,7 @@ Result<Attr> FileSystem::setattr(uint64_t ino, const SetAttr& sa) {
   util::WriterLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
+  if (sa.mask & ~kSetSize) RETURN_IF_ERROR(check_setattr(*in, sa.mask & ~kSetSize));
   const Timespec now = now_ts();
   if (sa.mask & kSetMode) {
     in->mode = (in->mode & S_IFMT) | (sa.mode & 07777);

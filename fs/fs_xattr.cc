@@ -38,6 +38,8 @@ Status check_xattr_name(std::string_view name, uint32_t mode) {
 
 std::string mode_name(bool atomic) { return atomic ? "atomic" : "dax"; }
 
+}  // namespace
+
 bool effective_atomic(const Inode& in, const Superblock& sb) {
   if (S_ISDIR(in.mode)) {
     if (in.flags & kInodeDirDefaultSet) return in.flags & kInodeDirDefaultAtomic;
@@ -45,8 +47,6 @@ bool effective_atomic(const Inode& in, const Superblock& sb) {
   }
   return in.flags & kInodeAtomic;
 }
-
-}  // namespace
 
 Status FileSystem::setxattr(uint64_t ino, std::string_view name, std::string_view value,
                             int flags) {
@@ -70,6 +70,7 @@ Status FileSystem::setxattr(uint64_t ino, std::string_view name, std::string_vie
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   RETURN_IF_ERROR(check_xattr_name(name, in->mode));
+  RETURN_IF_ERROR(check_modify(*in));
   RETURN_IF_ERROR(xattr_set(op, ino, in, name, value, flags & (XATTR_CREATE | XATTR_REPLACE), meta_goal_));
   in->ctime = now_ts();
   op.dirty(ino);
@@ -104,6 +105,7 @@ Status FileSystem::removexattr(uint64_t ino, std::string_view name) {
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   RETURN_IF_ERROR(check_xattr_name(name, in->mode));
+  RETURN_IF_ERROR(check_modify(*in));
   RETURN_IF_ERROR(xattr_remove(op, ino, in, name, meta_goal_));
   in->ctime = now_ts();
   op.dirty(ino);
@@ -164,6 +166,7 @@ Status FileSystem::set_data_mode(uint64_t ino, bool atomic) {
   std::unique_lock<std::shared_mutex> lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
+  if (effective_atomic(*in, sb_) != atomic) RETURN_IF_ERROR(check_modify(*in));
   if (S_ISDIR(in->mode)) {
     in->flags = (in->flags & ~kInodeDirDefaultAtomic) | kInodeDirDefaultSet | (atomic ? kInodeDirDefaultAtomic : 0);
   } else if (S_ISREG(in->mode)) {

@@ -176,4 +176,21 @@ Status prepare_growth(WriteCtx& c, BTree& t, uint64_t first_written_fb, uint64_t
 inline bool is_dir(uint32_t mode) { return S_ISDIR(mode); }
 inline bool is_reg(uint32_t mode) { return S_ISREG(mode); }
 
+// Data mode of a file, or a directory's default for new files (fs_xattr.cc).
+bool effective_atomic(const Inode& in, const Superblock& sb);
+
+// chattr enforcement (fs_flags.cc): kPermission (EPERM, as ext4) when the
+// inode's immutable or append-only flag forbids the change.
+//   check_modify       any change but appending: xattrs, ACLs, data mode,
+//                      removing or renaming it, new hard links to it
+//   check_dir_entries  entries of directory `dir` added (or removed)
+//   check_write        data written at `off` (append-only: only at EOF)
+//   check_setattr      truncate, chmod, chown, explicit times
+//   check_fallocate    fallocate mode (append-only: only preallocation)
+Status check_modify(const Inode& in);
+Status check_dir_entries(const Inode& dir, bool removing);
+Status check_write(const Inode& in, uint64_t off);
+Status check_setattr(const Inode& in, uint32_t setattr_mask);
+Status check_fallocate(const Inode& in, int mode);
+
 }  // namespace untorn::fs

@@ -151,6 +151,19 @@ static_assert(4095 - 96 <= 4096 - 16, "a symlink target fits the inode plus one 
 inline constexpr uint32_t kInodeAtomic = 1u << 0;         // file data mode: atomic
 inline constexpr uint32_t kInodeDirDefaultSet = 1u << 1;  // dir: default mode recorded
 inline constexpr uint32_t kInodeDirDefaultAtomic = 1u << 2;  // dir: default = atomic
+// An O_TMPFILE inode never linked yet (nlink 0, on the orphan list): link()
+// may give it its first name (linkat of an O_TMPFILE descriptor).
+inline constexpr uint32_t kInodeTmpfile = 1u << 3;
+// chattr flags (FS_IOC_SETFLAGS / FS_IOC_FSSETXATTR). The kernel does not
+// see them over FUSE, so the file system enforces append-only and
+// immutable itself (fs/fs_flags.cc). The DAX flag is not stored: it is
+// the data mode (kInodeAtomic clear) and, on directories, the default.
+inline constexpr uint32_t kInodeAppend = 1u << 8;     // FS_APPEND_FL
+inline constexpr uint32_t kInodeImmutable = 1u << 9;  // FS_IMMUTABLE_FL
+inline constexpr uint32_t kInodeNoDump = 1u << 10;    // FS_NODUMP_FL
+inline constexpr uint32_t kInodeNoAtime = 1u << 11;   // FS_NOATIME_FL (atime is not updated anyway)
+inline constexpr uint32_t kInodeSync = 1u << 12;      // FS_SYNC_FL (every change is synchronous anyway)
+inline constexpr uint32_t kInodeDirSync = 1u << 13;   // FS_DIRSYNC_FL (likewise)
 
 struct Timespec {
   int64_t sec;

@@ -1,4 +1,4 @@
-// Module map: errno mapping; the fuse_lowlevel_ops handlers (entries,
+// Module map: the fuse_lowlevel_ops handlers (entries,
 // attributes, namespace, files, directories, xattrs, misc); the session
 // lifecycle (mount, daemonize, multi-threaded loop, unmount).
 //
@@ -57,35 +57,6 @@
 
 namespace untorn::fs::fuse {
 
-int to_errno(const Status& st) {
-  switch (st.code()) {
-    case Code::kOk: return 0;
-    case Code::kCorruption: return EIO;
-    case Code::kIOError: return EIO;
-    case Code::kNoSpace: return ENOSPC;
-    case Code::kInvalidArgument: return EINVAL;
-    case Code::kNotFound: return ENOENT;
-    case Code::kExists: return EEXIST;
-    case Code::kNotEmpty: return ENOTEMPTY;
-    case Code::kNameTooLong: return ENAMETOOLONG;
-    case Code::kNotDir: return ENOTDIR;
-    case Code::kIsDir: return EISDIR;
-    case Code::kPermission: return EPERM;
-    case Code::kBusy: return EBUSY;
-    case Code::kNotSupported: return EOPNOTSUPP;
-    case Code::kTooLarge: return EFBIG;
-    case Code::kNoData: return ENODATA;
-    case Code::kRange: return ERANGE;
-    case Code::kTooManyLinks: return EMLINK;
-    case Code::kValueTooLarge: return E2BIG;
-    case Code::kNoMemory: return ENOMEM;
-    case Code::kAccessDenied: return EACCES;
-    case Code::kStale: return ESTALE;
-    case Code::kReadOnly: return EROFS;
-  }
-  return EIO;
-}
-
 namespace {
 
 struct Daemon {
@@ -142,7 +113,7 @@ void reply_err(fuse_req_t req, const Status& st) {
 // stays consistent (its operations undo themselves on unwinding; see
 // tests/fs_alloc_fault_test.cc). A request is answered once, so handlers do
 // nothing that can throw after replying (forget and release cannot throw;
-// op_setxattr catches a failure to queue its cache invalidation).
+// mode_switched catches a failure to queue its cache invalidation).
 //
 // Pool faults (dax/fault.h, fs/fs_faults.cc): before the handler, the
 // pool's identity is checked (a changed pool answers EIO); when the pool
@@ -230,6 +201,16 @@ void inval_attrs(Daemon& d, fuse_ino_t ino) {
   if (rc != 0 && rc != -ENOENT) spdlog::warn("attribute invalidation of inode {}: {}", ino, std::strerror(-rc));
 }
 
+// After the reply: a data-mode switch changes how the kernel must cache
+// the file (queued; a failure to queue is logged, the request is answered).
+void mode_switched(Daemon& d, fuse_ino_t ino) noexcept {
+  try {
+    d.notifier.inval_inode(ino);
+  } catch (const std::exception& e) {
+    spdlog::error("cache invalidation of inode {} after a mode switch: {}", ino, e.what());
+  }
+}
+
 // ------------------------------------------------------------- handlers
 
 // INIT. Flags libfuse 3.14 cannot negotiate (FUSE_PARALLEL_DIROPS, which it
@@ -252,7 +233,10 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
   if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
-  if (conn->capable & FUSE_CAP_IOCTL_DIR) conn->want |= FUSE_CAP_IOCTL_DIR;  // `untorn stats`
+  if (conn->capable & FUSE_CAP_IOCTL_DIR) conn->want |= FUSE_CAP_IOCTL_DIR;  // `untorn stats`, lsattr
+  // File handles (open_by_handle_at, NFS export): lookup(ino, ".") and
+  // lookup(dir, "..") answer by inode number (FileSystem::lookup).
+  if (conn->capable & FUSE_CAP_EXPORT_SUPPORT) conn->want |= FUSE_CAP_EXPORT_SUPPORT;
 #if FUSE_VERSION >= FUSE_MAKE_VERSION(3, 17)
   fuse_set_feature_flag(conn, FUSE_CAP_PARALLEL_DIROPS);
   fuse_set_feature_flag(conn, FUSE_CAP_HANDLE_KILLPRIV_V2);
@@ -386,6 +370,7 @@ Status setup_open(Daemon& d, fuse_ino_t ino, fuse_file_info* fi) {
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Daemon& d = D(req);
   Status st = setup_open(d, ino, fi);
+  if (st.is_ok()) st = d.fs.check_open(ino, fi->flags);  // chattr +a / +i
   bool dropped = false;
   if (st.is_ok())
     st = d.fs.open(ino, (fi->flags & O_TRUNC) != 0, kill_of(req, RawChannel::current().kill_suidgid(), false), &dropped);
@@ -456,13 +441,18 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
 // the writer lacks CAP_FSETID. Page-cache writeback (mmap) carries none,
 // as Linux keeps the bits on mmap writes.
 void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
-              fuse_file_info*) {
+              fuse_file_info* fi) {
   Daemon& d = D(req);
   bool dropped = false;
   Result<size_t> r = d.fs.write(ino, static_cast<uint64_t>(off), buf, size, false,
                                 kill_of(req, RawChannel::current().kill_suidgid(), false), &dropped);
   if (dropped) inval_attrs(d, ino);
   if (!r.is_ok()) return reply_err(req, r.status());
+  // An O_DIRECT write bypassed the page cache, which other readers of a
+  // dax file may fill with the old bytes while the write is in flight
+  // (asynchronous direct I/O is not invalidated after it completes): drop
+  // the range before the write completes.
+  if ((fi->flags & O_DIRECT) && *r > 0) d.notifier.inval_range_now(ino, off, static_cast<off_t>(*r));
   if (request_faulted(req)) return;
   fuse_reply_write(req, *r);
 }
@@ -563,14 +553,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
   flags |= acl_setxattr_flags(req, d.fs, ino, name);
   Status st = d.fs.setxattr(ino, sv(name), std::string_view(value, size), flags);
   reply_err(req, st);
-  // A data-mode switch changes how the kernel must cache the file.
-  if (st.is_ok() && sv(name) == "user.untorn.mode") {
-    try {
-      d.notifier.inval_inode(ino);
-    } catch (const std::exception& e) {
-      spdlog::error("cache invalidation of inode {} after a mode switch: {}", ino, e.what());
-    }
-  }
+  if (st.is_ok() && sv(name) == "user.untorn.mode") mode_switched(d, ino);
 }
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
@@ -651,6 +634,9 @@ void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file
               const void* in, size_t in_bufsz, size_t out_bufsz) {
   Daemon& d = D(req);
   if (DirectOps::is_direct_ioctl(cmd)) return d.direct->ioctl(req, ino, cmd, fi, in, in_bufsz, out_bufsz);
+  bool mode_changed = false;
+  if (fileattr_ioctl(req, d.fs, ino, cmd, in, in_bufsz, out_bufsz, &mode_changed))  // lsattr, chattr
+    return mode_changed ? mode_switched(d, ino) : void();
   if (cmd != static_cast<unsigned>(kStatsIoctl) && cmd != static_cast<unsigned>(kStatsResetIoctl) &&
       cmd != static_cast<unsigned>(kPowercutIoctl))
     return (void)fuse_reply_err(req, ENOTTY);
@@ -729,6 +715,9 @@ int run(FileSystem& fs, const DaemonOptions& opts) {
   d.channel = &channel;
   DirectOps direct(fs, opts, d.notifier);
   d.direct = &direct;
+  channel.set_raw_handler(FUSE_TMPFILE, [&d](RawChannel& ch, const RawRequest& rq) {
+    serve_tmpfile(ch, rq, d.fs, d.opts.entry_timeout_s, d.opts.attr_timeout_s);
+  });
 #if FUSE_VERSION < FUSE_MAKE_VERSION(3, 17)
   // libfuse 3.14 drops PARALLEL_DIROPS from its INIT reply and cannot ask
   // for HANDLE_KILLPRIV_V2: both go into the raw reply.

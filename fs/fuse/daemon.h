@@ -1,7 +1,8 @@
 // The libfuse3 low-level adapter. Handlers are thin: decode the request,
 // call FileSystem, reply exactly once on every path. errno is produced
-// here only (to_errno). Daemon state is the Daemon object passed to
-// libfuse as userdata; no globals. libfuse stays inside fs/fuse.
+// here only (to_errno, in fs/fuse/errno.cc). Daemon state is the Daemon
+// object passed to libfuse as userdata; no globals. libfuse stays inside
+// fs/fuse.
 #pragma once
 
 #include <sys/ioctl.h>

@@ -152,7 +152,8 @@ int LeaseTable::grant(uint64_t ino, pid_t tid, uid_t uid, gid_t gid, bool writab
     l.ino = ino;
     l.client = req.client;
     l.pid = pid;
-    l.write = want_write && !setid && !fs_.read_only();  // a read-only mount: reads only
+    // A read-only mount or chattr +i/+a: reads only.
+    l.write = want_write && !setid && m.writable && !fs_.read_only();
     l.path.assign(req.path, strnlen(req.path, sizeof req.path));
     l.runs = m.runs;
     buf->rep = direct::LeaseReply{l.id, l.generation, ino, m.attr.size, l.write ? direct::kLeaseWrite : 0u,

@@ -31,6 +31,11 @@ void Notifier::inval_inode(uint64_t ino) {
   cv_.notify_one();
 }
 
+void Notifier::inval_range_now(uint64_t ino, int64_t off, int64_t len) {
+  const int rc = se_ ? fuse_lowlevel_notify_inval_inode(se_, ino, off, len) : 0;
+  if (rc != 0 && rc != -ENOENT) spdlog::warn("cache invalidation of inode {}: {}", ino, std::strerror(-rc));
+}
+
 void Notifier::loop() {
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {

@@ -3,8 +3,9 @@
 // it (the kernel may hold the inode or page locks the invalidation needs),
 // so handlers queue the inode and return. Attribute-only invalidations are
 // safe inline (see daemon.cc inval_attrs) and do not come here.
-// Threading: inval_inode from any thread; start after daemonizing (threads
-// do not survive fuse_daemonize's fork), stop before the session goes.
+// Threading: inval_inode and inval_range_now from any thread; start after
+// daemonizing (threads do not survive fuse_daemonize's fork), stop before
+// the session goes.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +24,10 @@ class Notifier {
   void stop();
   // Queues an invalidation of the inode's attributes and cached pages.
   void inval_inode(uint64_t ino);
+  // Drops cached pages of [off, off + len) now, on the caller's thread. Only
+  // for an O_DIRECT write's handler: the kernel holds no page lock of the
+  // range then (the write bypassed the page cache).
+  void inval_range_now(uint64_t ino, int64_t off, int64_t len);
 
  private:
   void loop();
