@@ -64,7 +64,11 @@ std::string background_log_file();
 bool syslog_available();
 
 // Checks (and with repair, repairs) a pool; returns a kFsck* code.
-int run_fsck(const std::string& pool, bool repair);
+// repair_command is what the advice to repair names: "untorn fsck --repair"
+// for the subcommand, "fsck.untorn -y" for the helper fsck(8) runs (as
+// e2fsck's advice names e2fsck's own flags).
+inline constexpr const char* kDefaultRepairCommand = "untorn fsck --repair";
+int run_fsck(const std::string& pool, bool repair, const std::string& repair_command = kDefaultRepairCommand);
 // Shared by `untorn mount` and mount.fuse.untorn (cli/mount.cc).
 struct MountArgs {
   std::string pool;

@@ -10,6 +10,8 @@
 #include <atomic>
 #include <cstring>
 
+#include <spdlog/spdlog.h>
+
 #include "cli/common.h"
 #include "fs/filesystem.h"
 
@@ -61,9 +63,16 @@ size_t errors_after_repair(const dax::Pmem2Media& pool) {
   if (!trial) return 0;  // cannot tell: let the user try
   fs::MountOptions o;
   o.repair = true;
-  auto fsr = fs::FileSystem::mount(*trial, o);
-  if (!fsr.is_ok()) return SIZE_MAX;
-  return (*fsr)->fsck(true).errors.size();
+  // The trial's repairs are not the user's: keep its log quiet (a check
+  // with -n must not print "restored the superblock").
+  const auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::err);
+  const size_t left = [&] {  // mounted, checked and unmounted while quiet
+    auto fsr = fs::FileSystem::mount(*trial, o);
+    return fsr.is_ok() ? (*fsr)->fsck(true).errors.size() : SIZE_MAX;
+  }();
+  spdlog::set_level(level);
+  return left;
 }
 
 void explain_unrepairable() {
@@ -95,7 +104,7 @@ int check_before_mount(const std::string& pool, const dax::Media& media) {
 
 }  // namespace
 
-int run_fsck(const std::string& pool, bool repair) {
+int run_fsck(const std::string& pool, bool repair, const std::string& repair_command) {
   auto media = open_locked(pool);
   if (!media.is_ok()) return print_error("fsck", media.status()), kFsckOperational;
   if (int rc = check_before_mount(pool, **media); rc >= 0) return rc;
@@ -105,9 +114,13 @@ int run_fsck(const std::string& pool, bool repair) {
   fs::MountReport report;
   auto fsr = fs::FileSystem::mount(**media, o, &report);
   if (!fsr.is_ok()) {
-    std::printf("%s: cannot open the file system: %s\n", pool.c_str(), fsr.status().message().c_str());
+    // The library's advice names the subcommand; the helper names its own flag.
+    std::string why = fsr.status().message();
+    if (const size_t at = why.find(kDefaultRepairCommand); at != std::string::npos && repair_command != kDefaultRepairCommand)
+      why.replace(at, std::strlen(kDefaultRepairCommand), repair_command);
+    std::printf("%s: cannot open the file system: %s\n", pool.c_str(), why.c_str());
     if (!repair && errors_after_repair(**media) != SIZE_MAX)
-      std::printf("run 'untorn fsck --repair %s' to repair it\n", pool.c_str());
+      std::printf("run '%s %s' to repair it\n", repair_command.c_str(), pool.c_str());
     else
       std::printf("fsck cannot repair this damage (no intact copy to restore it from). Restore the pool from a\n"
                   "backup, or make a new one with 'untorn mkfs --force' (its contents are lost).\n");
@@ -131,9 +144,9 @@ int run_fsck(const std::string& pool, bool repair) {
   if (!r.errors.empty()) {
     const size_t left = repair ? r.errors.size() : errors_after_repair(**media);
     if (left == 0) {
-      std::printf("run 'untorn fsck --repair %s' to repair them\n", pool.c_str());
+      std::printf("run '%s %s' to repair them\n", repair_command.c_str(), pool.c_str());
     } else if (left < r.errors.size()) {
-      std::printf("run 'untorn fsck --repair %s' to repair %zu of them; %zu it cannot repair:\n", pool.c_str(),
+      std::printf("run '%s %s' to repair %zu of them; %zu it cannot repair:\n", repair_command.c_str(), pool.c_str(),
                   r.errors.size() - left, left);
       explain_unrepairable();
     } else {

@@ -78,7 +78,7 @@ int fsck_helper(const std::vector<std::string>& args) {
       rc = kFsckUsage;
       return;
     }
-    rc = run_fsck(f.pool, f.preen || f.automatic || f.yes);
+    rc = run_fsck(f.pool, f.preen || f.automatic || f.yes, "fsck.untorn -y");
   });
   return parse_and_run(app, args, rc, kFsckUsage, kFsckOperational);
 }

@@ -244,6 +244,9 @@ TEST(ToolsCliTest, FsckHelperTakesE2fsckFlagsAndExitCodes) {
   }
   r = run_helper("fsck.untorn", {"-n", s.pool});
   EXPECT_EQ(r.exit_code, 4) << r.describe();
+  EXPECT_TRUE(contains(r.out, "run 'fsck.untorn -y " + s.pool + "'")) << "the advice names the helper's own flag: "
+                                                                      << r.describe();
+  EXPECT_FALSE(contains(r.out, "untorn fsck --repair")) << r.describe();
   r = run_helper("fsck.untorn", {"-n", s.pool});
   EXPECT_EQ(r.exit_code, 4) << "-n changed the pool: " << r.describe();
   r = run_helper("fsck.untorn", {"-p", s.pool});
