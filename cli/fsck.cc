@@ -29,7 +29,10 @@ class TrialMedia final : public dax::Media {
     if (p == MAP_FAILED) return nullptr;
     return std::unique_ptr<TrialMedia>(new TrialMedia(static_cast<std::byte*>(p), pool.size(), pool));
   }
-  ~TrialMedia() override { ::munmap(base(), size()); }
+  ~TrialMedia() override {
+    unregister_faults();
+    ::munmap(base(), size());
+  }
   void copy(uint64_t off, const void* src, size_t n) override { std::memcpy(base() + off, src, n); }
   void fill(uint64_t off, int byte, size_t n) override { std::memset(base() + off, byte, n); }
   void store64(uint64_t off, uint64_t v) override {

@@ -55,7 +55,7 @@ class Media {
   // Registers the mapping with the SIGBUS handler (dax/fault.h).
   Media(std::byte* base, uint64_t size_bytes)
       : base_(base), size_(size_bytes), fault_slot_(register_fault_region(base, size_bytes, &faults_)) {}
-  virtual ~Media() { unregister_fault_region(fault_slot_); }
+  virtual ~Media() { unregister_faults(); }
   Media(const Media&) = delete;
   Media& operator=(const Media&) = delete;
 
@@ -126,6 +126,12 @@ class Media {
 
  protected:
   std::byte* base() const { return base_; }
+  // A subclass that unmaps the region calls this first (dax/fault.h:
+  // unregister before unmapping). Idempotent.
+  void unregister_faults() {
+    unregister_fault_region(fault_slot_);
+    fault_slot_ = -1;
+  }
 
  private:
   std::byte* base_;

@@ -64,6 +64,7 @@ Pmem2Media::Pmem2Media(std::byte* base, uint64_t size, int fd, pmem2_map* map,
 Pmem2Media::~Pmem2Media() {
   prefault_stop_ = true;
   if (prefault_thread_.joinable()) prefault_thread_.join();
+  unregister_faults();
   if (map_ != nullptr) {
     if (pmem2_map_delete(&map_) != 0) spdlog::warn("pmem2_map_delete: {}", pmem2_errormsg());
   }

@@ -35,6 +35,7 @@ SimMedia::SimMedia(const std::vector<std::byte>& image) : SimMedia(image.size())
 }
 
 SimMedia::~SimMedia() {
+  unregister_faults();
   ::munmap(mem_, mapped_size(size()));
   if (poison_fd_ >= 0) ::close(poison_fd_);
 }
@@ -42,12 +43,13 @@ SimMedia::~SimMedia() {
 void SimMedia::poison(uint64_t off, size_t n, Poison how) {
   if (poison_fd_ < 0) poison_fd_ = ::memfd_create("sim-media-poison", MFD_CLOEXEC);
   if (poison_fd_ < 0) throw std::runtime_error("memfd_create failed");
-  const uint64_t first = off / 4096 * 4096;
-  for (uint64_t p = first; p < off + n; p += 4096) {
-    // A shared mapping of an empty file: every access is a SIGBUS.
-    if (::mmap(mem_ + p, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, poison_fd_, 0) == MAP_FAILED)
-      throw std::runtime_error("poisoning a page failed");
-  }
+  const uint64_t first = off / 4096 * 4096, end = mapped_size(off + n);
+  // A shared mapping of an empty file: every access is a SIGBUS. At the
+  // pages' own offsets, so that neighbouring poisoned ranges merge into one
+  // kernel mapping.
+  if (end > first && ::mmap(mem_ + first, end - first, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, poison_fd_,
+                            static_cast<off_t>(first)) == MAP_FAILED)
+    throw std::runtime_error("poisoning a page failed");
   std::lock_guard<std::mutex> lk(mu_);
   if (how == Poison::kReported) bad_.push_back({off, n});
 }

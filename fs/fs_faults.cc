@@ -9,8 +9,12 @@
 // on. A pool whose superblock changed under the mount (rewritten, or zeros
 // after a truncate + extend) or that faults in the identity check itself
 // (truncated) answers every request with EIO: nothing it holds can be
-// trusted any more. Unmounting works in every case.
+// trusted any more. So does a pool with a faulted page that could not be
+// made to fault again (dax/fault.h: lost), rather than serve its zeros.
+// Unmounting works in every case.
 #include <spdlog/spdlog.h>
+
+#include <atomic>
 
 #include "fs/internal.h"
 
@@ -54,6 +58,13 @@ void FileSystem::remember_identity() {
 
 Status FileSystem::check_pool() {
   if (changed_.load(std::memory_order_relaxed)) return IOError("the pool changed under the mount");
+  if (media_.faults().lost.load(std::memory_order_acquire)) {
+    if (!changed_.exchange(true))
+      spdlog::error("a page of the pool that faulted could not be mapped again so that it faults (out of memory "
+                    "mappings?): every request fails with EIO from now on rather than read its zeros. Unmount, "
+                    "then run 'untorn fsck'");
+    return IOError("a faulted page of the pool cannot be re-armed");
+  }
   const uint64_t before = dax::thread_fault_count();
   const uint64_t offs[2] = {0, btt::round_down(media_.size(), 4096) - 4096};
   bool same = true;
@@ -80,8 +91,13 @@ Status FileSystem::writable() const {
 }
 
 void FileSystem::report_faults() {
-  dax::rearm_faulted_pages();
   const dax::FaultState& f = media_.faults();
+  if (!f.lost.load(std::memory_order_acquire) && !dax::rearm_faulted_pages()) {
+    static std::atomic<bool> logged{false};  // once per process: the cause is the process's mappings
+    if (!logged.exchange(true))
+      spdlog::error("faulted pages of the pool could not be mapped again so that they fault (out of memory "
+                    "mappings?): requests fail with EIO until they are");
+  }
   const uint64_t n = f.count.load();
   if (n == 0) return;
   uint64_t seen = fault_reported_.load();

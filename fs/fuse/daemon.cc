@@ -115,16 +115,18 @@ void reply_err(fuse_req_t req, const Status& st) {
 //
 // Pool faults (dax/fault.h, fs/fs_faults.cc): before the handler, the
 // pool's identity is checked (a changed pool answers EIO); when the pool
-// faulted (SIGBUS) while the handler ran, in this thread or another (whose
-// zeros this request may have read before the page was re-armed), the
-// reply becomes EIO (request_faulted() before every successful reply).
+// faulted (SIGBUS) while the handler ran, in this thread or another, or
+// while some faulted page is not re-armed yet (its zeros may have been
+// read: FaultState::unarmed()), the reply becomes EIO (request_faulted()
+// before every successful reply).
 thread_local uint64_t t_request_faults = 0;  // the pool's fault count when the request began
 
 uint64_t pool_faults(FileSystem& fs) { return fs.media().faults().count.load(std::memory_order_acquire); }
 
 // True, with the request answered EIO, when the pool faulted during it.
 bool request_faulted(fuse_req_t req) {
-  if (pool_faults(D(req).fs) == t_request_faults) return false;
+  const dax::FaultState& f = D(req).fs.media().faults();
+  if (f.count.load(std::memory_order_acquire) == t_request_faults && !f.unarmed()) return false;
   fuse_reply_err(req, EIO);
   return true;
 }
@@ -143,7 +145,7 @@ struct Guarded<Handler> {
         Handler(req, args...);
       }
       // req is gone once answered: only fs from here on.
-      if (pool_faults(fs) != t_request_faults) fs.report_faults();
+      if (pool_faults(fs) != t_request_faults || fs.media().faults().unarmed()) fs.report_faults();
     } catch (const std::bad_alloc&) {
       spdlog::error("request failed: out of memory");
       fuse_reply_err(req, ENOMEM);
