@@ -359,6 +359,7 @@ Status setup_open(Daemon& d, fuse_ino_t ino, fuse_file_info* fi) {
   if (a->data_mode == DataMode::kAtomic) {
     fi->direct_io = 1;
     fi->keep_cache = 0;
+    if (d.opts.parallel_direct_writes) RawChannel::add_open_flags(FOPEN_PARALLEL_DIRECT_WRITES);
   } else {
     fi->direct_io = 0;
     fi->keep_cache = 1;
@@ -711,7 +712,7 @@ int run(FileSystem& fs, const DaemonOptions& opts) {
   RawChannel channel(&d);
   d.channel = &channel;
   channel.set_raw_handler(FUSE_TMPFILE, [&d](RawChannel& ch, const RawRequest& rq) {
-    serve_tmpfile(ch, rq, d.fs, d.opts.entry_timeout_s, d.opts.attr_timeout_s);
+    serve_tmpfile(ch, rq, d.fs, d.opts.entry_timeout_s, d.opts.attr_timeout_s, d.opts.parallel_direct_writes);
   });
 #if FUSE_VERSION < FUSE_MAKE_VERSION(3, 17)
   // libfuse 3.14 drops PARALLEL_DIROPS from its INIT reply and cannot ask
