@@ -91,7 +91,7 @@ fuse_entry_param entry_of(const Daemon& d, const Attr& a) {
   fuse_entry_param e;
   std::memset(&e, 0, sizeof e);
   e.ino = a.ino;
-  e.generation = a.generation;
+  e.generation = a.ino == FUSE_ROOT_ID ? 0 : a.generation;  // the kernel's root has 0 (lookup of "..")
   fill_stat(a, &e.attr);
   e.attr_timeout = d.opts.attr_timeout_s;
   e.entry_timeout = d.opts.entry_timeout_s;
@@ -346,7 +346,7 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
 
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
                const char* newname, unsigned int flags) {
-  reply_err(req, D(req).fs.rename(parent, sv(name), newparent, sv(newname), flags));
+  reply_err(req, D(req).fs.rename(parent, sv(name), newparent, sv(newname), flags, cred_of(req)));
 }
 
 // Open flags per data mode (see the cache notes at the top of this file).
