@@ -8,6 +8,8 @@
 //   set_zero/set_error/clear_error       map flag updates under the map lock
 //   dax_block()                          physical address for in-place access
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -39,6 +41,38 @@ uint32_t thread_lane_seed() {
   static std::atomic<uint32_t> next{0};
   thread_local const uint32_t seed = next.fetch_add(1);
   return seed;
+}
+
+// The group-ticket rule (btt.h): a group slot notes the thread that
+// prepared it while its map locks are held (GroupSlot::owner). The note
+// lives in the Btt, so a Btt abandoned after a SimCrash inside
+// prepare/commit leaves nothing behind in the thread.
+#if UNTORN_BTT_CHECK_GROUP_RULE
+uint64_t this_thread_token() {
+  static std::atomic<uint64_t> next{1};
+  thread_local const uint64_t token = next.fetch_add(1);
+  return token;
+}
+#endif
+
+void note_group_owner([[maybe_unused]] Btt::GroupSlot& gs, [[maybe_unused]] bool held) {
+#if UNTORN_BTT_CHECK_GROUP_RULE
+  gs.owner.store(held ? this_thread_token() : 0, std::memory_order_relaxed);
+#endif
+}
+
+// Aborts (instead of deadlocking on a map lock it holds) when this thread
+// holds a prepared group of the Btt whose slots are `groups`.
+void check_no_group_held([[maybe_unused]] const std::vector<std::unique_ptr<Btt::GroupSlot>>& groups,
+                         [[maybe_unused]] const char* call) {
+#if UNTORN_BTT_CHECK_GROUP_RULE
+  const uint64_t me = this_thread_token();
+  for (const auto& gs : groups) {
+    if (gs->owner.load(std::memory_order_relaxed) != me) continue;
+    std::fprintf(stderr, "untorn: Btt::%s while this thread holds a prepared group (btt.h, GroupTicket)\n", call);
+    std::abort();
+  }
+#endif
 }
 
 }  // namespace
@@ -123,7 +157,10 @@ uint32_t Btt::map_lock_index(const Loc& loc) const {
   return (loc.arena * 977u + loc.premap / 16) % kMapLocks;
 }
 
-std::mutex& Btt::map_lock(const Loc& loc) { return map_locks_[map_lock_index(loc)].mu; }
+std::mutex& Btt::map_lock(const Loc& loc) {
+  check_no_group_held(groups_, "write/set_*/dax_block for writing");
+  return map_locks_[map_lock_index(loc)].mu;
+}
 
 // A writer about to overwrite free block `block` waits until no reader has
 // it published. The caller's seq_cst fence pairs with the reader's fence
@@ -337,6 +374,7 @@ Status Btt::write_group(std::span<const BlockWrite> writes) {
 
 Result<GroupTicket> Btt::prepare_group(std::span<const BlockWrite> writes) {
   if (writes.empty()) return InvalidArgument("empty group");
+  check_no_group_held(groups_, "prepare_group");
   RETURN_IF_ERROR(check_group(writes));
   const uint32_t g = acquire_group_slot();
   RETURN_IF_ERROR(prepare_locked(g, writes));
@@ -405,6 +443,7 @@ Status Btt::prepare_locked(uint32_t g, std::span<const BlockWrite> writes) {
   std::sort(gs.locks.begin(), gs.locks.end());
   gs.locks.erase(std::unique(gs.locks.begin(), gs.locks.end()), gs.locks.end());
   for (uint32_t li : gs.locks) map_locks_[li].mu.lock();
+  note_group_owner(gs, true);
   // Earlier map stores of these LBAs (lazily fenced single writes) must be
   // durable before the record: its replay compares the map with old_map.
   for (GroupEntry& e : gs.entries) {
@@ -454,6 +493,7 @@ void Btt::commit_locked(uint32_t g) {
     flog_commit({arenas_[e.arena].get(), e.flog_slot, e.lba, e.old_map, e.new_map});
   for (auto it = gs.locks.rbegin(); it != gs.locks.rend(); ++it) map_locks_[*it].mu.unlock();
   gs.locks.clear();
+  note_group_owner(gs, false);
   release_group_slot(g);
 }
 
@@ -461,6 +501,7 @@ void Btt::abort_group(uint32_t g) {
   GroupSlot& gs = *groups_[g];
   for (auto it = gs.locks.rbegin(); it != gs.locks.rend(); ++it) map_locks_[*it].mu.unlock();
   gs.locks.clear();
+  note_group_owner(gs, false);
   release_group_slot(g);
 }
 

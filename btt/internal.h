@@ -2,11 +2,20 @@
 // Not part of the public interface.
 #pragma once
 
+#include <atomic>
 #include <mutex>
 #include <vector>
 
 #include "btt/btt.h"
 #include "btt/layout.h"
+
+// The group-ticket rule (btt.h, GroupTicket) is checked, with an abort, in
+// debug and sanitizer builds.
+#if !defined(NDEBUG) || defined(UNTORN_SANITIZE_BUILD)
+#define UNTORN_BTT_CHECK_GROUP_RULE 1
+#else
+#define UNTORN_BTT_CHECK_GROUP_RULE 0
+#endif
 
 namespace untorn::btt {
 
@@ -94,6 +103,9 @@ struct Btt::GroupSlot {
   size_t record_bytes = 0;
   std::vector<GroupEntry> entries;
   std::vector<uint32_t> locks;    // map locks held while prepared
+  // The preparing thread's token while `locks` are held, else 0 (checked
+  // builds only: the group-ticket rule, btt.cc check_no_group_held).
+  std::atomic<uint64_t> owner{0};
 };
 
 // Decoded flog pair of one slot.

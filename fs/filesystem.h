@@ -277,9 +277,12 @@ class FileSystem {
   Result<std::string> readlink(uint64_t ino);
   [[nodiscard]] Status unlink(uint64_t parent, std::string_view name);
   [[nodiscard]] Status rmdir(uint64_t parent, std::string_view name);
-  // flags: RENAME_NOREPLACE, RENAME_EXCHANGE
+  // flags: RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT (the source
+  // name then names a new whiteout, a character device 0/0 of mode 0
+  // owned as `c` would own a mknod, in the same commit; overlayfs upper
+  // layers need it). EXCHANGE with either of the others: kInvalidArgument.
   [[nodiscard]] Status rename(uint64_t parent, std::string_view name, uint64_t newparent,
-                              std::string_view newname, unsigned flags);
+                              std::string_view newname, unsigned flags, const Cred& c = {});
   Result<Attr> link(uint64_t ino, uint64_t newparent, std::string_view newname);
   // Iterates entries after offset `off` ("." and ".." first). With plus,
   // attrs are complete (readdirplus); otherwise only ino and mode type.

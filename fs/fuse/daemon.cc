@@ -93,7 +93,7 @@ fuse_entry_param entry_of(const Daemon& d, const Attr& a) {
   fuse_entry_param e;
   std::memset(&e, 0, sizeof e);
   e.ino = a.ino;
-  e.generation = a.generation;
+  e.generation = a.ino == FUSE_ROOT_ID ? 0 : a.generation;  // the kernel's root has 0 (lookup of "..")
   fill_stat(a, &e.attr);
   e.attr_timeout = d.opts.attr_timeout_s;
   e.entry_timeout = d.opts.entry_timeout_s;
@@ -348,7 +348,7 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
 
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
                const char* newname, unsigned int flags) {
-  reply_err(req, D(req).fs.rename(parent, sv(name), newparent, sv(newname), flags));
+  reply_err(req, D(req).fs.rename(parent, sv(name), newparent, sv(newname), flags, cred_of(req)));
 }
 
 // Open flags per data mode (see the cache notes at the top of this file).
@@ -362,6 +362,7 @@ Status setup_open(Daemon& d, fuse_ino_t ino, fuse_file_info* fi) {
   if (a->data_mode == DataMode::kAtomic) {
     fi->direct_io = 1;
     fi->keep_cache = 0;
+    if (d.opts.parallel_direct_writes) RawChannel::add_open_flags(FOPEN_PARALLEL_DIRECT_WRITES);
   } else {
     fi->direct_io = 0;
     fi->keep_cache = 1;
@@ -718,7 +719,7 @@ int run(FileSystem& fs, const DaemonOptions& opts) {
   DirectOps direct(fs, opts, d.notifier);
   d.direct = &direct;
   channel.set_raw_handler(FUSE_TMPFILE, [&d](RawChannel& ch, const RawRequest& rq) {
-    serve_tmpfile(ch, rq, d.fs, d.opts.entry_timeout_s, d.opts.attr_timeout_s);
+    serve_tmpfile(ch, rq, d.fs, d.opts.entry_timeout_s, d.opts.attr_timeout_s, d.opts.parallel_direct_writes);
   });
 #if FUSE_VERSION < FUSE_MAKE_VERSION(3, 17)
   // libfuse 3.14 drops PARALLEL_DIROPS from its INIT reply and cannot ask
