@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 
 
@@ -12,13 +13,15 @@ namespace untorn::bench {
 
 const std::vector<SystemSpec>& mount_systems() {
   static const std::vector<SystemSpec> s = {
-      {"untorn-btt-dax", Kind::kUntorn, "btt", "dax", ""},
-      {"untorn-btt-atomic", Kind::kUntorn, "btt", "atomic", ""},
-      {"untorn-csum-dax", Kind::kUntorn, "csum", "dax", ""},
-      {"untorn-csum-atomic", Kind::kUntorn, "csum", "atomic", ""},
-      {"tmpfs", Kind::kTmpfs, "", "", ""},
-      {"fuse-overlayfs", Kind::kOverlay, "", "", "fuse-overlayfs"},
-      {"mergerfs", Kind::kMergerfs, "", "", "mergerfs"},
+      {"untorn-btt-dax", Kind::kUntorn, "btt", "dax", "", false},
+      {"untorn-btt-atomic", Kind::kUntorn, "btt", "atomic", "", false},
+      {"untorn-csum-dax", Kind::kUntorn, "csum", "dax", "", false},
+      {"untorn-csum-atomic", Kind::kUntorn, "csum", "atomic", "", false},
+      {"untorn-direct-btt-dax", Kind::kUntorn, "btt", "dax", "", true},
+      {"untorn-direct-csum-dax", Kind::kUntorn, "csum", "dax", "", true},
+      {"tmpfs", Kind::kTmpfs, "", "", "", false},
+      {"fuse-overlayfs", Kind::kOverlay, "", "", "fuse-overlayfs", false},
+      {"mergerfs", Kind::kMergerfs, "", "", "mergerfs", false},
   };
   return s;
 }
@@ -66,6 +69,19 @@ std::vector<std::string> Plan::ordered_workloads() const {
 
 namespace {
 
+// libuntorn-direct.so: in a build tree (cli/untorn, direct/), or installed
+// (bin/untorn, lib/ or lib/<multiarch>/).
+std::string find_direct_lib(const std::string& self_exe) {
+  const std::string dir = self_exe.substr(0, self_exe.rfind('/'));
+  for (const std::string& c : {dir + "/../direct/libuntorn-direct.so", dir + "/../lib/libuntorn-direct.so",
+                               dir + "/../lib/x86_64-linux-gnu/libuntorn-direct.so",
+                               dir + "/../lib/aarch64-linux-gnu/libuntorn-direct.so"}) {
+    char real[PATH_MAX];
+    if (::access(c.c_str(), R_OK) == 0 && ::realpath(c.c_str(), real)) return real;
+  }
+  return "";
+}
+
 Status sizes_of(const MountBenchArgs& a, Plan* p) {
   p->seq_bytes = a.quick ? 256 * kMiB : 1024 * kMiB;
   p->rand_bytes = a.quick ? 64 * kMiB : 512 * kMiB;
@@ -104,6 +120,7 @@ Status make_plan(const MountBenchArgs& a, Plan* p) {
   const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n <= 0) return IOError(std::string("cannot read /proc/self/exe: ") + std::strerror(errno));
   p->self_exe.assign(exe, static_cast<size_t>(n));
+  p->direct_lib = find_direct_lib(p->self_exe);
   return Status::ok();
 }
 

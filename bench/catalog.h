@@ -22,6 +22,7 @@ struct SystemSpec {
   const char* metadata;  // untorn: mkfs --metadata
   const char* mode;      // untorn: mkfs --default-mode
   const char* binary;    // the program that must be installed
+  bool direct;           // untorn: fio runs under LD_PRELOAD=libuntorn-direct.so (data only)
 };
 const std::vector<SystemSpec>& mount_systems();
 inline bool is_peer(const SystemSpec& s) { return s.kind == Kind::kOverlay || s.kind == Kind::kMergerfs; }
@@ -78,6 +79,7 @@ struct Plan {
   int files = 0;
   uint64_t pool_bytes = 0;
   std::string self_exe;
+  std::string direct_lib;  // libuntorn-direct.so next to self_exe ("" when not found)
   std::string workdir;  // canonical, created by us
   std::string logdir;
   bool keep = false;

@@ -74,7 +74,7 @@ void bench_system(Run& run, size_t index, const SystemSpec& s, const Plan& p, Re
   bool rand_ready = false;
   for (int n = 1; n <= p.runs && !m.broken(); n++) {
     run_fio_workloads(run, s, m, n, p, &rand_ready, r);
-    if (!meta || m.broken()) continue;
+    if (!meta || m.broken() || s.direct) continue;  // metadata goes through the mount: as untorn-*-dax
     const Rates rates = run_metadata_worker(m, n, p, run);
     for (const auto& w : meta_workloads()) {
       auto it = rates.find(w);
@@ -92,6 +92,12 @@ void bench_system(Run& run, size_t index, const SystemSpec& s, const Plan& p, Re
 Status check_tools(Run& run, const MountBenchArgs& a, Plan* p, Results* r, bool* explicit_skip) {
   std::vector<const SystemSpec*> keep;
   for (const SystemSpec* s : p->systems) {
+    if (s->direct && p->direct_lib.empty()) {
+      r->notes.push_back(std::string(s->name) + " skipped: libuntorn-direct.so not found next to " + p->self_exe);
+      run.progress("note: %s", r->notes.back().c_str());
+      if (!a.systems.empty()) *explicit_skip = true;
+      continue;
+    }
     if (*s->binary && !util::in_path(s->binary)) {
       r->notes.push_back(std::string(s->name) + " skipped: '" + s->binary + "' is not installed (Debian package " +
                          s->binary + ")");

@@ -50,7 +50,10 @@ Mounted::~Mounted() {
 }
 
 int Mounted::run_cmd(const std::vector<std::string>& argv, int timeout_s) {
-  return util::run_logged(argv, log_, timeout_s, run_.new_signal_watch(), on_hang());
+  if (!spec_.direct) return util::run_logged(argv, log_, timeout_s, run_.new_signal_watch(), on_hang());
+  std::vector<std::string> a = {"env", "LD_PRELOAD=" + plan_.direct_lib};  // the workload under the library
+  a.insert(a.end(), argv.begin(), argv.end());
+  return util::run_logged(a, log_, timeout_s, run_.new_signal_watch(), on_hang());
 }
 
 Status Mounted::start() {

@@ -93,7 +93,7 @@ const char* color_of(const std::string& sys) {
   static const std::map<std::string, const char*> colors = {
       {"untorn-btt-dax", "#1f4e9c"},     {"untorn-btt-atomic", "#6f9fe0"}, {"untorn-csum-dax", "#c0561a"},
       {"untorn-csum-atomic", "#f0a060"}, {"tmpfs", "#8c8c8c"},             {"fuse-overlayfs", "#2e8b3e"},
-      {"mergerfs", "#8a4fb0"}};
+      {"mergerfs", "#8a4fb0"},          {"untorn-direct-btt-dax", "#0b1f45"}, {"untorn-direct-csum-dax", "#6b2a08"}};
   auto it = colors.find(sys);
   return it == colors.end() ? "#000000" : it->second;
 }

@@ -49,15 +49,21 @@ std::string fmt_ratio(const Ratio& r) {
 
 std::vector<DesignPair> design_pairs(const std::string& prefix) {
   const std::string p = prefix + "-";
-  return {{"btt/csum (dax)", p + "btt-dax", p + "csum-dax"},
-          {"btt/csum (atomic)", p + "btt-atomic", p + "csum-atomic"},
-          {"dax/atomic (btt)", p + "btt-dax", p + "btt-atomic"},
-          {"dax/atomic (csum)", p + "csum-dax", p + "csum-atomic"}};
+  std::vector<DesignPair> v = {{"btt/csum (dax)", p + "btt-dax", p + "csum-dax"},
+                               {"btt/csum (atomic)", p + "btt-atomic", p + "csum-atomic"},
+                               {"dax/atomic (btt)", p + "btt-dax", p + "btt-atomic"},
+                               {"dax/atomic (csum)", p + "csum-dax", p + "csum-atomic"}};
+  if (prefix == "untorn")  // libuntorn-direct vs the same files through the mount, and vs tmpfs
+    v.insert(v.end(), {{"direct/mount (btt dax)", p + "direct-btt-dax", p + "btt-dax"},
+                       {"direct/mount (csum dax)", p + "direct-csum-dax", p + "csum-dax"},
+                       {"direct/tmpfs (btt dax)", p + "direct-btt-dax", "tmpfs"}});
+  return v;
 }
 
 const char* const kDesignRatioLegend =
     "Ratio of medians, with (min_a/max_b..max_a/min_b) across runs; 'tie' when the two min..max ranges overlap.\n"
     "btt/csum: metadata through the BTT vs checksummed in place + redo journal, same data mode.\n"
-    "dax/atomic: files written in place vs through the BTT, same metadata store. > 1: the first is faster.\n";
+    "dax/atomic: files written in place vs through the BTT, same metadata store. > 1: the first is faster.\n"
+    "direct: fio under LD_PRELOAD=libuntorn-direct.so (data from the mapped pool) vs the same files through the mount.\n";
 
 }  // namespace untorn::bench

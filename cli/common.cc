@@ -16,11 +16,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <thread>
 
 #include "cli/mounts.h"
+
+#include "direct/protocol.h"
 
 namespace untorn::cli {
 
@@ -90,7 +93,24 @@ Result<std::unique_ptr<dax::Pmem2Media>> open_locked(const std::string& pool) {
   auto m = dax::Pmem2Media::open(pool);
   if (!m.is_ok()) return m.status();
   if (!lock_waiting((*m)->fd(), pool)) return busy(pool);
-  return m;
+  // Direct-access clients of a daemon that is gone may still map the pool
+  // with leases (direct/protocol.h): they hold a read lock on its first byte
+  // until they have stopped. A mount waits a little for them (5 s; env
+  // UNTORN_DIRECT_WAIT_MS, for tests), then refuses.
+  const char* w = std::getenv("UNTORN_DIRECT_WAIT_MS");
+  const int tries = std::max(1, (w ? std::atoi(w) : 5000) / 100);
+  struct flock fl {};
+  for (int i = 0; i < tries; i++) {
+    fl = {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = static_cast<off_t>(direct::kPoolLockOffset);
+    fl.l_len = 1;
+    if (::fcntl((*m)->fd(), F_OFD_GETLK, &fl) != 0 || fl.l_type == F_UNLCK) return m;
+    ::usleep(100 * 1000);
+  }
+  return Status(Code::kBusy, "pool '" + pool + "' is still mapped by direct-access clients (libuntorn-direct) of a "
+                             "daemon that ended: end them (" + holders_of(pool) + ") and mount again");
 }
 
 std::string usage_message(const CLI::App* app, const CLI::Error& e) {

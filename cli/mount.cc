@@ -101,6 +101,8 @@ Result<MountOpts> parse_mount_options(const std::vector<std::string>& lists) {
       else if (item == "powercut_sim") own.powercut_sim = true;
       else if (item == "writeback_cache") own.writeback_cache = true;
       else if (item == "no_writeback_cache") own.writeback_cache = false;
+      else if (item == "noparallel_direct_writes") own.parallel_direct_writes = false;
+      else if (item == "parallel_direct_writes") own.parallel_direct_writes = true;
       else if (item == "noprefault") own.prefault = false;
       else if (key == "cache_timeout" || key == "default_mode" || key == "log_file" || key == "log_level") {
         if (eq == std::string::npos) return InvalidArgument(key + " needs a value (" + key + "=...)");
@@ -162,7 +164,9 @@ int run_mount(const MountArgs& a) {
   d.fsname = fuse_escape(source);
   d.fuse_opts = own->fuse;
   d.writeback_cache = own->writeback_cache;
+  d.parallel_direct_writes = own->parallel_direct_writes;
   if (own->cache_timeout_s >= 0) d.entry_timeout_s = d.attr_timeout_s = own->cache_timeout_s;
+  d.pool_path = source;  // direct access: its permission bits decide who may lease
   d.foreground = a.foreground;
   d.debug = a.debug;
   d.max_threads = a.threads;
@@ -217,6 +221,8 @@ void add_mount(CLI::App& app, int* rc) {
                 "  noprefault: do not populate the pool's page tables in the background\n"
                 "  writeback_cache: the kernel caches writes to dax files: faster small writes,\n"
                 "    durable only at fsync/close, like ext4 (default: a write that returned is durable)\n"
+                "  noparallel_direct_writes: the kernel sends an atomic file's writes one at a time\n"
+                "    (default: non-extending ones concurrently, FOPEN_PARALLEL_DIRECT_WRITES)\n"
                 "  powercut_sim: run on simulated persistent memory that 'untorn powercut\n"
                 "    MOUNTPOINT' can cut the power of (needs memory for a copy of the pool)\n"
                 "  log_file=FILE, log_level=LEVEL: as --log-file and --log-level (for fstab)\n"

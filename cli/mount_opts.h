@@ -15,7 +15,8 @@ struct MountOpts {
   bool read_only = false;        // "ro" (also passed to the kernel)
   bool prefault = true;          // noprefault: no background page-table population
   bool powercut_sim = false;     // run on simulated pmem (dax/powercut.h, untorn powercut)
-  bool writeback_cache = false;  // kernel writeback cache for dax files (daemon.cc contract)
+  bool writeback_cache = false;
+  bool parallel_direct_writes = true;  // noparallel_direct_writes: atomic files' writes one at a time  // kernel writeback cache for dax files (daemon.cc contract)
   double cache_timeout_s = -1;   // entry/attr timeout; < 0: the daemon default
   std::string default_mode;      // "", "dax" or "atomic"
   std::string log_file;          // log_file=

@@ -124,6 +124,35 @@ Status Allocator::free(Txn& txn, uint64_t first, uint64_t len) {
 }
 
 void Allocator::undo_alloc(uint64_t first, uint64_t len) { set_mem_bits(first, len, false); }
-void Allocator::apply_free(uint64_t first, uint64_t len) { set_mem_bits(first, len, false); }
+void Allocator::apply_free(uint64_t first, uint64_t len) {
+  if (pins_.empty()) return set_mem_bits(first, len, false);
+  for (uint64_t b = first; b < first + len; b++) {
+    if (pinned(b)) deferred_.push_back(b);
+    else set_mem_bits(b, 1, false);
+  }
+}
+
+bool Allocator::pinned(uint64_t bit) const {
+  for (const auto& [f, n] : pins_)
+    if (bit >= f && bit < f + n) return true;
+  return false;
+}
+
+void Allocator::pin(uint64_t first, uint64_t len) { pins_.emplace_back(first, len); }
+
+void Allocator::unpin(uint64_t first, uint64_t len) {
+  for (auto it = pins_.begin(); it != pins_.end(); ++it) {
+    if (it->first == first && it->second == len) {
+      pins_.erase(it);
+      break;
+    }
+  }
+  std::vector<uint64_t> still;
+  for (uint64_t b : deferred_) {
+    if (pinned(b)) still.push_back(b);
+    else set_mem_bits(b, 1, false);
+  }
+  deferred_.swap(still);
+}
 
 }  // namespace untorn::fs

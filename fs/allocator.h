@@ -53,6 +53,14 @@ class Allocator {
   void undo_alloc(uint64_t first, uint64_t len);
   void apply_free(uint64_t first, uint64_t len);
 
+  // Quarantine (direct access, fs_direct.cc): bits of a pinned range that a
+  // commit frees stay used in memory (never handed out again) until the
+  // last pin covering them is removed; on the media they are free, so a
+  // remount frees them. Pins may overlap; unpin removes one pin(first, len).
+  void pin(uint64_t first, uint64_t len);
+  void unpin(uint64_t first, uint64_t len);
+  uint64_t quarantined() const { return deferred_.size(); }  // freed bits held back
+
  private:
   Status set_media_bits(Txn& txn, uint64_t first, uint64_t len, bool used);
   void set_mem_bits(uint64_t first, uint64_t len, bool used);
@@ -63,6 +71,9 @@ class Allocator {
   uint64_t nbits_;
   uint64_t free_ = 0;
   std::vector<uint64_t> words_;
+  std::vector<std::pair<uint64_t, uint64_t>> pins_;  // {first, len}
+  std::vector<uint64_t> deferred_;                   // freed while pinned
+  bool pinned(uint64_t bit) const;
 };
 
 }  // namespace untorn::fs

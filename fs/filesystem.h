@@ -222,6 +222,29 @@ struct FsInfo {
   dax::Granularity granularity = dax::Granularity::kPage;
 };
 
+// ---- direct access (libuntorn-direct; fs_direct.cc)
+// A run of a dax file's blocks that is contiguous in the file, in LBAs and
+// in the pool: loads and stores at [pool_off, pool_off + blocks * 4 KiB) of
+// the pool are the file's data while the map does not change.
+struct DaxRun {
+  uint64_t file_block = 0;
+  uint64_t lba = 0;
+  uint64_t pool_off = 0;  // byte offset in the media (the pool file)
+  uint64_t blocks = 0;
+};
+struct DaxMap {
+  Attr attr;
+  std::vector<DaxRun> runs;  // in file order
+  bool complete = true;      // false: more mapped blocks than max_runs
+  bool writable = true;      // false: chattr +i or +a (no in-place overwrites)
+};
+// What is about to change a file's map or mode (see set_map_hook).
+enum class MapChange { kTruncate, kFallocate, kModeSwitch, kUnlink, kDestroy };
+// Called before an operation changes ino's extent map or data mode, holding
+// the inode's io lock exclusively (destroy_inode: no lock; nobody can open
+// the inode then) and no other lock; a non-ok status fails the operation.
+using MapHook = std::function<Status(uint64_t ino, MapChange why)>;
+
 // Pieces of a read reply: pointers into the pool (or a shared zero page).
 using ReadFn = std::function<void(const struct iovec* iov, int count, size_t total)>;
 // One directory entry for readdir; return false when the reply is full.
@@ -279,9 +302,12 @@ class FileSystem {
   Result<std::string> readlink(uint64_t ino);
   [[nodiscard]] Status unlink(uint64_t parent, std::string_view name);
   [[nodiscard]] Status rmdir(uint64_t parent, std::string_view name);
-  // flags: RENAME_NOREPLACE, RENAME_EXCHANGE
+  // flags: RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT (the source
+  // name then names a new whiteout, a character device 0/0 of mode 0
+  // owned as `c` would own a mknod, in the same commit; overlayfs upper
+  // layers need it). EXCHANGE with either of the others: kInvalidArgument.
   [[nodiscard]] Status rename(uint64_t parent, std::string_view name, uint64_t newparent,
-                              std::string_view newname, unsigned flags);
+                              std::string_view newname, unsigned flags, const Cred& c = {});
   Result<Attr> link(uint64_t ino, uint64_t newparent, std::string_view newname);
   // Iterates entries after offset `off` ("." and ".." first). With plus,
   // attrs are complete (readdirplus); otherwise only ino and mode type.
@@ -330,6 +356,23 @@ class FileSystem {
   [[nodiscard]] Status check_open(uint64_t ino, int open_flags);
 
   StatFs statfs();
+
+  // ---- direct access (fs_direct.cc)
+  // The mapped blocks of dax file ino as pool offsets (at most max_runs
+  // runs). Each listed block's BTT mapping is made normal first (zeroed if
+  // it was never written), so the pool bytes are the file's bytes.
+  // kNotSupported for atomic files, kInvalidArgument for non-regular ones.
+  // publish(map) runs while the inode's io lock is still held exclusively,
+  // so no map change (whose hook would recall it) can come in between.
+  [[nodiscard]] Status dax_map(uint64_t ino, size_t max_runs, const std::function<Status(const DaxMap&)>& publish);
+  // Installed once before serving (the daemon's lease table).
+  void set_map_hook(MapHook hook) { map_hook_ = std::move(hook); }
+  // Quarantine of blocks a fenced client may still store to: LBAs of
+  // pinned runs that get freed stay allocated in memory until unpinned
+  // (Allocator::pin). quarantined_blocks(): freed blocks held back now.
+  void pin_blocks(const std::vector<std::pair<uint64_t, uint64_t>>& lba_runs);
+  void unpin_blocks(const std::vector<std::pair<uint64_t, uint64_t>>& lba_runs);
+  uint64_t quarantined_blocks();
 
   // ---- kernel references: an unlinked inode is freed when both drop to 0
   void add_lookup(uint64_t ino, uint64_t n = 1);
@@ -408,6 +451,8 @@ class FileSystem {
   Status set_data_mode(uint64_t ino, bool atomic);
   Status set_acl(uint64_t ino, std::string_view name, std::string_view value, int flags);
   uint64_t request_blocks() const;
+  Result<DaxMap> dax_map_locked(uint64_t ino, size_t max_runs);  // io lock held
+  Status map_change(uint64_t ino, MapChange why) { return map_hook_ ? map_hook_(ino, why) : Status::ok(); }
   Status check_writable() const {
     return read_only() ? ReadOnly("the file system is mounted read-only") : Status::ok();
   }
@@ -437,6 +482,7 @@ class FileSystem {
   // util::WriterLock (left as it is while other branches change it).
   uint64_t data_goal_ = 0;  // next-fit cursor for new files' data
   uint64_t meta_goal_ = 0;  // cursor for metadata blocks
+  MapHook map_hook_;        // set before serving, read-only afterwards
   std::atomic<bool> read_only_{false};
   uint64_t identity_[8] = {};               // check_pool's words, read at mount
   std::atomic<bool> changed_{false};        // the pool changed under the mount

@@ -39,7 +39,8 @@ Status FileSystem::open(uint64_t ino, bool o_trunc, const KillPriv& kill, bool* 
   }
   if (!o_trunc) return Status::ok();
   std::unique_lock<std::shared_mutex> io(r->io);
-  Status st = truncate_locked(ino, 0, &kill, privs_dropped);
+  Status st = map_change(ino, MapChange::kTruncate);
+  if (st.is_ok()) st = truncate_locked(ino, 0, &kill, privs_dropped);
   if (!st.is_ok()) {
     io.unlock();
     release(ino);

@@ -208,6 +208,7 @@ Status FileSystem::fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len,
     ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
     RETURN_IF_ERROR(check_fallocate(*in, mode));  // chattr +a / +i
   }
+  RETURN_IF_ERROR(map_change(ino, MapChange::kFallocate));
   const bool keep_size = mode & FALLOC_FL_KEEP_SIZE;
   // Privileges go first, in their own commit (Linux: file_modified()).
   if (mode == 0 || mode == FALLOC_FL_KEEP_SIZE || (mode & ~FALLOC_FL_KEEP_SIZE) == FALLOC_FL_PUNCH_HOLE ||

@@ -98,6 +98,10 @@ Status FileSystem::set_fsflags(uint64_t ino, uint32_t fs_flags) {
   // The io lock as for a data-mode switch (set_data_mode): no write in flight.
   std::shared_ptr<InodeRef> r = ref(ino);
   std::unique_lock<std::shared_mutex> io(r->io);
+  // Direct clients stop storing in place before the file may become atomic,
+  // immutable or append-only (their next leases follow the new flags).
+  if (!(fs_flags & FS_DAX_FL) || (fs_flags & (FS_IMMUTABLE_FL | FS_APPEND_FL)))
+    RETURN_IF_ERROR(map_change(ino, MapChange::kModeSwitch));
   util::WriterLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));

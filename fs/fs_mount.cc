@@ -614,6 +614,9 @@ Status FileSystem::release_inode_if_unused(uint64_t ino) {
 // Frees an unlinked inode: data in chunks that each fit one commit, then
 // the inode itself and its orphan-list entry, atomically.
 Status FileSystem::destroy_inode(uint64_t ino) {
+  // Leases still held (a client that did not close cleanly) are recalled;
+  // blocks of fenced ones stay quarantined when freed below.
+  (void)map_change(ino, MapChange::kDestroy);
   const size_t budget = store_->max_commit_blocks() - 32;
   constexpr uint64_t kAllBlocks = kMaxFileSize / kBlockSize;
   for (;;) {

@@ -3,7 +3,7 @@
 //   lookup / getattr / readdir         shared metadata lock
 //   mknod / mkdir / symlink / link     make_node, link
 //   unlink / rmdir                     remove_entry (+ orphan list)
-//   rename                             plain, NOREPLACE, EXCHANGE
+//   rename                             plain, NOREPLACE, EXCHANGE, WHITEOUT
 //   setattr                            mode, owner, times; size via fs_data
 #include <dirent.h>
 #include <linux/fs.h>
@@ -255,7 +255,10 @@ Status FileSystem::remove_entry(uint64_t parent, std::string_view name, bool dir
     victim = e.ino;
     unlinked = child->nlink == 0;
   }
-  if (unlinked) reap_unlinked(victim);
+  if (unlinked) {
+    (void)map_change(victim, MapChange::kUnlink);  // leases recalled; the blocks go at the last close
+    reap_unlinked(victim);
+  }
   return Status::ok();
 }
 
@@ -294,14 +297,32 @@ Result<bool> is_within(FileSystem::Op& op, uint64_t dir, uint64_t ancestor) {
   return Corruption("directory parent chain does not reach the root");
 }
 
+// RENAME_WHITEOUT (overlayfs): the whiteout left at the source name, a
+// character device 0/0 with mode 0 (WHITEOUT_MODE, WHITEOUT_DEV), owned by
+// the caller as mknod would make it; committed with the rename.
+Result<uint64_t> make_whiteout(FileSystem::Op& op, uint64_t parent, const Inode& dir, const Cred& c,
+                               const Timespec& now) {
+  ASSIGN_OR_RETURN(uint64_t ino, op.inodes().alloc(op.txn, parent));
+  Inode init{};
+  init.mode = S_IFCHR;
+  init.uid = c.uid;
+  init.gid = (dir.mode & S_ISGID) ? dir.gid : c.gid;
+  init.nlink = 1;
+  init.atime = init.mtime = init.ctime = init.btime = now;
+  RETURN_IF_ERROR(op.create_inode(ino, init).status());
+  return ino;
+}
+
 }  // namespace
 
 Status FileSystem::rename(uint64_t parent, std::string_view name, uint64_t newparent,
-                          std::string_view newname, unsigned flags) {
+                          std::string_view newname, unsigned flags, const Cred& c) {
   RETURN_IF_ERROR(check_name(name));
   RETURN_IF_ERROR(check_name(newname));
-  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return InvalidArgument("unsupported rename flags");
-  if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return InvalidArgument("NOREPLACE with EXCHANGE");
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT))
+    return InvalidArgument("unsupported rename flags");
+  if ((flags & RENAME_EXCHANGE) && (flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)))
+    return InvalidArgument("EXCHANGE with NOREPLACE or WHITEOUT");
   if (is_dot(name) || is_dot(newname)) return Status(Code::kBusy, "cannot rename '.' or '..'");
   uint64_t victim = 0;
   bool unlinked = false;
@@ -370,8 +391,13 @@ Status FileSystem::rename(uint64_t parent, std::string_view name, uint64_t newpa
       // The source entry may have moved if both names live in one tree.
       BTree st2 = op.tree(parent, *sdir, NodeKind::kDir);
       ASSIGN_OR_RETURN(Dirent se2, dir_find(st2, name));
-      RETURN_IF_ERROR(st2.erase(se2.key));
-      sdir->size--;
+      if (flags & RENAME_WHITEOUT) {
+        ASSIGN_OR_RETURN(uint64_t w, make_whiteout(op, parent, *sdir, c, now));
+        RETURN_IF_ERROR(dir_set_target(st2, se2, w, DT_CHR));
+      } else {
+        RETURN_IF_ERROR(st2.erase(se2.key));
+        sdir->size--;
+      }
       sdir->blocks += st2.blocks_delta();
       if (is_dir(src->mode) && parent != newparent) {
         src->parent = newparent;
@@ -389,7 +415,10 @@ Status FileSystem::rename(uint64_t parent, std::string_view name, uint64_t newpa
     op.dirty(se.ino);
     RETURN_IF_ERROR(op.commit());
   }
-  if (unlinked) reap_unlinked(victim);
+  if (unlinked) {
+    (void)map_change(victim, MapChange::kUnlink);  // renamed over: leases recalled
+    reap_unlinked(victim);
+  }
   return Status::ok();
 }
 
@@ -439,6 +468,7 @@ Result<Attr> FileSystem::setattr(uint64_t ino, const SetAttr& sa) {
     }
     std::shared_ptr<InodeRef> r = ref(ino);
     std::unique_lock<std::shared_mutex> io(r->io);
+    RETURN_IF_ERROR(map_change(ino, MapChange::kTruncate));
     RETURN_IF_ERROR(truncate_locked(ino, sa.size, &kill));
   }
   util::WriterLock lk(meta_mu_);

@@ -158,6 +158,8 @@ Status FileSystem::drop_privs_now(uint64_t ino, const KillPriv& kill, bool* drop
 Status FileSystem::set_data_mode(uint64_t ino, bool atomic) {
   std::shared_ptr<InodeRef> r = ref(ino);
   std::unique_lock<std::shared_mutex> io(r->io);
+  // Direct clients stop storing in place first (an unanswered recall: EBUSY).
+  if (atomic) RETURN_IF_ERROR(map_change(ino, MapChange::kModeSwitch));
   std::unique_lock<std::shared_mutex> lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));

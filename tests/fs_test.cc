@@ -283,6 +283,38 @@ TEST_P(FsTest, RenameExchangeAndOverwrite) {
   expect_clean();
 }
 
+// RENAME_WHITEOUT (overlayfs upper layers): the source name becomes a
+// 0/0 character device of mode 0 owned by the caller, in the same commit.
+TEST_P(FsTest, RenameWhiteoutLeavesACharDevice00) {
+  const uint64_t a = create(kRootIno, "a");
+  const uint64_t b = create(kRootIno, "b");
+  auto d = fs_->mkdir(kRootIno, "d", 0755, cred_);
+  ASSERT_TRUE(d.is_ok());
+  EXPECT_EQ(fs_->rename(kRootIno, "a", kRootIno, "b", RENAME_WHITEOUT | RENAME_EXCHANGE).code(),
+            Code::kInvalidArgument);
+  ASSERT_TRUE(fs_->rename(kRootIno, "a", d->ino, "a2", RENAME_WHITEOUT, cred_).is_ok());
+  EXPECT_EQ(fs_->lookup(d->ino, "a2")->ino, a);
+  auto w = fs_->lookup(kRootIno, "a");
+  ASSERT_TRUE(w.is_ok());
+  EXPECT_NE(w->ino, a);
+  EXPECT_EQ(w->mode, static_cast<uint32_t>(S_IFCHR));
+  EXPECT_EQ(w->rdev, 0u);
+  EXPECT_EQ(w->nlink, 1u);
+  EXPECT_EQ(w->uid, cred_.uid);
+  EXPECT_EQ(w->gid, cred_.gid);
+  // Over an existing name: the replaced file goes, the whiteout stays.
+  ASSERT_TRUE(fs_->rename(kRootIno, "b", d->ino, "a2", RENAME_WHITEOUT | RENAME_NOREPLACE, cred_).code() ==
+              Code::kExists);
+  ASSERT_TRUE(fs_->rename(kRootIno, "b", d->ino, "a2", RENAME_WHITEOUT, cred_).is_ok());
+  EXPECT_EQ(fs_->lookup(d->ino, "a2")->ino, b);
+  EXPECT_EQ(fs_->lookup(kRootIno, "b")->mode, static_cast<uint32_t>(S_IFCHR));
+  expect_clean();
+  remount();
+  EXPECT_EQ(fs_->lookup(kRootIno, "a")->mode, static_cast<uint32_t>(S_IFCHR));
+  EXPECT_EQ(fs_->lookup(d->ino, "a2")->ino, b);
+  expect_clean();
+}
+
 TEST_P(FsTest, ReaddirOffsetsSurviveConcurrentChanges) {
   auto d = fs_->mkdir(kRootIno, "d", 0755, cred_);
   for (int i = 0; i < 300; i++) create(d->ino, "e" + std::to_string(i));

@@ -50,6 +50,7 @@
 #include <new>
 #include <thread>
 
+#include "fs/fuse/direct_ops.h"
 #include "fs/fuse/lookup_barrier.h"
 #include "fs/fuse/notifier.h"
 #include "fs/fuse/raw_channel.h"
@@ -66,6 +67,7 @@ struct Daemon {
   fuse_session* se = nullptr;
   uid_t owner = 0;                // the user who mounted (may read `untorn stats`)
   LookupBarrier barrier;          // test hook, off unless UNTORN_TEST_LOOKUP_BARRIER is set
+  DirectOps* direct = nullptr;    // direct access (direct_ops.h)
 };
 
 Daemon& D(void* userdata) { return *static_cast<Daemon*>(static_cast<RawChannel*>(userdata)->user()); }
@@ -91,7 +93,7 @@ fuse_entry_param entry_of(const Daemon& d, const Attr& a) {
   fuse_entry_param e;
   std::memset(&e, 0, sizeof e);
   e.ino = a.ino;
-  e.generation = a.generation;
+  e.generation = a.ino == FUSE_ROOT_ID ? 0 : a.generation;  // the kernel's root has 0 (lookup of "..")
   fill_stat(a, &e.attr);
   e.attr_timeout = d.opts.attr_timeout_s;
   e.entry_timeout = d.opts.entry_timeout_s;
@@ -346,7 +348,7 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
 
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
                const char* newname, unsigned int flags) {
-  reply_err(req, D(req).fs.rename(parent, sv(name), newparent, sv(newname), flags));
+  reply_err(req, D(req).fs.rename(parent, sv(name), newparent, sv(newname), flags, cred_of(req)));
 }
 
 // Open flags per data mode (see the cache notes at the top of this file).
@@ -356,9 +358,11 @@ Status setup_open(Daemon& d, fuse_ino_t ino, fuse_file_info* fi) {
   if (S_ISDIR(a->mode)) return Status(Code::kIsDir, "open of a directory for I/O");
   // No FLUSH round trip on close(): the daemon holds no dirty data.
   fi->noflush = 1;
+  DirectOps::mark_open(fi);
   if (a->data_mode == DataMode::kAtomic) {
     fi->direct_io = 1;
     fi->keep_cache = 0;
+    if (d.opts.parallel_direct_writes) RawChannel::add_open_flags(FOPEN_PARALLEL_DIRECT_WRITES);
   } else {
     fi->direct_io = 0;
     fi->keep_cache = 1;
@@ -629,9 +633,10 @@ void powercut(fuse_req_t req, const void* in, size_t in_bufsz, size_t out_bufsz)
 }
 
 // `untorn stats`: the statistics channel (request_stats.h), on the root only.
-void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info*, unsigned,
+void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info* fi, unsigned,
               const void* in, size_t in_bufsz, size_t out_bufsz) {
   Daemon& d = D(req);
+  if (DirectOps::is_direct_ioctl(cmd)) return d.direct->ioctl(req, ino, cmd, fi, in, in_bufsz, out_bufsz);
   bool mode_changed = false;
   if (fileattr_ioctl(req, d.fs, ino, cmd, in, in_bufsz, out_bufsz, &mode_changed))  // lsattr, chattr
     return mode_changed ? mode_switched(d, ino) : void();
@@ -646,7 +651,8 @@ void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file
     d.channel->stats().reset();
     return (void)fuse_reply_ioctl(req, 0, nullptr, 0);
   }
-  const std::string json = d.channel->stats().to_json(RawChannel::init_flag_names(d.channel->negotiated().accepted()));
+  const std::string json =
+      d.direct->add_to_stats(d.channel->stats().to_json(RawChannel::init_flag_names(d.channel->negotiated().accepted())));
   if (json.size() > out_bufsz) return (void)fuse_reply_err(req, E2BIG);
   fuse_reply_ioctl(req, static_cast<int>(json.size()), json.data(), json.size());
 }
@@ -710,8 +716,10 @@ int run(FileSystem& fs, const DaemonOptions& opts) {
   if (const char* b = std::getenv("UNTORN_TEST_LOOKUP_BARRIER")) d.barrier.set(static_cast<unsigned>(std::atoi(b)));
   RawChannel channel(&d);
   d.channel = &channel;
+  DirectOps direct(fs, opts, d.notifier);
+  d.direct = &direct;
   channel.set_raw_handler(FUSE_TMPFILE, [&d](RawChannel& ch, const RawRequest& rq) {
-    serve_tmpfile(ch, rq, d.fs, d.opts.entry_timeout_s, d.opts.attr_timeout_s);
+    serve_tmpfile(ch, rq, d.fs, d.opts.entry_timeout_s, d.opts.attr_timeout_s, d.opts.parallel_direct_writes);
   });
 #if FUSE_VERSION < FUSE_MAKE_VERSION(3, 17)
   // libfuse 3.14 drops PARALLEL_DIROPS from its INIT reply and cannot ask
@@ -750,6 +758,7 @@ int run(FileSystem& fs, const DaemonOptions& opts) {
     } else {
       // Threads do not survive fuse_daemonize's fork: start after it.
       d.notifier.start(se);
+      direct.start();
       fuse_loop_config* cfg = fuse_loop_cfg_create();
       fuse_loop_cfg_set_max_threads(cfg, opts.max_threads);
       fuse_loop_cfg_set_idle_threads(cfg, 2);
@@ -758,6 +767,7 @@ int run(FileSystem& fs, const DaemonOptions& opts) {
       fuse_loop_cfg_destroy(cfg);
     }
   }
+  direct.stop();  // clients see their sockets close and stop direct access
   d.notifier.stop();
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);

@@ -43,6 +43,12 @@ struct DaemonOptions {
   // them later (at fsync, close, memory pressure); see daemon.cc for the
   // durability contract. Off by default: a write() that returned is durable.
   bool writeback_cache = false;
+  // Atomic files are opened with FOPEN_PARALLEL_DIRECT_WRITES: the kernel
+  // (6.2+) sends non-extending direct writes to one file concurrently
+  // instead of one at a time under the inode lock; the daemon's per-inode
+  // I/O lock still orders them, but the /dev/fuse copy of one overlaps the
+  // commit of another. -o noparallel_direct_writes turns it off.
+  bool parallel_direct_writes = true;
   // Kernel cache timeouts (see daemon.cc for why these values).
   double entry_timeout_s = 60.0;
   double attr_timeout_s = 60.0;
@@ -51,6 +57,10 @@ struct DaemonOptions {
   std::function<Status()> after_daemonize;
   // Cuts the simulated power (dax/powercut.h) and fills the report.
   std::function<void(PowercutIoctl*)> powercut;
+  // Direct access (libuntorn-direct, fs/fuse/leases.h): the pool file whose
+  // permission bits decide who may lease; empty or powercut set: no leases
+  // (the simulated media is not the pool file a client could map).
+  std::string pool_path;
 };
 
 int to_errno(const Status& st);

@@ -75,7 +75,7 @@ fuse_entry_out entry_out(const Attr& a, double entry_timeout_s, double attr_time
 }  // namespace
 
 void serve_tmpfile(RawChannel& ch, const RawRequest& rq, FileSystem& fs, double entry_timeout_s,
-                   double attr_timeout_s) {
+                   double attr_timeout_s, bool parallel_direct_writes) {
   fuse_create_in in{};
   if (rq.arg_len < sizeof in) return (void)ch.reply_err(rq, EINVAL);
   std::memcpy(&in, rq.arg, sizeof in);
@@ -93,6 +93,7 @@ void serve_tmpfile(RawChannel& ch, const RawRequest& rq, FileSystem& fs, double 
   fuse_open_out o{};
   // As setup_open in daemon.cc: no FLUSH; the data mode picks the cache.
   o.open_flags = FOPEN_NOFLUSH | (r->data_mode == DataMode::kAtomic ? FOPEN_DIRECT_IO : FOPEN_KEEP_CACHE);
+  if (r->data_mode == DataMode::kAtomic && parallel_direct_writes) o.open_flags |= FOPEN_PARALLEL_DIRECT_WRITES;
   struct iovec iov[2] = {{&e, sizeof e}, {&o, sizeof o}};
   const bool faulted = fs.media().faults().count.load(std::memory_order_acquire) != faults;
   if (faulted || ch.reply(rq, iov, 2) != 0) {

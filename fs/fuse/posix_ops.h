@@ -26,7 +26,7 @@ bool caller_in_group_or_privileged(fuse_req_t req, uint32_t gid);
 // `nodeid`, opened, replied to as CREATE is (entry + open). Cache flags
 // per data mode as for open (dax: keep_cache, atomic: direct_io).
 void serve_tmpfile(RawChannel& ch, const RawRequest& rq, FileSystem& fs, double entry_timeout_s,
-                   double attr_timeout_s);
+                   double attr_timeout_s, bool parallel_direct_writes);
 
 // FS_IOC_GETFLAGS / SETFLAGS / FSGETXATTR / FSSETXATTR, which the kernel
 // sends for lsattr, chattr and xfs_io after its own checks (owner,

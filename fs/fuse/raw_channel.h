@@ -38,6 +38,13 @@
 #include "dax/status.h"
 #include "fs/fuse/request_stats.h"
 
+// FOPEN_PARALLEL_DIRECT_WRITES, kernel 6.2 (include/uapi/linux/fuse.h,
+// 7.37); Debian 12's <linux/fuse.h> (6.1) lacks it. An older kernel ignores
+// an open flag it does not know.
+#ifndef FOPEN_PARALLEL_DIRECT_WRITES
+#define FOPEN_PARALLEL_DIRECT_WRITES (1u << 6)
+#endif
+
 struct fuse_session;
 
 namespace untorn::fs::fuse {

@@ -11,18 +11,23 @@
 //     CAP_LINUX_IMMUTABLE; FS_XFLAG_DAX is the data mode;
 //   - page-cache coherence: a buffered read after an asynchronous O_DIRECT
 //     write completed sees the new bytes, while other readers keep the
-//     range cached.
+//     range cached;
+//   - RENAME_WHITEOUT leaves a 0/0 character device, and untorn serves as
+//     an overlayfs upper layer (whiteouts, copy-up, renames of lower files).
 #include <fcntl.h>
 #include <linux/aio_abi.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -338,6 +343,85 @@ TEST_F(FuseChattrTest, XfsIoDaxFlagIsTheDataMode) {
   ok({"chattr", "+x", p("d")});
   ASSERT_EQ(0, write_file(p("d/new2"), "n"));
   EXPECT_EQ(mode_of(p("d/new2")), "dax");
+}
+
+// ------------------------------------------------------------- whiteouts
+
+int renameat2_path(const std::string& from, const std::string& to, unsigned flags) {
+  return static_cast<int>(::syscall(SYS_renameat2, AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), flags));
+}
+
+bool is_whiteout(const struct stat& st) {
+  return S_ISCHR(st.st_mode) && (st.st_mode & 07777) == 0 && st.st_rdev == makedev(0, 0);
+}
+
+TEST_F(FusePosixOpsTest, RenameWhiteoutLeavesACharDevice00) {
+  ASSERT_EQ(0, write_file(p("a"), "A"));
+  ASSERT_EQ(0, write_file(p("b"), "B"));
+  ASSERT_SYS(::mkdir(p("d").c_str(), 0755));
+  EXPECT_ERRNO(EINVAL, renameat2_path(p("a"), p("b"), RENAME_WHITEOUT | RENAME_EXCHANGE));
+  ASSERT_SYS(renameat2_path(p("a"), p("d/a"), RENAME_WHITEOUT));
+  ASSERT_SYS(renameat2_path(p("b"), p("d/a"), RENAME_WHITEOUT));  // over an existing name
+  EXPECT_TRUE(is_whiteout(lstat_of(p("a"))));
+  EXPECT_TRUE(is_whiteout(lstat_of(p("b"))));
+  EXPECT_EQ(file_content(p("d/a")), "B");
+  ASSERT_TRUE(fs().remount());
+  EXPECT_TRUE(is_whiteout(lstat_of(p("a"))));
+  EXPECT_EQ(file_content(p("d/a")), "B");
+  ASSERT_TRUE(fs().unmount());
+  CmdResult r = fs().fsck();
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+}
+
+// Unmounts an overlay (lazily, so a failed test cannot leave the untorn
+// mount busy).
+struct OverlayMount {
+  std::string dir;
+  ~OverlayMount() {
+    if (!dir.empty()) ::umount2(dir.c_str(), MNT_DETACH);
+  }
+};
+
+// overlayfs with its upper and work directories on untorn (the lower layer
+// on the test's private directory): removing and renaming lower files
+// leaves whiteouts in the upper layer, writes copy up, and all of it
+// survives remounting both.
+TEST_F(FusePosixOpsTest, OverlayfsUpperLayerOnUntorn) {
+  const std::string lower = fs().dir() + "/lower", merged = fs().dir() + "/merged";
+  ASSERT_SYS(::mkdir(lower.c_str(), 0755));
+  ASSERT_SYS(::mkdir(merged.c_str(), 0755));
+  for (const char* n : {"keep", "gone", "moved"}) ASSERT_EQ(0, write_file(lower + "/" + n, n));
+  ASSERT_SYS(::mkdir(p("upper").c_str(), 0755));
+  ASSERT_SYS(::mkdir(p("work").c_str(), 0755));
+  const std::string opts = "lowerdir=" + lower + ",upperdir=" + p("upper") + ",workdir=" + p("work");
+  OverlayMount ovl;
+  for (int round = 0; round < 2; round++) {
+    SCOPED_TRACE(round ? "after remounting" : "first mount");
+    if (::mount("overlay", merged.c_str(), "overlay", 0, opts.c_str()) != 0) {
+      if (round == 0 && (errno == ENODEV || errno == EPERM)) GTEST_SKIP() << "no overlayfs here: " << errno_name(errno);
+      FAIL() << "mount -t overlay with the upper layer on untorn: " << errno_name(errno);
+    }
+    ovl.dir = merged;
+    if (round == 0) {
+      ASSERT_SYS(::unlink((merged + "/gone").c_str()));
+      ASSERT_SYS(::rename((merged + "/moved").c_str(), (merged + "/moved2").c_str()));
+      ASSERT_EQ(0, write_file(merged + "/keep", "kept"));
+    }
+    std::vector<std::string> names = list_dir(merged);
+    std::sort(names.begin(), names.end());
+    EXPECT_EQ(names, (std::vector<std::string>{"keep", "moved2"}));
+    EXPECT_EQ(file_content(merged + "/keep"), "kept");
+    EXPECT_EQ(file_content(merged + "/moved2"), "moved");
+    EXPECT_EQ(file_content(lower + "/keep"), "keep");
+    EXPECT_TRUE(is_whiteout(lstat_of(p("upper/gone"))));
+    EXPECT_TRUE(is_whiteout(lstat_of(p("upper/moved"))));
+    ASSERT_SYS(::umount(merged.c_str()));
+    ovl.dir.clear();
+    ASSERT_TRUE(fs().remount());
+  }
+  ASSERT_TRUE(fs().unmount());
+  CmdResult r = fs().fsck();
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
 }
 
 // ------------------------------------------------------------- coherence

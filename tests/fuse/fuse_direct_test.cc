@@ -1,0 +1,376 @@
+// Direct access (libuntorn-direct, fs/fuse/leases): this test program links
+// the library, so its own I/O on dax files is served from the pool; a
+// second process (untorn_direct_helper, with or without LD_PRELOAD of the
+// library, and the usual tools) uses the mount or is another direct client.
+// Covers: direct reads, writes and mmap and their coherence with the mount;
+// recalls before truncate and mode switch; a stopped client fenced with its
+// blocks quarantined; a killed client; a killed daemon; fio --verify through
+// the library.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "direct/untorn_direct.h"
+#include "tests/fuse/fuse_harness.h"
+
+namespace untorn::fusetest {
+namespace {
+
+constexpr size_t kMiB = 1 << 20;
+
+untorn_direct_stats dstats() {
+  untorn_direct_stats s{};
+  untorn_direct_get_stats(&s);
+  return s;
+}
+
+CmdResult helper(const std::vector<std::string>& args, bool direct) {
+  std::vector<std::string> argv = {UNTORN_DIRECT_HELPER};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<std::string> env = {"PMEM2_FORCE_GRANULARITY=CACHE_LINE"};
+  if (direct) env.push_back(std::string("LD_PRELOAD=") + UNTORN_DIRECT_LIB);
+  else env.push_back("LD_PRELOAD=");
+  return run_command(argv, 60, env);
+}
+
+// A direct writer in another process (`untorn_direct_helper hold`).
+class Holder {
+ public:
+  Holder(const std::string& path, int seconds, char byte) {
+    int p[2];
+    if (::pipe(p) != 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(p[1], 1);
+      ::close(p[0]);
+      const std::string pre = std::string("LD_PRELOAD=") + UNTORN_DIRECT_LIB;
+      const std::string secs = std::to_string(seconds), b(1, byte);
+      char* argv[] = {const_cast<char*>(UNTORN_DIRECT_HELPER), const_cast<char*>("hold"), const_cast<char*>(path.c_str()),
+                      const_cast<char*>(secs.c_str()), const_cast<char*>(b.c_str()), nullptr};
+      char* envp[] = {const_cast<char*>(pre.c_str()), const_cast<char*>("PMEM2_FORCE_GRANULARITY=CACHE_LINE"), nullptr};
+      ::execve(argv[0], argv, envp);
+      ::_exit(127);
+    }
+    ::close(p[1]);
+    out_ = p[0];
+  }
+  ~Holder() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::kill(pid_, SIGCONT);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    if (out_ >= 0) ::close(out_);
+  }
+  bool ready() {
+    char buf[6] = {};
+    return ::read(out_, buf, 6) == 6 && std::memcmp(buf, "ready\n", 6) == 0;
+  }
+  void signal(int sig) { ::kill(pid_, sig); }
+  void reap() {
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+};
+
+class FuseDirectTest : public FuseTest {
+ protected:
+  void SetUp() override {
+    ::setenv("UNTORN_DIRECT_RECALL_MS", "300", 1);  // the daemon's recall timeout
+    ::setenv("UNTORN_DIRECT_WAIT_MS", "500", 1);    // a mount's wait for clients of a dead daemon
+    FuseTest::SetUp();
+  }
+  nlohmann::json stats() {
+    const CmdResult r = run_untorn({"stats", fs().mnt(), "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+    nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
+    EXPECT_TRUE(j.contains("leases")) << r.describe();
+    return j;
+  }
+  // Leases of pid (only_fenced: the fenced ones); *fenced: the last one's state.
+  size_t leases_of(pid_t pid, bool* fenced = nullptr, bool only_fenced = false) {
+    size_t n = 0;
+    const nlohmann::json j = stats();  // (not a temporary: the loop would iterate a destroyed one)
+    for (const auto& l : j["leases"]) {
+      if (l["pid"].get<pid_t>() != pid || (only_fenced && !l["fenced"].get<bool>())) continue;
+      n++;
+      if (fenced) *fenced = l["fenced"].get<bool>();
+    }
+    return n;
+  }
+  // A dax file of `bytes` random bytes, written through the mount.
+  std::string make_file(const std::string& name, size_t bytes, char byte = 0) {
+    std::string data(bytes, byte);
+    if (byte == 0) {
+      std::mt19937_64 rng(seed());
+      data = random_bytes(rng, bytes);
+    }
+    EXPECT_EQ(write_file(p(name), data), 0);
+    return data;
+  }
+};
+
+TEST_F(FuseDirectTest, ReadsAndWritesComeFromThePoolAndAgreeWithTheMount) {
+  std::string data = make_file("f", kMiB);
+  const int fd = ::open(p("f").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(untorn_direct_active(fd), 1);
+  const untorn_direct_stats before = dstats();
+  // Direct write, read back through the mount by another process.
+  std::string a(8192, 'A');
+  ASSERT_EQ(::pwrite(fd, a.data(), a.size(), 65536 + 100), static_cast<ssize_t>(a.size()));
+  EXPECT_EQ(dstats().writes, before.writes + 1);
+  CmdResult r = helper({"check", p("f"), "65636", "8192", "A"}, false);
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  // Write through the mount, read directly.
+  r = helper({"fill", p("f"), "200000", "5000", "B"}, false);
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  std::string got(5000, '\0');
+  ASSERT_EQ(::pread(fd, got.data(), got.size(), 200000), 5000);
+  EXPECT_EQ(got, std::string(5000, 'B'));
+  // read/readv use and advance the file offset.
+  ASSERT_EQ(::lseek(fd, 65536 + 100, SEEK_SET), 65536 + 100);
+  char x[100], y[200];
+  iovec iov[2] = {{x, sizeof x}, {y, sizeof y}};
+  ASSERT_EQ(::readv(fd, iov, 2), 300);
+  EXPECT_EQ(std::string(x, 100) + std::string(y, 200), std::string(300, 'A'));
+  ASSERT_EQ(::read(fd, x, 100), 100);
+  EXPECT_EQ(::lseek(fd, 0, SEEK_CUR), 65536 + 500);
+  EXPECT_GE(dstats().reads, before.reads + 3);
+  // Past EOF: the mount (an append), then direct again after a refresh.
+  ASSERT_EQ(::pwrite(fd, "tail", 4, kMiB), 4);
+  EXPECT_EQ(fstat_of(fd).st_size, static_cast<off_t>(kMiB + 4));
+  // The lease is listed with this pid; fsync reports mtime to the daemon.
+  EXPECT_EQ(leases_of(::getpid()), 1u);
+  const struct stat st0 = fstat_of(fd);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(::pwrite(fd, "m", 1, 0), 1);
+  ASSERT_EQ(::fsync(fd), 0);
+  // The daemon drops the kernel's cached attributes from a background thread.
+  auto ns = [](const struct stat& st) { return st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec; };
+  for (int i = 0; i < 200 && ns(lstat_of(p("f"))) <= ns(st0); i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_GT(ns(lstat_of(p("f"))), ns(st0));
+  ASSERT_EQ(::close(fd), 0);
+  EXPECT_EQ(leases_of(::getpid()), 0u);
+}
+
+TEST_F(FuseDirectTest, AtomicFilesAndOtherFileSystemsAreNotServed) {
+  make_file("a", 64 << 10);
+  ASSERT_EQ(run_command({"setfattr", "-n", "user.untorn.mode", "-v", "atomic", p("a")}).exit_code, 0);
+  int fd = ::open(p("a").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(untorn_direct_active(fd), 0);
+  ASSERT_EQ(::pwrite(fd, "zz", 2, 10), 2);
+  ::close(fd);
+  fd = ::open((fs().dir() + "/plain").c_str(), O_RDWR | O_CREAT, 0600);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(untorn_direct_active(fd), 0);
+  ::close(fd);
+}
+
+TEST_F(FuseDirectTest, MmapIsThePoolAndATruncatePutsItBackOnTheMount) {
+  make_file("m", 256 << 10, 'o');
+  const int fd = ::open(p("m").c_str(), O_RDWR);
+  ASSERT_EQ(untorn_direct_active(fd), 1);
+  const uint64_t maps = dstats().maps;
+  auto* q = static_cast<char*>(::mmap(nullptr, 256 << 10, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  ASSERT_NE(q, MAP_FAILED);
+  EXPECT_EQ(dstats().maps, maps + 1);
+  std::memset(q + 4096, 'M', 4096);
+  ASSERT_EQ(::msync(q, 256 << 10, MS_SYNC), 0);
+  CmdResult r = helper({"check", p("m"), "4096", "4096", "M"}, false);
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  // Truncate through the mount: the library is recalled and maps the file back through the mount.
+  ASSERT_EQ(run_command({"truncate", "-s", "65536", p("m")}).exit_code, 0);
+  EXPECT_EQ(untorn_direct_active(fd), 0);
+  EXPECT_EQ(q[4096], 'M');   // still mapped, now through the page cache
+  q[8192] = 'N';
+  ASSERT_EQ(::msync(q, 65536, MS_SYNC), 0);
+  r = helper({"check", p("m"), "8192", "1", "N"}, false);
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  ::munmap(q, 256 << 10);
+  ::close(fd);
+}
+
+// A truncate while a direct writer runs: the writer is recalled first, and
+// the freed blocks, given to another file, never see its bytes.
+TEST_F(FuseDirectTest, TruncateRecallsAWriterBeforeFreeingItsBlocks) {
+  make_file("w", kMiB, 'o');
+  const int fd = ::open(p("w").c_str(), O_RDWR);
+  ASSERT_EQ(untorn_direct_active(fd), 1);
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> writes{0};
+  std::thread writer([&] {
+    std::string buf(4096, 'W');
+    for (off_t off = 0; !stop; off = (off + 4096) % static_cast<off_t>(kMiB))
+      if (::pwrite(fd, buf.data(), buf.size(), off) == 4096) writes++;
+  });
+  while (writes < 100) std::this_thread::yield();
+  const uint64_t recalls = dstats().recalls;
+  ASSERT_EQ(run_command({"truncate", "-s", "0", p("w")}).exit_code, 0);
+  EXPECT_EQ(dstats().recalls, recalls + 1);
+  make_file("g", kMiB, 'G');  // likely the blocks "w" had
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  stop = true;
+  writer.join();
+  CmdResult r = helper({"check", p("g"), "0", std::to_string(kMiB), "G"}, false);
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  ::close(fd);
+  ASSERT_TRUE(fs().unmount());
+  r = fs().fsck();
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+}
+
+TEST_F(FuseDirectTest, ModeSwitchRecallsTheLeaseFirst) {
+  make_file("s", 64 << 10, 'o');
+  const int fd = ::open(p("s").c_str(), O_RDWR);
+  ASSERT_EQ(untorn_direct_active(fd), 1);
+  ASSERT_EQ(run_command({"setfattr", "-n", "user.untorn.mode", "-v", "atomic", p("s")}).exit_code, 0);
+  EXPECT_EQ(untorn_direct_active(fd), 0);
+  const untorn_direct_stats before = dstats();
+  ASSERT_EQ(::pwrite(fd, "atomic", 6, 0), 6);  // through the mount now
+  EXPECT_EQ(dstats().writes, before.writes);
+  EXPECT_EQ(untorn_direct_active(fd), 0);  // an atomic file gets no new lease
+  CmdResult r = helper({"check", p("s"), "6", "100", "o"}, false);
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  ::close(fd);
+}
+
+// A client that does not answer (SIGSTOP) is fenced after the recall
+// timeout; the blocks it may still store to stay quarantined (not reused)
+// until it acks, and a mode switch is refused meanwhile.
+TEST_F(FuseDirectTest, StoppedClientIsFencedAndItsBlocksQuarantined) {
+  make_file("h", kMiB, 'o');
+  Holder h(p("h"), 60, 'H');
+  ASSERT_TRUE(h.ready());
+  EXPECT_EQ(leases_of(h.pid()), 1u);
+  h.signal(SIGSTOP);
+  ASSERT_EQ(run_command({"truncate", "-s", "0", p("h")}).exit_code, 0);  // waits out the recall
+  bool fenced = false;
+  EXPECT_EQ(leases_of(h.pid(), &fenced), 1u);
+  EXPECT_TRUE(fenced);
+  EXPECT_EQ(stats()["quarantined_blocks"].get<uint64_t>(), kMiB / 4096);
+  const CmdResult sw = run_command({"setfattr", "-n", "user.untorn.mode", "-v", "atomic", p("h")});
+  EXPECT_NE(sw.exit_code, 0) << "a mode switch must wait for the fenced client";
+  make_file("g", 2 * kMiB, 'G');  // cannot get the quarantined blocks
+  h.signal(SIGCONT);  // it stores a little more, then acks the recall (and may get a new lease
+                      // on the blocks its writes through the mount allocate again)
+  for (int i = 0; i < 100 && leases_of(h.pid(), nullptr, true) > 0; i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(leases_of(h.pid(), nullptr, true), 0u);
+  EXPECT_EQ(stats()["quarantined_blocks"].get<uint64_t>(), 0u);
+  CmdResult r = helper({"check", p("g"), "0", std::to_string(2 * kMiB), "G"}, false);
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  h.signal(SIGKILL);
+  h.reap();
+  ASSERT_TRUE(fs().unmount());
+  r = fs().fsck();
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+}
+
+TEST_F(FuseDirectTest, KilledClientsLeaseEnds) {
+  make_file("k", kMiB, 'o');
+  Holder h(p("k"), 60, 'K');
+  ASSERT_TRUE(h.ready());
+  EXPECT_EQ(leases_of(h.pid()), 1u);
+  const pid_t pid = h.pid();
+  h.signal(SIGKILL);
+  h.reap();
+  for (int i = 0; i < 100 && leases_of(pid) > 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(leases_of(pid), 0u);
+  EXPECT_EQ(stats()["quarantined_blocks"].get<uint64_t>(), 0u);
+  ASSERT_EQ(run_command({"truncate", "-s", "0", p("k")}).exit_code, 0);
+  ASSERT_TRUE(fs().unmount());
+  const CmdResult r = fs().fsck();
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+}
+
+// The daemon dies: clients stop direct access (errors from the dead
+// mount), and a new mount waits until no client of the old daemon can
+// store any more: bytes written after the remount are never overwritten
+// by a client of the old daemon.
+TEST_F(FuseDirectTest, KilledDaemonStopsClientsBeforeARemount) {
+  make_file("d", 2 * kMiB, 'o');
+  const int fd = ::open(p("d").c_str(), O_RDWR);
+  ASSERT_EQ(untorn_direct_active(fd), 1);
+  ASSERT_EQ(::pwrite(fd, std::string(4096, 'D').data(), 4096, kMiB), 4096);  // the holder stores below 1 MiB
+  Holder h(p("d"), 60, 'H');
+  ASSERT_TRUE(h.ready());
+  h.signal(SIGSTOP);
+  ASSERT_TRUE(fs().kill9());
+  for (int i = 0; i < 100 && untorn_direct_active(fd); i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(untorn_direct_active(fd), 0);
+  char c;
+  EXPECT_LT(::pread(fd, &c, 1, 0), 0);  // through the dead mount
+  ::close(fd);
+  // The stopped holder still has the pool mapped with its old lease.
+  const CmdResult refused = run_untorn({"mount", fs().pool(), fs().mnt(), "-f"}, 30);
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.err.find("direct-access clients"), std::string::npos) << refused.describe();
+  h.signal(SIGCONT);  // it notices the daemon is gone and stops
+  bool mounted = false;
+  for (int i = 0; i < 20 && !mounted; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    mounted = static_cast<bool>(fs().mount());
+  }
+  ASSERT_TRUE(mounted);
+  CmdResult r = helper({"fill", p("d"), "0", std::to_string(kMiB), "N"}, false);
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the holder keeps trying (and failing)
+  r = helper({"check", p("d"), "0", std::to_string(kMiB), "N"}, false);
+  EXPECT_EQ(r.exit_code, 0) << "a client of the dead daemon stored after the remount\n" << r.describe();
+  r = helper({"check", p("d"), std::to_string(kMiB), "4096", "D"}, false);
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  r = helper({"check", p("d"), std::to_string(kMiB + 4096), std::to_string(kMiB - 4096), "o"}, false);
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  h.signal(SIGKILL);
+  h.reap();
+  ASSERT_TRUE(fs().unmount());
+  r = fs().fsck();
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+}
+
+// fio's default: each job is a process forked from fio's main process,
+// which opened the file first (the child of a preloaded parent must get
+// its own direct access). The file is laid out first, so that the job's
+// I/O are overwrites that the library serves: the daemon sees few of them.
+TEST_F(FuseDirectTest, FioVerifiesThroughTheLibrary) {
+  for (const char* engine : {"psync", "mmap"}) {
+    const std::string file = p(std::string("fio-") + engine);
+    make_file(std::string("fio-") + engine, 4 * kMiB, 'f');
+    ASSERT_EQ(run_untorn({"stats", fs().mnt(), "--reset"}).exit_code, 0);
+    const std::vector<std::string> argv = {"fio", "--name=v", "--filename=" + file, "--size=4M",
+                                           "--bs=4k", "--rw=randwrite", "--ioengine=" + std::string(engine),
+                                           "--verify=crc32c", "--do_verify=1", "--minimal"};
+    const CmdResult r = run_command(argv, 120, {std::string("LD_PRELOAD=") + UNTORN_DIRECT_LIB,
+                                                "PMEM2_FORCE_GRANULARITY=CACHE_LINE"});
+    ASSERT_EQ(r.exit_code, 0) << engine << "\n" << r.describe();
+    // 1,024 writes and 1,024 verify reads of 4 KiB: served from the pool.
+    const nlohmann::json j = stats();
+    uint64_t io = 0;
+    for (const char* op : {"read", "write"})
+      if (j["requests"].contains(op)) io += j["requests"][op]["count"].get<uint64_t>();
+    EXPECT_LT(io, 100u) << engine << ": the daemon saw " << io << " READ/WRITE requests\n" << j.dump();
+  }
+  ASSERT_TRUE(fs().unmount());
+  const CmdResult r = fs().fsck();
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+}
+
+}  // namespace
+}  // namespace untorn::fusetest
