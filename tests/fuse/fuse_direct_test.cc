@@ -3,9 +3,9 @@
 // second process (untorn_direct_helper, with or without LD_PRELOAD of the
 // library, and the usual tools) uses the mount or is another direct client.
 // Covers: direct reads, writes and mmap and their coherence with the mount;
-// recalls before truncate and mode switch; a stopped client fenced with its
-// blocks quarantined; a killed client; a killed daemon; fio --verify through
-// the library.
+// recalls before truncate, mode switch and chattr +i/+a/-x; a stopped client
+// fenced with its blocks quarantined; a killed client; a killed daemon; a
+// crash loop with a direct writer; fio --verify through the library.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "direct/untorn_direct.h"
+#include "tests/fuse/direct_records.h"
 #include "tests/fuse/fuse_harness.h"
 
 namespace untorn::fusetest {
@@ -43,22 +44,27 @@ CmdResult helper(const std::vector<std::string>& args, bool direct) {
   return run_command(argv, 60, env);
 }
 
-// A direct writer in another process (`untorn_direct_helper hold`).
+// A direct client in another process (untorn_direct_helper with
+// LD_PRELOAD): `hold` by default, a direct writer the tests stop, kill or fence.
 class Holder {
  public:
-  Holder(const std::string& path, int seconds, char byte) {
+  Holder(const std::string& path, int seconds, char byte, bool stamp = false)
+      : Holder(hold_args(path, seconds, byte, stamp)) {}
+  explicit Holder(const std::vector<std::string>& args) {
     int p[2];
     if (::pipe(p) != 0) return;
+    std::vector<std::string> argv_s = {UNTORN_DIRECT_HELPER};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    const std::string pre = std::string("LD_PRELOAD=") + UNTORN_DIRECT_LIB;
+    std::vector<char*> argv;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    char* envp[] = {const_cast<char*>(pre.c_str()), const_cast<char*>("PMEM2_FORCE_GRANULARITY=CACHE_LINE"), nullptr};
     pid_ = ::fork();
     if (pid_ == 0) {
       ::dup2(p[1], 1);
       ::close(p[0]);
-      const std::string pre = std::string("LD_PRELOAD=") + UNTORN_DIRECT_LIB;
-      const std::string secs = std::to_string(seconds), b(1, byte);
-      char* argv[] = {const_cast<char*>(UNTORN_DIRECT_HELPER), const_cast<char*>("hold"), const_cast<char*>(path.c_str()),
-                      const_cast<char*>(secs.c_str()), const_cast<char*>(b.c_str()), nullptr};
-      char* envp[] = {const_cast<char*>(pre.c_str()), const_cast<char*>("PMEM2_FORCE_GRANULARITY=CACHE_LINE"), nullptr};
-      ::execve(argv[0], argv, envp);
+      ::execve(argv[0], argv.data(), envp);
       ::_exit(127);
     }
     ::close(p[1]);
@@ -72,18 +78,36 @@ class Holder {
     }
     if (out_ >= 0) ::close(out_);
   }
-  bool ready() {
-    char buf[6] = {};
-    return ::read(out_, buf, 6) == 6 && std::memcmp(buf, "ready\n", 6) == 0;
+  bool ready() { return line().rfind("ready", 0) == 0; }
+  // The next line of its output (without the newline; "" at EOF).
+  std::string line() {
+    std::string s;
+    char c;
+    while (::read(out_, &c, 1) == 1 && c != '\n') s += c;
+    return s;
   }
   void signal(int sig) { ::kill(pid_, sig); }
-  void reap() {
-    ::waitpid(pid_, nullptr, 0);
+  // Waits for the exit (up to timeout_ms; then kill -9): its status.
+  int reap(int timeout_ms = 60000) {
+    int st = 0;
+    for (int i = 0; i < timeout_ms / 10 && ::waitpid(pid_, &st, WNOHANG) == 0; i++)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (::waitpid(pid_, &st, WNOHANG) == 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &st, 0);
+      st = -1;
+    }
     pid_ = -1;
+    return st;
   }
   pid_t pid() const { return pid_; }
 
  private:
+  static std::vector<std::string> hold_args(const std::string& path, int seconds, char byte, bool stamp) {
+    std::vector<std::string> a = {"hold", path, std::to_string(seconds), std::string(1, byte)};
+    if (stamp) a.push_back("stamp");
+    return a;
+  }
   pid_t pid_ = -1;
   int out_ = -1;
 };
@@ -343,6 +367,207 @@ TEST_F(FuseDirectTest, KilledDaemonStopsClientsBeforeARemount) {
   ASSERT_TRUE(fs().unmount());
   r = fs().fsck();
   EXPECT_EQ(r.exit_code, 0) << r.describe();
+}
+
+// chattr +i / +a with a direct writer running: its lease is recalled before
+// the flag is set, so nothing it stores lands after chattr returned; its
+// writes then go through the mount and are refused (EPERM), and direct
+// access to the file is read-only (reads still come from the pool).
+TEST_F(FuseDirectTest, ChattrImmutableOrAppendRecallsAWriterFirst) {
+  for (const std::string flag : {"i", "a"}) {
+    SCOPED_TRACE("chattr +" + flag);
+    const std::string name = "c" + flag;
+    make_file(name, kMiB, 'o');
+    Holder h(p(name), 1, 'H', true);
+    ASSERT_TRUE(h.ready());
+    EXPECT_EQ(leases_of(h.pid()), 1u);
+    CmdResult r = run_command({"chattr", "+" + flag, p(name)});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    const std::string after = file_content(p(name));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the writer keeps trying
+    EXPECT_EQ(first_difference(after, file_content(p(name))), "") << "a store after chattr +" << flag;
+    const nlohmann::json j = stats();
+    for (const auto& l : j["leases"]) EXPECT_FALSE(l["write"].get<bool>()) << j.dump();
+    const std::string out = h.line();  // "writes N errors E errno X" after its second
+    unsigned long long writes = 0, errors = 0;
+    int first_errno = 0;
+    ASSERT_EQ(std::sscanf(out.c_str(), "writes %llu errors %llu errno %d", &writes, &errors, &first_errno), 3) << out;
+    EXPECT_GT(writes, 0u);
+    EXPECT_GT(errors, 0u);
+    EXPECT_EQ(first_errno, EPERM) << out;
+    h.reap();
+    // Direct access is read-only now: reads come from the pool, writes are refused.
+    EXPECT_ERRNO(EPERM, ::open(p(name).c_str(), O_RDWR));
+    const int fd = ::open(p(name).c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(untorn_direct_active(fd), 1);
+    const uint64_t reads = dstats().reads;
+    std::string got(4096, '\0');
+    ASSERT_EQ(::pread(fd, got.data(), got.size(), 8192), 4096);
+    EXPECT_EQ(got, after.substr(8192, 4096));
+    EXPECT_EQ(dstats().reads, reads + 1);
+    ::close(fd);
+    if (flag == "a") {  // appends go through the mount and are allowed
+      const int afd = ::open(p(name).c_str(), O_WRONLY | O_APPEND);
+      ASSERT_GE(afd, 0);
+      ASSERT_EQ(::write(afd, "tail", 4), 4);
+      EXPECT_EQ(fstat_of(afd).st_size, static_cast<off_t>(kMiB + 4));
+      ::close(afd);
+    }
+    r = run_command({"chattr", "-" + flag, p(name)});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+  }
+  ASSERT_TRUE(fs().unmount());
+  const CmdResult r = fs().fsck();
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+}
+
+// chattr -x (the file becomes atomic) with a direct writer running: the
+// lease is recalled first, the writer gets no new one, and its writes go
+// through the mount (and succeed).
+TEST_F(FuseDirectTest, ChattrMinusXRecallsAWriterFirst) {
+  make_file("x", kMiB, 'o');
+  Holder h(p("x"), 1, 'H', true);
+  ASSERT_TRUE(h.ready());
+  EXPECT_EQ(leases_of(h.pid()), 1u);
+  CmdResult r = run_command({"chattr", "-x", p("x")});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(get_xattr(p("x"), "user.untorn.mode").value_or("?"), "atomic");
+  EXPECT_EQ(leases_of(h.pid()), 0u);
+  const std::string after = file_content(p("x"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_NE(after, file_content(p("x"))) << "the writer's writes through the mount";
+  EXPECT_EQ(leases_of(h.pid()), 0u);
+  const std::string out = h.line();
+  unsigned long long writes = 0, errors = 0;
+  int first_errno = 0;
+  ASSERT_EQ(std::sscanf(out.c_str(), "writes %llu errors %llu errno %d", &writes, &errors, &first_errno), 3) << out;
+  EXPECT_EQ(errors, 0u) << out;
+  h.reap();
+  ASSERT_TRUE(fs().unmount());
+  r = fs().fsck();
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+}
+
+// ------------------------------------------------------------- crash loop
+
+namespace rec = records;
+
+struct RecOp {
+  char kind = 'W';  // 'W' pwrite of count records at slot, 'T' ftruncate to slot slots
+  uint64_t file = 0, slot = 0, count = 0, seq = 0;
+};
+
+// The writer's log (direct_records.h): complete W and T lines.
+std::vector<RecOp> parse_log(const std::string& text) {
+  std::vector<RecOp> ops;
+  size_t pos = 0;
+  for (size_t nl; (nl = text.find('\n', pos)) != std::string::npos; pos = nl + 1) {
+    const std::string line = text.substr(pos, nl - pos);
+    RecOp op;
+    unsigned long long a = 0, b = 0, c = 0, d = 0;
+    if (std::sscanf(line.c_str(), "W %llu %llu %llu %llu", &a, &b, &c, &d) == 4) op = {'W', a, b, c, d};
+    else if (std::sscanf(line.c_str(), "T %llu %llu", &a, &b) == 2) op = {'T', a, b, 0, 0};
+    else continue;  // "E errno"
+    if (op.file < rec::kFiles) ops.push_back(op);
+  }
+  return ops;
+}
+
+std::string apply(std::string data, const RecOp& op) {
+  if (op.kind == 'T') {
+    data.resize(op.slot * rec::kRecordBytes);
+    return data;
+  }
+  const size_t off = op.slot * rec::kRecordBytes, end = off + op.count * rec::kRecordBytes;
+  if (data.size() < end) data.resize(end);
+  for (uint64_t i = 0; i < op.count; i++) rec::make(op.file, op.slot + i, op.seq + i, data.data() + off + i * rec::kRecordBytes);
+  return data;
+}
+
+// The file of the operation in flight: old or new (a truncate), or for a
+// write any mix of old and new bytes in its range (zeros where the file had
+// none) with a size between the two. "" when it is so, else what differs.
+std::string check_in_flight(const std::string& old, const std::string& neu, const std::string& got, const RecOp& op) {
+  if (got == old || got == neu) return "";
+  if (op.kind == 'T') return "a truncate in flight left neither the old nor the new file: " + first_difference(neu, got);
+  if (got.size() < std::min(old.size(), neu.size()) || got.size() > std::max(old.size(), neu.size()))
+    return "size " + std::to_string(got.size()) + " is not between " + std::to_string(old.size()) + " and " +
+           std::to_string(neu.size());
+  const size_t lo = op.slot * rec::kRecordBytes, hi = lo + op.count * rec::kRecordBytes;
+  for (size_t i = 0; i < got.size(); i++) {
+    const char was = i < old.size() ? old[i] : 0;
+    if (got[i] == was || (i >= lo && i < hi && got[i] == neu[i])) continue;
+    return "byte " + std::to_string(i) + " is neither old nor new (write of slots [" + std::to_string(op.slot) + ", " +
+           std::to_string(op.slot + op.count) + "))";
+  }
+  return "";
+}
+
+// A direct writer stores verifiable records (direct_records.h) while the
+// daemon, the writer or both are killed -9; after each remount every
+// acknowledged write is there, only the one in flight may be torn, no file
+// shows another file's (or another slot's) data, and fsck is clean. The
+// writer's truncates and regrowths free and reallocate blocks under it.
+TEST_F(FuseDirectTest, CrashLoopWithADirectWriter) {
+  const uint64_t s = seed();
+  std::mt19937_64 rng(s);
+  const char* env = std::getenv("UNTORN_DIRECT_CRASH_ITERATIONS");
+  const int iterations = env ? std::atoi(env) : 6;
+  std::vector<std::string> model(rec::kFiles);
+  for (uint64_t f = 0; f < rec::kFiles; f++) {
+    for (uint64_t slot = 0; slot < rec::kSlots; slot++) model[f] += rec::make(f, slot, 0);
+    ASSERT_EQ(write_file(p(rec::file_name(f)), model[f]), 0);
+  }
+  const std::string log = fs().dir() + "/records.log";
+  size_t acknowledged = 0;
+  for (int it = 0; it < iterations; it++) {
+    const int kill = it % 3;  // 0 the daemon, 1 the writer, 2 both
+    const char* const kWhat[] = {"the daemon", "the writer", "both"};
+    SCOPED_TRACE("iteration " + std::to_string(it) + ", kill -9 of " + kWhat[kill]);
+    Holder w({"records", fs().mnt(), log, std::to_string(s + it), std::to_string((it + 1ull) << 32), "30"});
+    ASSERT_EQ(w.line(), "ready 1") << "the writer is not served directly";
+    std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng() % 300));
+    if (kill != 0) w.signal(SIGKILL);
+    if (kill != 1) {
+      ASSERT_TRUE(fs().kill9());
+    }
+    const int st = w.reap(10000);
+    if (kill == 0) {
+      EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "the writer did not stop by itself: " << st;
+    }
+    if (kill == 1) {
+      ASSERT_TRUE(fs().unmount());
+    } else if (it % 2 == 1) {  // the crashed pool: 0 clean, 1 corrected
+      const CmdResult r = fs().fsck();
+      EXPECT_TRUE(r.exit_code == 0 || r.exit_code == 1) << r.describe();
+    }
+    ASSERT_TRUE(fs().mount());
+    std::string text;
+    ASSERT_EQ(read_file(log, &text), 0);
+    const std::vector<RecOp> ops = parse_log(text);
+    ASSERT_FALSE(ops.empty());
+    acknowledged += ops.size() - 1;
+    for (size_t i = 0; i + 1 < ops.size(); i++) model[ops[i].file] = apply(model[ops[i].file], ops[i]);
+    const RecOp& last = ops.back();
+    for (uint64_t f = 0; f < rec::kFiles; f++) {
+      const std::string got = file_content(p(rec::file_name(f)));
+      if (f == last.file) {
+        const std::string why = check_in_flight(model[f], apply(model[f], last), got, last);
+        EXPECT_EQ(why, "") << rec::file_name(f) << " after " << ops.size() << " operations";
+      } else {
+        EXPECT_EQ(first_difference(model[f], got), "") << rec::file_name(f) << " after " << ops.size() << " operations";
+      }
+      model[f] = got;
+    }
+    ASSERT_FALSE(HasFailure());
+    ASSERT_TRUE(fs().unmount());
+    const CmdResult r = fs().fsck();
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    ASSERT_TRUE(fs().mount());
+  }
+  std::printf("crash loop: %d iterations, %zu acknowledged operations checked\n", iterations, acknowledged);
+  EXPECT_GT(acknowledged, static_cast<size_t>(iterations));
 }
 
 // fio's default: each job is a process forked from fio's main process,
