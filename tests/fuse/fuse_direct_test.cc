@@ -369,6 +369,18 @@ TEST_F(FuseDirectTest, KilledDaemonStopsClientsBeforeARemount) {
   EXPECT_EQ(r.exit_code, 0) << r.describe();
 }
 
+// The last line of `untorn_direct_helper hold`: "writes N errors E errno X".
+struct HoldSummary {
+  bool parsed = false;
+  unsigned long long writes = 0, errors = 0;
+  int first_errno = 0;
+};
+HoldSummary hold_summary(const std::string& line) {
+  HoldSummary s;
+  s.parsed = std::sscanf(line.c_str(), "writes %llu errors %llu errno %d", &s.writes, &s.errors, &s.first_errno) == 3;
+  return s;
+}
+
 // chattr +i / +a with a direct writer running: its lease is recalled before
 // the flag is set, so nothing it stores lands after chattr returned; its
 // writes then go through the mount and are refused (EPERM), and direct
@@ -388,13 +400,12 @@ TEST_F(FuseDirectTest, ChattrImmutableOrAppendRecallsAWriterFirst) {
     EXPECT_EQ(first_difference(after, file_content(p(name))), "") << "a store after chattr +" << flag;
     const nlohmann::json j = stats();
     for (const auto& l : j["leases"]) EXPECT_FALSE(l["write"].get<bool>()) << j.dump();
-    const std::string out = h.line();  // "writes N errors E errno X" after its second
-    unsigned long long writes = 0, errors = 0;
-    int first_errno = 0;
-    ASSERT_EQ(std::sscanf(out.c_str(), "writes %llu errors %llu errno %d", &writes, &errors, &first_errno), 3) << out;
-    EXPECT_GT(writes, 0u);
-    EXPECT_GT(errors, 0u);
-    EXPECT_EQ(first_errno, EPERM) << out;
+    const std::string out = h.line();  // its summary, after its second
+    const HoldSummary sum = hold_summary(out);
+    ASSERT_TRUE(sum.parsed) << out;
+    EXPECT_GT(sum.writes, 0u);
+    EXPECT_GT(sum.errors, 0u);
+    EXPECT_EQ(sum.first_errno, EPERM) << out;
     h.reap();
     // Direct access is read-only now: reads come from the pool, writes are refused.
     EXPECT_ERRNO(EPERM, ::open(p(name).c_str(), O_RDWR));
@@ -439,10 +450,9 @@ TEST_F(FuseDirectTest, ChattrMinusXRecallsAWriterFirst) {
   EXPECT_NE(after, file_content(p("x"))) << "the writer's writes through the mount";
   EXPECT_EQ(leases_of(h.pid()), 0u);
   const std::string out = h.line();
-  unsigned long long writes = 0, errors = 0;
-  int first_errno = 0;
-  ASSERT_EQ(std::sscanf(out.c_str(), "writes %llu errors %llu errno %d", &writes, &errors, &first_errno), 3) << out;
-  EXPECT_EQ(errors, 0u) << out;
+  const HoldSummary sum = hold_summary(out);
+  ASSERT_TRUE(sum.parsed) << out;
+  EXPECT_EQ(sum.errors, 0u) << out;
   h.reap();
   ASSERT_TRUE(fs().unmount());
   r = fs().fsck();
