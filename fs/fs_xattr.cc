@@ -35,8 +35,6 @@ Status check_xattr_name(std::string_view name, uint32_t mode) {
   return Status::ok();
 }
 
-std::string mode_name(bool atomic) { return std::string(data_mode_name(atomic ? DataMode::kAtomic : DataMode::kDax)); }
-
 }  // namespace
 
 bool effective_atomic(const Inode& in, const Superblock& sb) {
@@ -81,7 +79,7 @@ Result<std::string> FileSystem::getxattr(uint64_t ino, std::string_view name) {
   if (name == kModeXattr || name == kUnitAttr) {
     if (!S_ISREG(in->mode) && !S_ISDIR(in->mode)) return NoData(std::string(name));
     const bool atomic = effective_atomic(*in, sb_);
-    if (name == kModeXattr) return mode_name(atomic);
+    if (name == kModeXattr) return std::string(data_mode_name(atomic ? DataMode::kAtomic : DataMode::kDax));
     if (S_ISDIR(in->mode)) return NoData(std::string(name));
     return std::to_string(atomic ? atomic_unit_bytes() : 0);
   }
