@@ -62,7 +62,7 @@ Result<NamespaceLayout> compute_layout(uint64_t ns_size, const Params& p) {
   const uint64_t min = Btt::min_namespace_size(p);
   if (ns_size < min)
     return NoSpace("BTT namespace of " + std::to_string(ns_size) +
-                                      " bytes is too small; the minimum is " + std::to_string(min));
+                   " bytes is too small; the minimum is " + std::to_string(min));
   const uint64_t arena_space = round_down(ns_size - l.glog_size, kAlign);
   l.glog_off = arena_space;
   uint64_t off = 0;
@@ -153,10 +153,10 @@ Status check_info_header(const InfoBlock& ib, uint64_t media_off) {
     return Corruption(where + ": not an untorn BTT (no group-commit extension)");
   if ((ib.incompat & ~kIncompatKnown) != 0)
     return NotSupported(where + ": unknown incompatible features " +
-                                           hex(ib.incompat & ~kIncompatKnown));
+                        hex(ib.incompat & ~kIncompatKnown));
   if ((ib.ro_compat & ~kRoCompatKnown) != 0)
     return NotSupported(where + ": unknown read-only-compatible features " +
-                                           hex(ib.ro_compat & ~kRoCompatKnown));
+                        hex(ib.ro_compat & ~kRoCompatKnown));
   if (ib.infosize != kInfoSize)
     return Corruption(where + ": info size " + std::to_string(ib.infosize));
   // The feature bit and the slot count must agree: a flipped bit would read

@@ -109,8 +109,8 @@ Result<std::unique_ptr<dax::Pmem2Media>> open_locked(const std::string& pool) {
     if (::fcntl((*m)->fd(), F_OFD_GETLK, &fl) != 0 || fl.l_type == F_UNLCK) return m;
     ::usleep(100 * 1000);
   }
-  return Status(Code::kBusy, "pool '" + pool + "' is still mapped by direct-access clients (libuntorn-direct) of a "
-                             "daemon that ended: end them (" + holders_of(pool) + ") and mount again");
+  return Busy("pool '" + pool + "' is still mapped by direct-access clients (libuntorn-direct) of a "
+              "daemon that ended: end them (" + holders_of(pool) + ") and mount again");
 }
 
 std::string usage_message(const CLI::App* app, const CLI::Error& e) {

@@ -108,7 +108,7 @@ Status check_args(const MkfsArgs& a, bool is_device, uint64_t size, fs::MkfsOpti
   if (!is_device && size < fs::FileSystem::min_pool_size(*o)) {
     const uint64_t min = fs::FileSystem::min_pool_size(*o);
     return NoSpace("size " + human_size(size) + " is too small: the minimum is " + std::to_string(min) +
-                                      " bytes (" + human_size(min) + ")");
+                   " bytes (" + human_size(min) + ")");
   }
   return fs::FileSystem::check_mkfs(size, *o);
 }

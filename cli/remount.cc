@@ -55,7 +55,7 @@ int run_remount(const std::string& mountpoint, const MountOpts& o) {
     char buf[BUFSIZ] = {};
     mnt_context_get_excode(cxt.get(), rc, buf, sizeof buf);
     return print_error("mount", IOError("remount of '" + m->target + "' failed: " +
-                                                           (buf[0] ? buf : std::strerror(errno)))),
+                                        (buf[0] ? buf : std::strerror(errno)))),
            kExitFailure;
   }
   return kExitOk;

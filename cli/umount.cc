@@ -98,8 +98,8 @@ int run_umount(const std::string& arg) {
   if (err == EBUSY) {
     const std::string who = describe(processes_using(*m), true);
     return print_error("umount", Busy("'" + m->target + "' is busy" +
-                                                         (who.empty() ? " (no process found holding it)"
-                                                                      : ": in use by " + who))),
+                                      (who.empty() ? " (no process found holding it)"
+                                                   : ": in use by " + who))),
            kExitFailure;
   }
   if (err != 0) {
@@ -110,7 +110,7 @@ int run_umount(const std::string& arg) {
   // The daemon closes the pool last; then the pool is free for the next user.
   if (!wait_until(kDaemonWaitMs, [&] { return !daemon_holds_pool(); })) {
     print_error("umount", Busy("unmounted, but the daemon (" + describe(daemon, false) +
-                                                  ") still holds the pool after 30 s"));
+                               ") still holds the pool after 30 s"));
     return kExitFailure;
   }
   return kExitOk;

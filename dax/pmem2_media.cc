@@ -128,8 +128,7 @@ Result<std::unique_ptr<Pmem2Media>> Pmem2Media::open(const std::string& path) {
   }
   if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) {
     ::close(fd);
-    return Status(Code::kInvalidArgument,
-                  "'" + path + "' is neither a regular file nor a DAX device");
+    return InvalidArgument("'" + path + "' is neither a regular file nor a DAX device");
   }
   return map_fd(fd, path, S_ISCHR(st.st_mode));
 }
@@ -159,8 +158,7 @@ Result<std::unique_ptr<Pmem2Media>> Pmem2Media::create(const std::string& path,
     }
   } else if (!S_ISCHR(st.st_mode)) {
     ::close(fd);
-    return Status(Code::kInvalidArgument,
-                  "'" + path + "' is neither a regular file nor a DAX device");
+    return InvalidArgument("'" + path + "' is neither a regular file nor a DAX device");
   }
   return map_fd(fd, path, S_ISCHR(st.st_mode));
 }

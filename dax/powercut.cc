@@ -12,7 +12,7 @@ Result<std::unique_ptr<PowerCutSim>> PowerCutSim::open(Media& pool) {
     sim = std::make_unique<SimMedia>(pool.size());
   } catch (const std::bad_alloc&) {
     return NoMemory("powercut_sim needs as much memory as the pool (" +
-                                       std::to_string(pool.size() >> 20) + " MiB) for its copy");
+                    std::to_string(pool.size() >> 20) + " MiB) for its copy");
   }
   sim->load_image(pool.ptr(0));
   return std::unique_ptr<PowerCutSim>(new PowerCutSim(pool, std::move(sim)));

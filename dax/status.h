@@ -147,9 +147,9 @@ class [[nodiscard]] Result {
 // Assign the value of a Result<T> or propagate its Status. One statement
 // (`lhs = value`, the value from a GNU statement expression, which gcc and
 // clang both have), so it is safe under an unbraced if and twice on a line.
-#define ASSIGN_OR_RETURN(lhs, expr)                \
-  lhs = ({                                         \
-    auto _untorn_res = (expr);                     \
+#define ASSIGN_OR_RETURN(lhs, expr)                        \
+  lhs = ({                                                 \
+    auto _untorn_res = (expr);                             \
     if (!_untorn_res.is_ok()) return _untorn_res.status(); \
-    std::move(_untorn_res).value();                \
+    std::move(_untorn_res).value();                        \
   })

@@ -178,12 +178,12 @@ Result<size_t> FileSystem::write_locked(uint64_t ino, uint64_t off, const void* 
   std::unique_lock<std::shared_mutex> lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
-  if (is_dir(in->mode)) return Status(Code::kIsDir, "write to a directory");
+  if (is_dir(in->mode)) return IsDir("write to a directory");
   if (!is_reg(in->mode)) return InvalidArgument("write to a special file");
   if (append) off = in->size;
   RETURN_IF_ERROR(check_write(*in, off));
   if (n == 0) return size_t{0};
-  if (off + n > kMaxFileSize || off + n < off) return Status(Code::kTooLarge, "write beyond the maximum file size");
+  if (off + n > kMaxFileSize || off + n < off) return TooLarge("write beyond the maximum file size");
   WriteCtx c{op, media_, *btt_, ino, in, in->size, (in->flags & kInodeAtomic) != 0, {}};
   if (in->root == 0) {
     ASSIGN_OR_RETURN(in->root, BTree::create(op.txn, *blocks_, NodeKind::kExtent, ino, meta_goal_));
@@ -236,7 +236,7 @@ Status FileSystem::read(uint64_t ino, uint64_t off, size_t n, const ReadFn& fn) 
   util::ReaderLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
-  if (is_dir(in->mode)) return Status(Code::kIsDir, "read of a directory");
+  if (is_dir(in->mode)) return IsDir("read of a directory");
   if (off >= in->size || n == 0) {
     fn(nullptr, 0, 0);
     return Status::ok();
@@ -279,7 +279,7 @@ Status FileSystem::read(uint64_t ino, uint64_t off, size_t n, const ReadFn& fn) 
 // atomic group (the new size is committed by the first).
 Status FileSystem::truncate_locked(uint64_t ino, uint64_t size, const KillPriv* kill,
                                   bool* privs_dropped) {
-  if (size > kMaxFileSize) return Status(Code::kTooLarge, "size beyond the maximum file size");
+  if (size > kMaxFileSize) return TooLarge("size beyond the maximum file size");
   RETURN_IF_ERROR(check_writable());  // before zeroing past EOF in place
   const size_t budget = store_->max_commit_blocks() - 32;
   bool first_round = true;
@@ -288,7 +288,7 @@ Status FileSystem::truncate_locked(uint64_t ino, uint64_t size, const KillPriv* 
     util::WriterLock lk(meta_mu_);
     Op op(*this);
     ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
-    if (is_dir(in->mode)) return Status(Code::kIsDir, "truncate of a directory");
+    if (is_dir(in->mode)) return IsDir("truncate of a directory");
     if (!is_reg(in->mode)) return InvalidArgument("truncate of a special file");
     const Timespec now = now_ts();
     if (first_round) {
@@ -337,15 +337,15 @@ Result<uint64_t> FileSystem::lseek(uint64_t ino, uint64_t off, int whence) {
   util::ReaderLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
-  if (off >= in->size) return Status(Code::kNoData, "offset at or beyond EOF");  // ENXIO
+  if (off >= in->size) return NoData("offset at or beyond EOF");  // ENXIO
   if (whence != SEEK_DATA && whence != SEEK_HOLE) return InvalidArgument("whence");
-  if (in->root == 0) return whence == SEEK_DATA ? Result<uint64_t>(Status(Code::kNoData, "no data")) : Result<uint64_t>(off);
+  if (in->root == 0) return whence == SEEK_DATA ? Result<uint64_t>(NoData("no data")) : Result<uint64_t>(off);
   BTree t = op.tree(ino, *in, NodeKind::kExtent);
   if (whence == SEEK_DATA) {
     Result<uint64_t> fb = ext_next_data(t, block_of(off));
-    if (!fb.is_ok()) return fb.code() == Code::kNotFound ? Status(Code::kNoData, "no data") : fb.status();
+    if (!fb.is_ok()) return fb.code() == Code::kNotFound ? NoData("no data") : fb.status();
     const uint64_t pos = std::max(off, *fb * kBlockSize);
-    if (pos >= in->size) return Status(Code::kNoData, "no data");
+    if (pos >= in->size) return NoData("no data");
     return pos;
   }
   uint64_t fb = block_of(off);
@@ -367,7 +367,7 @@ Result<size_t> FileSystem::copy_file_range(uint64_t ino_in, uint64_t off_in, uin
   // for anything else, e.g. a device node).
   for (uint64_t ino : {ino_in, ino_out}) {
     ASSIGN_OR_RETURN(Attr a, getattr(ino));
-    if (S_ISDIR(a.mode)) return Status(Code::kIsDir, "copy_file_range of a directory");
+    if (S_ISDIR(a.mode)) return IsDir("copy_file_range of a directory");
     if (!S_ISREG(a.mode)) return InvalidArgument("copy_file_range of a special file");
   }
   std::vector<std::byte> buf;

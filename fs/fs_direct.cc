@@ -58,7 +58,7 @@ Result<DaxMap> FileSystem::dax_map_locked(uint64_t ino, size_t max_runs) {
     fb = *next;
     if (fb >= end) break;
     ASSIGN_OR_RETURN(Mapping m, ext_map(t, fb, end - fb));
-    if (m.lba == 0) return Status(Code::kCorruption, "extent map: a data block maps to LBA 0");
+    if (m.lba == 0) return Corruption("extent map: a data block maps to LBA 0");
     for (uint64_t i = 0; i < m.len; i++, fb++) {
       Result<btt::DaxBlock> d = btt_->dax_block(m.lba + i, btt::DaxIntent::kModify);
       if (!d.is_ok()) continue;  // a bad block: not leased, the mount reports it

@@ -86,7 +86,7 @@ Status FileSystem::writable() const {
   if (changed_.load(std::memory_order_relaxed)) return IOError("the pool changed under the mount");
   if (media_.faulted())
     return ReadOnly("the pool failed (media fault at offset " +
-                                       hex(media_.faults().first_off.load()) + "): no more changes");
+                    hex(media_.faults().first_off.load()) + "): no more changes");
   return Status::ok();
 }
 

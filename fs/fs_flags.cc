@@ -32,8 +32,8 @@ constexpr uint32_t kStoredInodeBits =
     kInodeAppend | kInodeImmutable | kInodeNoDump | kInodeNoAtime | kInodeSync | kInodeDirSync;
 
 Status denied(const char* what, const Inode& in) {
-  return Status(Code::kPermission,
-                std::string(what) + ((in.flags & kInodeImmutable) ? " of an immutable inode" : " of an append-only inode"));
+  return Permission(std::string(what) +
+                    ((in.flags & kInodeImmutable) ? " of an immutable inode" : " of an append-only inode"));
 }
 
 }  // namespace

@@ -108,11 +108,10 @@ Status check_superblock(const Superblock& sb, uint64_t off, uint64_t media_size)
   if (sb.incompat & ~kIncompatKnown)
     return NotSupported(where + ": unknown incompatible features " + hex(sb.incompat & ~kIncompatKnown));
   if ((sb.incompat & kIncompatRequired) != kIncompatRequired)
-    return Status(Code::kNotSupported,
-                  where + ": made by an older untorn (extended attributes in one block per inode, without "
-                          "incompatible feature " + hex(kIncompatRequired & ~sb.incompat) +
-                          "); this version cannot mount it: copy the files off with the untorn that made it "
-                          "(cp -a or tar --xattrs --acls) and run mkfs again");
+    return NotSupported(where + ": made by an older untorn (extended attributes in one block per inode, without "
+                        "incompatible feature " + hex(kIncompatRequired & ~sb.incompat) +
+                        "); this version cannot mount it: copy the files off with the untorn that made it "
+                        "(cp -a or tar --xattrs --acls) and run mkfs again");
   if (sb.ro_compat & ~kRoCompatKnown)
     return NotSupported(where + ": unknown read-only features " + hex(sb.ro_compat & ~kRoCompatKnown));
   if (sb.block_size != kBlockSize) return Corruption(where + ": block size " + std::to_string(sb.block_size));
@@ -201,7 +200,7 @@ Status FileSystem::check_mkfs(uint64_t pool_size, const MkfsOptions& o) {
   if (!geo.is_ok()) {
     const uint64_t min = min_pool_size(o);
     return NoSpace("pool of " + std::to_string(pool_size) + " bytes is too small (" + geo.message() +
-                                      "); the minimum is " + std::to_string(min) + " bytes");
+                   "); the minimum is " + std::to_string(min) + " bytes");
   }
   return Status::ok();
 }

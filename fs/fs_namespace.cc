@@ -22,7 +22,7 @@ constexpr uint32_t kMaxLinks = 65000;
 Status check_name(std::string_view name) {
   if (name.empty()) return NotFound("empty name");
   if (name.size() > kMaxNameLen)
-    return Status(Code::kNameTooLong, "name of " + std::to_string(name.size()) + " bytes (max 255)");
+    return NameTooLong("name of " + std::to_string(name.size()) + " bytes (max 255)");
   if (name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos)
     return InvalidArgument("name contains '/' or NUL");
   return Status::ok();
@@ -84,7 +84,7 @@ Result<Attr> FileSystem::lookup(uint64_t parent, std::string_view name) {
 Result<Attr> FileSystem::make_node(uint64_t parent, std::string_view name, uint32_t mode,
                                    uint64_t rdev, std::string_view target, const Cred& c, bool tmp) {
   if (!tmp) RETURN_IF_ERROR(check_name(name));
-  if (!tmp && is_dot(name)) return Status(Code::kExists, std::string(name));
+  if (!tmp && is_dot(name)) return Exists(std::string(name));
   if (S_ISLNK(mode) && (target.empty() || target.size() > kMaxSymlinkLen))
     return Status(target.empty() ? Code::kNotFound : Code::kNameTooLong, "symlink target length");
   util::WriterLock lk(meta_mu_);
@@ -92,7 +92,7 @@ Result<Attr> FileSystem::make_node(uint64_t parent, std::string_view name, uint3
   ASSIGN_OR_RETURN(Inode* dir, op.dir_inode(parent));
   if (dir->nlink == 0) return NotFound("directory was removed");
   RETURN_IF_ERROR(check_dir_entries(*dir, false));
-  if (S_ISDIR(mode) && dir->nlink >= kMaxLinks) return Status(Code::kTooManyLinks, "too many subdirectories");
+  if (S_ISDIR(mode) && dir->nlink >= kMaxLinks) return TooManyLinks("too many subdirectories");
   BTree t = op.tree(parent, *dir, NodeKind::kDir);
   ASSIGN_OR_RETURN(uint64_t ino, op.inodes().alloc(op.txn, parent));
   const Timespec now = now_ts();
@@ -181,12 +181,12 @@ Result<std::string> FileSystem::readlink(uint64_t ino) {
 
 Result<Attr> FileSystem::link(uint64_t ino, uint64_t newparent, std::string_view newname) {
   RETURN_IF_ERROR(check_name(newname));
-  if (is_dot(newname)) return Status(Code::kExists, std::string(newname));
+  if (is_dot(newname)) return Exists(std::string(newname));
   util::WriterLock lk(meta_mu_);
   Op op(*this);
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
-  if (is_dir(in->mode)) return Status(Code::kPermission, "hard links to directories are not allowed");
-  if (in->nlink >= kMaxLinks) return Status(Code::kTooManyLinks, "too many links");
+  if (is_dir(in->mode)) return Permission("hard links to directories are not allowed");
+  if (in->nlink >= kMaxLinks) return TooManyLinks("too many links");
   if (in->nlink == 0 && !(in->flags & kInodeTmpfile)) return NotFound("inode was unlinked");
   RETURN_IF_ERROR(check_modify(*in));
   ASSIGN_OR_RETURN(Inode* dir, op.dir_inode(newparent));
@@ -228,7 +228,7 @@ static Status drop_link(FileSystem::Op& op, uint64_t ino, Inode* child, const Ti
 Status FileSystem::remove_entry(uint64_t parent, std::string_view name, bool dir_wanted) {
   RETURN_IF_ERROR(check_name(name));
   if (name == ".") return InvalidArgument("cannot remove '.'");
-  if (name == "..") return Status(Code::kNotEmpty, "cannot remove '..'");
+  if (name == "..") return NotEmpty("cannot remove '..'");
   uint64_t victim = 0;
   bool unlinked = false;
   {
@@ -238,9 +238,9 @@ Status FileSystem::remove_entry(uint64_t parent, std::string_view name, bool dir
     BTree t = op.tree(parent, *dir, NodeKind::kDir);
     ASSIGN_OR_RETURN(Dirent e, dir_find(t, name));
     ASSIGN_OR_RETURN(Inode* child, op.inode(e.ino));
-    if (dir_wanted && !is_dir(child->mode)) return Status(Code::kNotDir, std::string(name));
-    if (!dir_wanted && is_dir(child->mode)) return Status(Code::kIsDir, std::string(name));
-    if (dir_wanted && child->size > 0) return Status(Code::kNotEmpty, std::string(name));
+    if (dir_wanted && !is_dir(child->mode)) return NotDir(std::string(name));
+    if (!dir_wanted && is_dir(child->mode)) return IsDir(std::string(name));
+    if (dir_wanted && child->size > 0) return NotEmpty(std::string(name));
     RETURN_IF_ERROR(check_dir_entries(*dir, true));
     RETURN_IF_ERROR(check_modify(*child));
     RETURN_IF_ERROR(t.erase(e.key));
@@ -323,7 +323,7 @@ Status FileSystem::rename(uint64_t parent, std::string_view name, uint64_t newpa
     return InvalidArgument("unsupported rename flags");
   if ((flags & RENAME_EXCHANGE) && (flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)))
     return InvalidArgument("EXCHANGE with NOREPLACE or WHITEOUT");
-  if (is_dot(name) || is_dot(newname)) return Status(Code::kBusy, "cannot rename '.' or '..'");
+  if (is_dot(name) || is_dot(newname)) return Busy("cannot rename '.' or '..'");
   uint64_t victim = 0;
   bool unlinked = false;
   {
@@ -341,7 +341,7 @@ Status FileSystem::rename(uint64_t parent, std::string_view name, uint64_t newpa
     Result<Dirent> de = dir_find(dt, newname);
     if (!de.is_ok() && de.code() != Code::kNotFound) return de.status();
     const bool exists = de.is_ok();
-    if ((flags & RENAME_NOREPLACE) && exists) return Status(Code::kExists, std::string(newname));
+    if ((flags & RENAME_NOREPLACE) && exists) return Exists(std::string(newname));
     if ((flags & RENAME_EXCHANGE) && !exists) return NotFound(std::string(newname));
     if (exists && de->ino == se.ino) return Status::ok();  // same inode: nothing to do
     if (parent == newparent && name == newname) return Status::ok();
@@ -376,9 +376,9 @@ Status FileSystem::rename(uint64_t parent, std::string_view name, uint64_t newpa
     } else {
       if (exists) {
         ASSIGN_OR_RETURN(Inode* dst, op.inode(de->ino));
-        if (is_dir(dst->mode) && !is_dir(src->mode)) return Status(Code::kIsDir, std::string(newname));
-        if (!is_dir(dst->mode) && is_dir(src->mode)) return Status(Code::kNotDir, std::string(newname));
-        if (is_dir(dst->mode) && dst->size > 0) return Status(Code::kNotEmpty, std::string(newname));
+        if (is_dir(dst->mode) && !is_dir(src->mode)) return IsDir(std::string(newname));
+        if (!is_dir(dst->mode) && is_dir(src->mode)) return NotDir(std::string(newname));
+        if (is_dir(dst->mode) && dst->size > 0) return NotEmpty(std::string(newname));
         RETURN_IF_ERROR(dir_set_target(dt, *de, se.ino, dtype_of(src->mode)));
         if (is_dir(dst->mode)) ddir->nlink--;
         RETURN_IF_ERROR(drop_link(op, de->ino, dst, now));

@@ -87,8 +87,8 @@ Status Txn::commit() {
   if (meta.size() + data_.size() > store_.max_commit_blocks()) {
     finish(false);
     return NoSpace("operation touches " + std::to_string(meta.size() + data_.size()) +
-                                      " blocks, more than one atomic commit holds (" +
-                                      std::to_string(store_.max_commit_blocks()) + ")");
+                   " blocks, more than one atomic commit holds (" +
+                   std::to_string(store_.max_commit_blocks()) + ")");
   }
   Status st = Status::ok();
   if (!meta.empty() || !data_.empty()) st = store_.commit(meta, data_);

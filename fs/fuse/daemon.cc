@@ -355,7 +355,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
 Status setup_open(Daemon& d, fuse_ino_t ino, fuse_file_info* fi) {
   Result<Attr> a = d.fs.getattr(ino);
   if (!a.is_ok()) return a.status();
-  if (S_ISDIR(a->mode)) return Status(Code::kIsDir, "open of a directory for I/O");
+  if (S_ISDIR(a->mode)) return IsDir("open of a directory for I/O");
   // No FLUSH round trip on close(): the daemon holds no dirty data.
   fi->noflush = 1;
   DirectOps::mark_open(fi);
@@ -437,7 +437,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
     if (request_faulted(req)) return;
     fuse_reply_buf(req, buf.get(), at);
   });
-  if (!replied) reply_err(req, st.is_ok() ? Status(Code::kIOError, "no reply") : st);
+  if (!replied) reply_err(req, st.is_ok() ? IOError("no reply") : st);
 }
 
 // FUSE_WRITE_KILL_SUIDGID (libfuse 3.14 drops it; RawChannel keeps it):

@@ -241,7 +241,7 @@ Status LeaseTable::recall(uint64_t ino, MapChange why) {
     fenced = true;
   }
   if (fenced && why == MapChange::kModeSwitch)
-    return Status(Code::kBusy, "a direct-access client did not return its lease (the file stays dax until it does or exits)");
+    return Busy("a direct-access client did not return its lease (the file stays dax until it does or exits)");
   if (fenced) spdlog::warn("direct access: {} of inode {} proceeds with fenced leases", change_name(why), ino);
   return Status::ok();
 }
