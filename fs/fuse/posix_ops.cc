@@ -12,6 +12,7 @@
 #include "dax/fault.h"
 #include "fs/acl.h"
 #include "fs/fuse/daemon.h"
+#include "fs/fuse/direct_ops.h"
 
 namespace untorn::fs::fuse {
 
@@ -94,6 +95,11 @@ void serve_tmpfile(RawChannel& ch, const RawRequest& rq, FileSystem& fs, double 
   // As setup_open in daemon.cc: no FLUSH; the data mode picks the cache.
   o.open_flags = FOPEN_NOFLUSH | (r->data_mode == DataMode::kAtomic ? FOPEN_DIRECT_IO : FOPEN_KEEP_CACHE);
   if (r->data_mode == DataMode::kAtomic && parallel_direct_writes) o.open_flags |= FOPEN_PARALLEL_DIRECT_WRITES;
+  // The handle records the access mode, as for every open (the direct-access ioctls need it).
+  fuse_file_info fi{};
+  fi.flags = static_cast<int>(in.flags);
+  DirectOps::mark_open(&fi);
+  o.fh = fi.fh;
   struct iovec iov[2] = {{&e, sizeof e}, {&o, sizeof o}};
   const bool faulted = fs.media().faults().count.load(std::memory_order_acquire) != faults;
   if (faulted || ch.reply(rq, iov, 2) != 0) {
