@@ -53,6 +53,7 @@
 #include "fs/fuse/direct_ops.h"
 #include "fs/fuse/lookup_barrier.h"
 #include "fs/fuse/notifier.h"
+#include "fs/fuse/open_flags.h"
 #include "fs/fuse/raw_channel.h"
 
 namespace untorn::fs::fuse {
@@ -351,22 +352,18 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
   reply_err(req, D(req).fs.rename(parent, sv(name), newparent, sv(newname), flags, cred_of(req)));
 }
 
-// Open flags per data mode (see the cache notes at the top of this file).
+// Open flags per data mode (open_flags_for; the cache notes at the top of this file).
 Status setup_open(Daemon& d, fuse_ino_t ino, fuse_file_info* fi) {
   Result<Attr> a = d.fs.getattr(ino);
   if (!a.is_ok()) return a.status();
   if (S_ISDIR(a->mode)) return IsDir("open of a directory for I/O");
-  // No FLUSH round trip on close(): the daemon holds no dirty data.
-  fi->noflush = 1;
   DirectOps::mark_open(fi);
-  if (a->data_mode == DataMode::kAtomic) {
-    fi->direct_io = 1;
-    fi->keep_cache = 0;
-    if (d.opts.parallel_direct_writes) RawChannel::add_open_flags(FOPEN_PARALLEL_DIRECT_WRITES);
-  } else {
-    fi->direct_io = 0;
-    fi->keep_cache = 1;
-  }
+  const uint32_t flags = open_flags_for(a->data_mode, d.opts.parallel_direct_writes);
+  fi->noflush = (flags & FOPEN_NOFLUSH) != 0;
+  fi->direct_io = (flags & FOPEN_DIRECT_IO) != 0;
+  fi->keep_cache = (flags & FOPEN_KEEP_CACHE) != 0;
+  // libfuse 3.14's fuse_file_info has no bit for it: the channel adds it.
+  if (flags & FOPEN_PARALLEL_DIRECT_WRITES) RawChannel::add_open_flags(FOPEN_PARALLEL_DIRECT_WRITES);
   return Status::ok();
 }
 

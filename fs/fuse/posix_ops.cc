@@ -12,6 +12,7 @@
 #include "dax/fault.h"
 #include "fs/acl.h"
 #include "fs/fuse/daemon.h"
+#include "fs/fuse/open_flags.h"
 
 namespace untorn::fs::fuse {
 
@@ -91,9 +92,7 @@ void serve_tmpfile(RawChannel& ch, const RawRequest& rq, FileSystem& fs, double 
   }
   fuse_entry_out e = entry_out(*r, entry_timeout_s, attr_timeout_s);
   fuse_open_out o{};
-  // As setup_open in daemon.cc: no FLUSH; the data mode picks the cache.
-  o.open_flags = FOPEN_NOFLUSH | (r->data_mode == DataMode::kAtomic ? FOPEN_DIRECT_IO : FOPEN_KEEP_CACHE);
-  if (r->data_mode == DataMode::kAtomic && parallel_direct_writes) o.open_flags |= FOPEN_PARALLEL_DIRECT_WRITES;
+  o.open_flags = open_flags_for(r->data_mode, parallel_direct_writes);  // as open and create
   struct iovec iov[2] = {{&e, sizeof e}, {&o, sizeof o}};
   const bool faulted = fs.media().faults().count.load(std::memory_order_acquire) != faults;
   if (faulted || ch.reply(rq, iov, 2) != 0) {
