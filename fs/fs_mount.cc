@@ -138,6 +138,13 @@ Status check_superblock(const Superblock& sb, uint64_t off, uint64_t media_size)
   return Status::ok();
 }
 
+// Reads the backup superblock into *out; true when it lies on no bad block
+// and passes its checks: it can restore the primary.
+bool read_intact_backup(const dax::Media& m, std::span<const dax::BadRange> bad, Superblock* out) {
+  const uint64_t boff = backup_sb_off(m.size());
+  return read_sb_copy(m, boff, bad, out) && check_superblock(*out, boff, m.size()).is_ok();
+}
+
 }  // namespace
 
 uint64_t backup_sb_off(uint64_t pool_size) { return btt::round_down(pool_size, 4096) - 4096; }
@@ -237,13 +244,13 @@ Result<Superblock> FileSystem::read_superblock(const dax::Media& media) {
                        : IOError("the superblock at offset 0 lies on a bad block the device reports");
   if (!st.is_ok()) {
     Superblock backup;
-    const uint64_t boff = backup_sb_off(media.size());
-    const bool backup_readable = read_sb_copy(media, boff, bad, &backup);
+    const bool intact = read_intact_backup(media, bad, &backup);
     if (readable && sb.magic != kSuperMagic && backup.magic != kSuperMagic)
       return Corruption("not an untorn pool (no untorn superblock at offset 0)");
-    if (backup_readable && check_superblock(backup, boff, media.size()).is_ok())
-      return Status(st.code(), st.message() + "; the backup superblock at " + hex(boff) +
-                                   " is intact: run 'untorn fsck --repair'");
+    // The fact only; the tools add what to run (PoolProbe::superblock_restorable).
+    if (intact)
+      return Status(st.code(), st.message() + "; the backup superblock at " + hex(backup_sb_off(media.size())) +
+                                   " is intact");
     return st;
   }
   return sb;
@@ -255,8 +262,9 @@ PoolProbe FileSystem::probe(const dax::Media& media) {
   if (media.size() < kNsOffset + 8192) return p;
   const std::vector<dax::BadRange> bad = bad_pages(media);
   Superblock sb, backup;
-  (void)read_sb_copy(media, 0, bad, &sb);
-  (void)read_sb_copy(media, backup_sb_off(media.size()), bad, &backup);
+  const bool primary_ok = read_sb_copy(media, 0, bad, &sb) && check_superblock(sb, 0, media.size()).is_ok();
+  const bool backup_ok = read_intact_backup(media, bad, &backup);
+  p.superblock_restorable = !primary_ok && backup_ok;
   p.untorn = sb.magic == kSuperMagic || backup.magic == kSuperMagic;
   // The size it was formatted with, from a copy whose checksum holds.
   for (const Superblock* c : {&sb, &backup})
@@ -370,10 +378,8 @@ Result<std::unique_ptr<FileSystem>> FileSystem::mount(dax::Media& media, const M
     // With repair, an intact backup restores the primary (on a bad block:
     // once the block is cleared).
     Superblock backup;
-    const uint64_t boff = backup_sb_off(media.size());
     const std::vector<dax::BadRange> bad = bad_pages(media);
-    if (!o.repair || !read_sb_copy(media, boff, bad, &backup) || !check_superblock(backup, boff, media.size()).is_ok())
-      return r.status();
+    if (!o.repair || !read_intact_backup(media, bad, &backup)) return r.status();
     if (overlaps(bad, 0, sizeof backup))
       RETURN_IF_ERROR(media.clear_bad_range({0, sizeof backup}).with_context("the superblock lies on a bad block"));
     media.persist_copy(0, &backup, sizeof backup);
