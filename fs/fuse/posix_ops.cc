@@ -12,6 +12,7 @@
 #include "dax/fault.h"
 #include "fs/acl.h"
 #include "fs/fuse/daemon.h"
+#include "fs/fuse/direct_ops.h"
 #include "fs/fuse/open_flags.h"
 
 namespace untorn::fs::fuse {
@@ -93,6 +94,11 @@ void serve_tmpfile(RawChannel& ch, const RawRequest& rq, FileSystem& fs, double 
   fuse_entry_out e = entry_out(*r, entry_timeout_s, attr_timeout_s);
   fuse_open_out o{};
   o.open_flags = open_flags_for(r->data_mode, parallel_direct_writes);  // as open and create
+  // The handle records the access mode, as for every open (the direct-access ioctls need it).
+  fuse_file_info fi{};
+  fi.flags = static_cast<int>(in.flags);
+  DirectOps::mark_open(&fi);
+  o.fh = fi.fh;
   struct iovec iov[2] = {{&e, sizeof e}, {&o, sizeof o}};
   const bool faulted = fs.media().faults().count.load(std::memory_order_acquire) != faults;
   if (faulted || ch.reply(rq, iov, 2) != 0) {

@@ -4,13 +4,16 @@
 //   fill PATH OFF LEN BYTE     pwrite LEN bytes of BYTE at OFF
 //   check PATH OFF LEN BYTE    exit 0 iff [OFF, OFF+LEN) all hold BYTE
 //   hold PATH SECONDS BYTE [stamp]
-//                              open O_RDWR, print "ready", then overwrite
-//                              the file's first MiB 4 KiB at a time with
-//                              BYTE until SECONDS pass (a direct writer
-//                              the tests stop, kill or fence); stamp: the
-//                              first 8 bytes of each write are its number.
-//                              Ends with "writes N errors E errno X" (X:
-//                              the first error's errno, 0 if none)
+//                              open O_RDWR, overwrite the file's first MiB
+//                              4 KiB at a time with BYTE (printing "ready"
+//                              after the first write) until stdin reaches
+//                              EOF or SECONDS pass (a direct writer the
+//                              tests stop, kill or fence; the tests end it
+//                              by closing its stdin, so it still runs when
+//                              a slow recall arrives); stamp: the first 8
+//                              bytes of each write are its number. Ends
+//                              with "writes N errors E errno X" (X: the
+//                              first error's errno, 0 if none)
 //   records DIR LOG SEED FIRSTSEQ SECONDS
 //                              the crash loop's writer (direct_records.h):
 //                              opens DIR/rec0.. O_RDWR, prints "ready D"
@@ -29,8 +32,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <string>
+#include <atomic>
 #include <random>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/fuse/direct_records.h"
@@ -70,19 +75,29 @@ int check(const char* path, off_t off, size_t len, int byte) {
 int hold(const char* path, int seconds, int byte, bool stamp) {
   const int fd = ::open(path, O_RDWR);
   if (fd < 0) return std::perror("open"), 1;
-  std::printf("ready\n");
-  std::fflush(stdout);
+  // Stops at EOF on stdin (no signal: it would interrupt writes through the mount).
+  std::atomic<bool> stop{false};
+  std::thread([&stop] {
+    char c;
+    while (::read(0, &c, 1) > 0) {
+    }
+    stop = true;
+  }).detach();
   std::vector<char> buf(4096, static_cast<char>(byte));
   const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   uint64_t writes = 0, errors = 0;
   int first_errno = 0;
-  for (off_t off = 0; std::chrono::steady_clock::now() < end; off = (off + 4096) % (1 << 20)) {
+  for (off_t off = 0; !stop && std::chrono::steady_clock::now() < end; off = (off + 4096) % (1 << 20)) {
     const uint64_t n = writes + errors + 1;
     if (stamp) std::memcpy(buf.data(), &n, sizeof n);
     if (::pwrite(fd, buf.data(), buf.size(), off) == 4096) {
       writes++;
     } else {
       if (errors++ == 0) first_errno = errno;
+    }
+    if (n == 1) {  // the lease is in use: the tests may recall it now
+      std::printf("ready\n");
+      std::fflush(stdout);
     }
   }
   std::printf("writes %llu errors %llu errno %d\n", static_cast<unsigned long long>(writes),

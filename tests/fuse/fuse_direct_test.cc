@@ -51,8 +51,14 @@ class Holder {
   Holder(const std::string& path, int seconds, char byte, bool stamp = false)
       : Holder(hold_args(path, seconds, byte, stamp)) {}
   explicit Holder(const std::vector<std::string>& args) {
-    int p[2];
-    if (::pipe(p) != 0) return;
+    // Close-on-exec: a command run meanwhile must not keep the holder's stdin open.
+    int p[2], q[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) return;
+    if (::pipe2(q, O_CLOEXEC) != 0) {
+      ::close(p[0]);
+      ::close(p[1]);
+      return;
+    }
     std::vector<std::string> argv_s = {UNTORN_DIRECT_HELPER};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
     const std::string pre = std::string("LD_PRELOAD=") + UNTORN_DIRECT_LIB;
@@ -63,12 +69,16 @@ class Holder {
     pid_ = ::fork();
     if (pid_ == 0) {
       ::dup2(p[1], 1);
+      ::dup2(q[0], 0);
       ::close(p[0]);
+      ::close(q[1]);
       ::execve(argv[0], argv.data(), envp);
       ::_exit(127);
     }
     ::close(p[1]);
+    ::close(q[0]);
     out_ = p[0];
+    in_ = q[1];
   }
   ~Holder() {
     if (pid_ > 0) {
@@ -77,6 +87,12 @@ class Holder {
       ::waitpid(pid_, nullptr, 0);
     }
     if (out_ >= 0) ::close(out_);
+    stop();
+  }
+  // `hold` ends its writes at EOF on its stdin (or after its seconds).
+  void stop() {
+    if (in_ >= 0) ::close(in_);
+    in_ = -1;
   }
   bool ready() { return line().rfind("ready", 0) == 0; }
   // The next line of its output (without the newline; "" at EOF).
@@ -110,6 +126,7 @@ class Holder {
   }
   pid_t pid_ = -1;
   int out_ = -1;
+  int in_ = -1;  // its stdin
 };
 
 class FuseDirectTest : public FuseTest {
@@ -190,6 +207,29 @@ TEST_F(FuseDirectTest, ReadsAndWritesComeFromThePoolAndAgreeWithTheMount) {
   for (int i = 0; i < 200 && ns(lstat_of(p("f"))) <= ns(st0); i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_GT(ns(lstat_of(p("f"))), ns(st0));
   ASSERT_EQ(::close(fd), 0);
+  EXPECT_EQ(leases_of(::getpid()), 0u);
+}
+
+// O_TMPFILE opens get a handle like every open: the direct ioctls work on
+// them (and a process whose first file on the mount is a tmpfile still
+// gets direct access to the others).
+TEST_F(FuseDirectTest, TmpfileOpensAreServed) {
+  const int t = ::open(fs().mnt().c_str(), O_TMPFILE | O_RDWR, 0600);
+  ASSERT_GE(t, 0) << errno_name(errno);
+  EXPECT_EQ(untorn_direct_active(t), 1);
+  EXPECT_EQ(leases_of(::getpid()), 1u);
+  const std::string chunk(64 << 10, 't');
+  ASSERT_EQ(::pwrite(t, chunk.data(), chunk.size(), 0), static_cast<ssize_t>(chunk.size()));  // allocates: the mount
+  std::string got(chunk.size(), '\0');
+  ASSERT_EQ(::pread(t, got.data(), got.size(), 0), static_cast<ssize_t>(got.size()));
+  EXPECT_EQ(got, chunk);
+  make_file("n", 64 << 10, 'n');
+  const int fd = ::open(p("n").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(untorn_direct_active(fd), 1);
+  EXPECT_EQ(leases_of(::getpid()), 2u);
+  ::close(fd);
+  ::close(t);
   EXPECT_EQ(leases_of(::getpid()), 0u);
 }
 
@@ -390,7 +430,7 @@ TEST_F(FuseDirectTest, ChattrImmutableOrAppendRecallsAWriterFirst) {
     SCOPED_TRACE("chattr +" + flag);
     const std::string name = "c" + flag;
     make_file(name, kMiB, 'o');
-    Holder h(p(name), 1, 'H', true);
+    Holder h(p(name), 30, 'H', true);  // writes until stop(): the recall always finds it running
     ASSERT_TRUE(h.ready());
     EXPECT_EQ(leases_of(h.pid()), 1u);
     CmdResult r = run_command({"chattr", "+" + flag, p(name)});
@@ -400,7 +440,8 @@ TEST_F(FuseDirectTest, ChattrImmutableOrAppendRecallsAWriterFirst) {
     EXPECT_EQ(first_difference(after, file_content(p(name))), "") << "a store after chattr +" << flag;
     const nlohmann::json j = stats();
     for (const auto& l : j["leases"]) EXPECT_FALSE(l["write"].get<bool>()) << j.dump();
-    const std::string out = h.line();  // its summary, after its second
+    h.stop();
+    const std::string out = h.line();  // its summary
     const HoldSummary sum = hold_summary(out);
     ASSERT_TRUE(sum.parsed) << out;
     EXPECT_GT(sum.writes, 0u);
@@ -438,7 +479,7 @@ TEST_F(FuseDirectTest, ChattrImmutableOrAppendRecallsAWriterFirst) {
 // through the mount (and succeed).
 TEST_F(FuseDirectTest, ChattrMinusXRecallsAWriterFirst) {
   make_file("x", kMiB, 'o');
-  Holder h(p("x"), 1, 'H', true);
+  Holder h(p("x"), 30, 'H', true);  // writes until stop(): the recall always finds it running
   ASSERT_TRUE(h.ready());
   EXPECT_EQ(leases_of(h.pid()), 1u);
   CmdResult r = run_command({"chattr", "-x", p("x")});
@@ -449,6 +490,7 @@ TEST_F(FuseDirectTest, ChattrMinusXRecallsAWriterFirst) {
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_NE(after, file_content(p("x"))) << "the writer's writes through the mount";
   EXPECT_EQ(leases_of(h.pid()), 0u);
+  h.stop();
   const std::string out = h.line();
   const HoldSummary sum = hold_summary(out);
   ASSERT_TRUE(sum.parsed) << out;
