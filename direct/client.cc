@@ -19,6 +19,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -36,9 +37,10 @@ constexpr long kFuseSuperMagic = 0x65735546;
 std::atomic<File*> g_files[kMaxFd];
 // Never destroyed: exit handlers and late threads may still use them.
 struct Globals {
-  std::mutex mu;                                      // mounts, leases by id
-  std::map<dev_t, Mount*> mounts;                     // nullptr: not direct-capable
-  std::map<uint64_t, std::pair<File*, Lease*>> leases;  // live leases by id
+  std::mutex mu;                   // mounts, leases, Mount::grants_in_flight and early_recalls
+  std::map<dev_t, Mount*> mounts;  // nullptr: not direct-capable
+  // Live leases by mount and id (ids are per daemon).
+  std::map<std::pair<const Mount*, uint64_t>, std::pair<File*, Lease*>> leases;
 };
 Globals* g_globals = nullptr;
 std::once_flag g_globals_once;
@@ -51,6 +53,7 @@ Globals& globals() {
 
 std::atomic<bool> g_enabled{true};
 bool g_debug = false;
+bool g_prefault = true;  // UNTORN_DIRECT_PREFAULT=0: off
 Stats g_stats;
 
 template <class T>
@@ -111,6 +114,24 @@ std::string pool_of_mount(dev_t dev) {
 
 void recall_thread(Mount* m);
 
+// The pool mapped read-only, 2 MiB aligned (a pool on a huge-page tmpfs
+// gets huge mappings), not inherited by a fork; nullptr on failure.
+const std::byte* read_only_view(int fd, uint64_t size) {
+  constexpr uint64_t kAlign = 2 << 20;
+  void* r = ::mmap(nullptr, size + kAlign, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (r == MAP_FAILED) return nullptr;
+  const uintptr_t start = reinterpret_cast<uintptr_t>(r), at = (start + kAlign - 1) & ~(kAlign - 1);
+  if (at > start) (void)real().munmap(r, at - start);
+  if (start + kAlign > at) (void)real().munmap(reinterpret_cast<void*>(at + size), start + kAlign - at);
+  void* v = real().mmap(reinterpret_cast<void*>(at), size, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
+  if (v == MAP_FAILED) {
+    (void)real().munmap(reinterpret_cast<void*>(at), size);
+    return nullptr;
+  }
+  (void)::madvise(v, size, MADV_DONTFORK);
+  return static_cast<const std::byte*>(v);
+}
+
 Mount* connect_mount(int fd, dev_t dev) {
   const std::string pool_path = pool_of_mount(dev);
   if (pool_path.empty()) return nullptr;
@@ -151,6 +172,8 @@ Mount* connect_mount(int fd, dev_t dev) {
   m->dev = dev;
   m->pool_path = pool_path;
   m->pool = std::move(*pool);
+  m->ro = read_only_view(m->pool->fd(), m->pool->size());
+  if (!m->ro) m->ro = m->pool->ptr(0);
   m->sock = s;
   m->client = welcome.client;
   std::thread(recall_thread, m).detach();
@@ -183,16 +206,55 @@ void retire(File* f, Lease* l) {
   l->runs.shrink_to_fit();
 }
 
-// Asks for a lease on f (f->mu held); replaces the current one.
-bool take_lease(File* f) {
+#ifndef MADV_POPULATE_READ
+constexpr int MADV_POPULATE_READ = 22;  // Linux 5.14
+constexpr int MADV_POPULATE_WRITE = 23;
+#endif
+
+// Fills the page tables of l's pool ranges (see client.h), so that its
+// first accesses do not fault page by page. Failures only cost the faults.
+void prefault(const Mount& m, const Lease& l) {
+  if (!g_prefault) return;
+  auto* base = const_cast<std::byte*>(l.write ? m.pool->ptr(0) : m.ro);
+  for (const Run& r : l.runs)
+    (void)::madvise(base + r.pool_off, r.blocks * 4096, l.write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
+}
+
+// Tests widen the window between a grant and its registration.
+void test_grant_delay() {
+  if (const char* d = std::getenv("UNTORN_DIRECT_TEST_GRANT_DELAY_MS"))
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(d)));
+}
+
+// Ends a lease this process stopped using while the daemon may still hold
+// it (a refresh replaced it); mtime stays for the next sync or close.
+void release_replaced(File* f, const Lease* old) {
+  SyncIoctl s{f->mount->client, old->id, old->generation, -1, 0};
+  (void)::ioctl(f->fd, kDirectReleaseIoctl, &s);
+}
+
+// Asks for a lease on f (f->mu held); replaces the current one. 1: granted;
+// 0: refused (the daemon's errno is logged); -1: recalled before it was
+// registered, so not used (f has no lease now; a later call may refresh).
+int take_lease(File* f) {
+  Mount* m = f->mount;
   auto buf = std::make_unique<LeaseIoctlBuf>();
   buf->req.version = kProtocolVersion;
   buf->req.flags = f->want_write ? kLeaseWrite : 0;
-  buf->req.client = f->mount->client;
+  buf->req.client = m->client;
   std::snprintf(buf->req.path, sizeof buf->req.path, "%s", f->path.c_str());
+  {
+    std::lock_guard<std::mutex> lk(globals().mu);
+    m->grants_in_flight++;
+  }
+  auto end_grant = [m] {  // globals().mu held
+    if (--m->grants_in_flight == 0) m->early_recalls.clear();  // every grant has checked it
+  };
   if (::ioctl(f->fd, kDirectLeaseIoctl, buf.get()) != 0) {
     debug("untorn-direct: %s: no lease (%s)\n", f->path.c_str(), std::strerror(errno));
-    return false;
+    std::lock_guard<std::mutex> lk(globals().mu);
+    end_grant();
+    return 0;
   }
   auto* l = new Lease;
   l->id = buf->rep.lease;
@@ -200,14 +262,36 @@ bool take_lease(File* f) {
   l->write = (buf->rep.flags & kLeaseWrite) != 0;
   l->complete = buf->rep.complete != 0;
   l->size = buf->rep.size;
+  l->base = l->write ? m->pool->ptr(0) : m->ro;
   l->runs.assign(buf->run, buf->run + std::min<size_t>(buf->rep.runs, kMaxRuns));
+  test_grant_delay();
+  prefault(*m, *l);
   Lease* old = f->lease.load();
+  const bool old_live = old && old->valid.load();
   if (old) retire(f, old);
-  std::lock_guard<std::mutex> lk(globals().mu);
-  if (old) globals().leases.erase(old->id);
-  globals().leases[l->id] = {f, l};
+  bool recalled;
+  {
+    std::lock_guard<std::mutex> lk(globals().mu);
+    if (old) globals().leases.erase({m, old->id});
+    // The recall thread checks for the lease under the same mutex: either it
+    // found it registered (and retires it once we release f->mu) or it left
+    // its id here (and acked: the lease must not be used).
+    recalled = m->early_recalls.erase(l->id) > 0;
+    end_grant();
+    if (!recalled) globals().leases[{m, l->id}] = {f, l};
+  }
+  if (old_live) release_replaced(f, old);
+  if (recalled) {
+    l->valid = false;
+    l->runs.clear();
+    f->lease.store(nullptr, std::memory_order_release);
+    f->next_refresh_ns = 0;
+    debug("untorn-direct: %s: lease recalled before use%s\n", f->path.c_str());
+    return -1;
+  }
+  f->stale.store(false, std::memory_order_relaxed);
   f->lease.store(l, std::memory_order_release);
-  return true;
+  return 1;
 }
 
 void send_ack(Mount* m, uint64_t lease, uint64_t generation) {
@@ -224,8 +308,11 @@ void recall_thread(Mount* m) {
       Lease* l = nullptr;
       {
         std::lock_guard<std::mutex> lk(globals().mu);
-        auto it = globals().leases.find(msg.lease);
+        auto it = globals().leases.find({m, msg.lease});
         if (it != globals().leases.end()) f = it->second.first, l = it->second.second;
+        // Not registered: granted but not yet registered (take_lease drops
+        // it), or already retired (then the id is cleared with the grants).
+        else if (m->grants_in_flight > 0) m->early_recalls.insert(msg.lease);
       }
       if (f) {
         std::lock_guard<std::mutex> fl(f->mu);
@@ -234,7 +321,7 @@ void recall_thread(Mount* m) {
           f->next_refresh_ns = 0;
         }
         std::lock_guard<std::mutex> lk(globals().mu);
-        globals().leases.erase(msg.lease);
+        globals().leases.erase({m, msg.lease});
       }
       g_stats.recalls++;
       send_ack(m, msg.lease, msg.generation);
@@ -250,7 +337,7 @@ void recall_thread(Mount* m) {
   {
     std::lock_guard<std::mutex> lk(globals().mu);
     for (auto it = globals().leases.begin(); it != globals().leases.end();) {
-      if (it->second.first->mount == m) {
+      if (it->first.first == m) {
         all.push_back(it->second);
         it = globals().leases.erase(it);
       } else {
@@ -342,6 +429,8 @@ __attribute__((constructor)) void init() {
   if (e && std::strcmp(e, "0") == 0) g_enabled = false;
   const char* d = std::getenv("UNTORN_DIRECT_DEBUG");
   g_debug = d && std::strcmp(d, "1") == 0;
+  const char* pf = std::getenv("UNTORN_DIRECT_PREFAULT");
+  g_prefault = !(pf && std::strcmp(pf, "0") == 0);
   // Prepare handlers run in reverse order: before_fork, then fork_lock.
   pthread_atfork(fork_lock, fork_parent, fork_child);
   pthread_atfork(before_fork, nullptr, nullptr);
@@ -395,10 +484,10 @@ void attach(int fd, int flags, const char* path) {
       f->append = (flags & O_APPEND) != 0;
       f->want_write = (flags & O_ACCMODE) != O_RDONLY;
       f->path = path ? path : "";
-      bool ok;
+      bool ok;  // also when recalled at once: a later call may refresh
       {
         std::lock_guard<std::mutex> lk(f->mu);
-        ok = take_lease(f);
+        ok = take_lease(f) != 0;
       }
       if (ok) {
         g_stats.files++;
@@ -419,7 +508,7 @@ void release(File* f, bool forever) {
   retire(f, l);
   {
     std::lock_guard<std::mutex> g(globals().mu);
-    globals().leases.erase(l->id);
+    globals().leases.erase({f->mount, l->id});
   }
   f->lease.store(nullptr);
   if (!f->mount->alive) return;
@@ -442,31 +531,36 @@ void detach(int fd) {
   // f stays allocated: a racing thread may still hold it (client.h).
 }
 
-Lease* enter(File* f) {
-  Lease* l = f->lease.load(std::memory_order_acquire);
-  if (l) {
-    l->inflight.fetch_add(1, std::memory_order_seq_cst);
-    if (l->valid.load(std::memory_order_seq_cst)) return l;
-    l->inflight.fetch_sub(1, std::memory_order_release);
-  }
-  // No lease (recalled, or the file grew): ask again now and then.
-  const int64_t now = now_ns();
-  if (f->released || !f->mount->alive || now < f->next_refresh_ns.load(std::memory_order_relaxed)) return nullptr;
-  std::unique_lock<std::mutex> lk(f->mu, std::try_to_lock);
-  if (!lk.owns_lock()) return nullptr;
-  f->next_refresh_ns = now + kRefreshIntervalNs;
-  if (!take_lease(f)) return nullptr;
-  l = f->lease.load();
+// l entered (inflight counted) if it is valid, else nullptr.
+Lease* try_enter(Lease* l) {
+  if (!l) return nullptr;
   l->inflight.fetch_add(1, std::memory_order_seq_cst);
   if (l->valid.load(std::memory_order_seq_cst)) return l;
   l->inflight.fetch_sub(1, std::memory_order_release);
   return nullptr;
 }
 
+Lease* enter(File* f) {
+  Lease* l = try_enter(f->lease.load(std::memory_order_acquire));
+  if (l && !f->stale.load(std::memory_order_relaxed)) return l;
+  // No lease (recalled), or a stale one: ask again now and then.
+  const int64_t now = now_ns();
+  if (f->released || !f->mount->alive || now < f->next_refresh_ns.load(std::memory_order_relaxed)) return l;
+  if (l) leave(l);  // a refresh retires it: it waits for every thread inside
+  {
+    std::unique_lock<std::mutex> lk(f->mu, std::try_to_lock);
+    if (lk.owns_lock() && !f->released) {
+      f->next_refresh_ns = now + kRefreshIntervalNs;
+      (void)take_lease(f);
+    }
+  }
+  return try_enter(f->lease.load(std::memory_order_acquire));
+}
+
 void note_changed(File* f) {
-  // The lease stays valid (blocks it lists are still the file's); the next
-  // call that it cannot serve may refresh it at once.
-  f->next_refresh_ns.store(0, std::memory_order_relaxed);
+  // The lease stays valid (blocks it lists are still the file's), but the
+  // file may have more now: the next call may refresh it (rate limited).
+  f->stale.store(true, std::memory_order_relaxed);
 }
 
 void note_write(File* f) {

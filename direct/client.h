@@ -9,6 +9,15 @@
 // no thread of this process touches the lease's blocks. Leases are never
 // freed (a thread may still hold a pointer that it will find invalid); their
 // runs are cleared once they are retired.
+// Grant: the daemon records a lease before its ioctl returns, so its recall
+// may reach the recall thread before the lease is registered here. While a
+// grant is in flight on a mount, a recall of an unknown lease is kept
+// (Mount::early_recalls) and the grant, finding its id there, is dropped
+// unused (the recall was acked: the daemon may already change the map).
+// Prefault: before a granted lease is used, the page tables of its pool
+// ranges are filled (MADV_POPULATE_WRITE for write leases, _READ on the
+// read-only view for read leases), so first accesses take no page fault;
+// UNTORN_DIRECT_PREFAULT=0 turns it off.
 // Threading: all functions may be called from any thread.
 #pragma once
 
@@ -18,6 +27,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -55,6 +65,14 @@ struct Mount {
   int sock = -1;
   uint64_t client = 0;
   std::atomic<bool> alive{true};  // false once the daemon's socket closed
+  // A read-only mapping of the whole pool (2 MiB aligned): reads of read
+  // leases (files opened O_RDONLY) come from it, so no store can go through
+  // it. The pool's own mapping when it could not be made.
+  const std::byte* ro = nullptr;
+  // Guarded by the globals' mutex (client.cc): lease ioctls under way, and
+  // recalls of leases not registered while some were (see the top).
+  int grants_in_flight = 0;
+  std::set<uint64_t> early_recalls;
 };
 
 struct Map {
@@ -70,6 +88,7 @@ struct Lease {
   bool write = false;
   bool complete = false;
   uint64_t size = 0;
+  const std::byte* base = nullptr;  // what reads copy from: the pool (write leases) or its read-only view
   std::vector<Run> runs;  // sorted by file_block
   std::atomic<bool> valid{true};
   std::atomic<int> inflight{0};
@@ -87,6 +106,7 @@ struct File {
   std::atomic<bool> dirty{false};
   std::atomic<int64_t> last_write_ns{0};
   std::atomic<int64_t> next_refresh_ns{0};
+  std::atomic<bool> stale{false};  // the lease missed a call (the file grew, a hole filled): refresh
   bool released = false;         // untorn_direct_release: no refresh
 };
 
@@ -104,8 +124,9 @@ void attach(int fd, int flags, const char* path);
 // Before fd is closed (close, dup2 onto it, fclose): returns the lease.
 void detach(int fd);
 
-// Enters f's lease: nullptr when there is none or it is invalid (then a
-// refresh may be tried, rate limited). Leave with leave().
+// Enters f's lease: nullptr when there is none or it is invalid. Without a
+// lease, or with a stale one, a refresh is tried first (at most one per fd
+// per 20 ms; a recall allows the next at once). Leave with leave().
 Lease* enter(File* f);
 inline void leave(Lease* l) { l->inflight.fetch_sub(1, std::memory_order_release); }
 // Pool bytes of [off, off + n) of the file when all of it lies in leased
@@ -113,8 +134,9 @@ inline void leave(Lease* l) { l->inflight.fetch_sub(1, std::memory_order_release
 // limit: bytes of the file that may be touched (default: the lease's size).
 template <class Fn>
 bool for_each_piece(const Lease& l, uint64_t off, size_t n, Fn&& fn, uint64_t limit = ~uint64_t{0});
-// The fd's lease changed or ended (call after a fallback write that grew
-// the file, or a truncate): the next I/O may refresh at once.
+// A call the lease could not serve (it went through the mount): the file
+// may have grown or had a hole filled since the grant; the next I/O may
+// refresh the lease (rate limited).
 void note_changed(File* f);
 void note_write(File* f);
 int sync(File* f);

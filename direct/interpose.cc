@@ -43,9 +43,9 @@ ssize_t direct_pread(File* f, void* buf, size_t n, off_t off) {
   if (off < 0 || n == 0) return -1;
   Lease* l = enter(f);
   if (!l) return -1;
-  const auto& pool = *f->mount->pool;
+  const std::byte* base = l->base;  // the read-only view for read leases
   const bool ok = for_each_piece(*l, static_cast<uint64_t>(off), n, [&](uint64_t pool_off, uint64_t at, uint64_t len) {
-    std::memcpy(static_cast<char*>(buf) + at, pool.ptr(pool_off), len);
+    std::memcpy(static_cast<char*>(buf) + at, base + pool_off, len);
   });
   leave(l);
   if (!ok) return note_changed(f), -1;
@@ -221,13 +221,13 @@ ssize_t readv(int fd, const struct iovec* iov, int count) {
     const off_t off = ::lseek(fd, 0, SEEK_CUR);
     Lease* l = off >= 0 && total > 0 ? enter(f) : nullptr;
     if (l) {
-      const auto& pool = *f->mount->pool;
+      const std::byte* base = l->base;
       int i = 0;
       size_t in_iov = 0;
       const bool ok = for_each_piece(*l, static_cast<uint64_t>(off), total, [&](uint64_t pool_off, uint64_t, uint64_t len) {
         while (len > 0) {  // scatter one piece of the pool over the iovecs
           const size_t k = std::min<size_t>(len, iov[i].iov_len - in_iov);
-          std::memcpy(static_cast<char*>(iov[i].iov_base) + in_iov, pool.ptr(pool_off), k);
+          std::memcpy(static_cast<char*>(iov[i].iov_base) + in_iov, base + pool_off, k);
           pool_off += k, len -= k, in_iov += k;
           if (in_iov == iov[i].iov_len) i++, in_iov = 0;
         }

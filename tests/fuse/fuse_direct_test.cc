@@ -221,8 +221,10 @@ TEST_F(FuseDirectTest, TmpfileOpensAreServed) {
   const std::string chunk(64 << 10, 't');
   ASSERT_EQ(::pwrite(t, chunk.data(), chunk.size(), 0), static_cast<ssize_t>(chunk.size()));  // allocates: the mount
   std::string got(chunk.size(), '\0');
+  const uint64_t reads = dstats().reads;
   ASSERT_EQ(::pread(t, got.data(), got.size(), 0), static_cast<ssize_t>(got.size()));
   EXPECT_EQ(got, chunk);
+  EXPECT_EQ(dstats().reads, reads + 1) << "the lease is refreshed after the file grew";
   make_file("n", 64 << 10, 'n');
   const int fd = ::open(p("n").c_str(), O_RDWR);
   ASSERT_GE(fd, 0);
@@ -294,6 +296,35 @@ TEST_F(FuseDirectTest, TruncateRecallsAWriterBeforeFreeingItsBlocks) {
   writer.join();
   CmdResult r = helper({"check", p("g"), "0", std::to_string(kMiB), "G"}, false);
   EXPECT_EQ(r.exit_code, 0) << r.describe();
+  ::close(fd);
+  ASSERT_TRUE(fs().unmount());
+  r = fs().fsck();
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+}
+
+// A recall that reaches the client before it registered the lease it was
+// just granted (the daemon records a lease before the ioctl returns): the
+// lease is dropped unused, so a stale writer never stores into blocks the
+// truncate freed (here given to another file). The library's test hook
+// widens the window between the grant and its registration.
+TEST_F(FuseDirectTest, RecallBeforeTheGrantIsRegisteredDropsTheLease) {
+  make_file("r", kMiB, 'o');
+  ::setenv("UNTORN_DIRECT_TEST_GRANT_DELAY_MS", "600", 1);
+  std::atomic<int> fd{-1};
+  std::thread opener([&] { fd = ::open(p("r").c_str(), O_RDWR); });
+  for (int i = 0; i < 200 && leases_of(::getpid()) == 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(run_command({"truncate", "-s", "0", p("r")}).exit_code, 0);  // recalls the lease being registered
+  opener.join();
+  ::unsetenv("UNTORN_DIRECT_TEST_GRANT_DELAY_MS");
+  ASSERT_GE(fd.load(), 0);
+  make_file("g", kMiB, 'G');  // likely the blocks "r" had
+  EXPECT_EQ(untorn_direct_active(fd), 0);
+  const untorn_direct_stats before = dstats();
+  ASSERT_EQ(::pwrite(fd, std::string(4096, 'S').data(), 4096, 0), 4096);  // through the mount: r is empty
+  EXPECT_EQ(dstats().writes, before.writes);
+  CmdResult r = helper({"check", p("g"), "0", std::to_string(kMiB), "G"}, false);
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(fstat_of(fd).st_size, 4096);
   ::close(fd);
   ASSERT_TRUE(fs().unmount());
   r = fs().fsck();
