@@ -80,7 +80,8 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   // directory's default ACL (fs_acl.cc).
   if ((conn->capable & FUSE_CAP_POSIX_ACL) && (conn->capable & FUSE_CAP_DONT_MASK))
     conn->want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
-  conn->max_write = 1 << 20;
+  // Splice mode: a request must fit the worker's 1 MiB pipe (raw_channel.h).
+  conn->max_write = D(userdata).opts.splice_writes ? RawChannel::kSpliceMaxWrite : 1u << 20;
   conn->max_readahead = 1 << 20;
 }
 
@@ -179,6 +180,10 @@ int run(FileSystem& fs, const DaemonOptions& opts) {
   d.channel = &channel;
   DirectOps direct(fs, opts, d.notifier);
   d.direct = &direct;
+  if (opts.splice_writes) {
+    channel.enable_splice();
+    fs.set_max_request_bytes(RawChannel::kSpliceMaxWrite);  // user.untorn.atomic_unit
+  }
   channel.set_raw_handler(FUSE_TMPFILE, [&d](RawChannel& ch, const RawRequest& rq) {
     serve_tmpfile(ch, rq, d.fs, d.opts.entry_timeout_s, d.opts.attr_timeout_s, d.opts.parallel_direct_writes);
   });

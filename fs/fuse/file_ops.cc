@@ -109,8 +109,12 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
               fuse_file_info* fi) {
   Daemon& d = D(req);
   bool dropped = false;
-  Result<size_t> r = d.fs.write(ino, static_cast<uint64_t>(off), buf, size, false,
-                                kill_of(req, RawChannel::current().kill_suidgid(), false), &dropped);
+  const KillPriv kill = kill_of(req, RawChannel::current().kill_suidgid(), false);
+  // Splice mode: the payload may still be in the pipe (buf is then unread).
+  const RawChannel::PipedPayload piped = RawChannel::take_piped_payload();
+  Result<size_t> r = IOError("spliced write payload of an unexpected size");  // the channel drains it
+  if (piped.fd < 0) r = d.fs.write(ino, static_cast<uint64_t>(off), buf, size, false, kill, &dropped);
+  else if (piped.len == size) r = d.fs.write_from(ino, static_cast<uint64_t>(off), piped.fd, size, kill, &dropped);
   if (dropped) inval_attrs(d, ino);
   if (!r.is_ok()) return reply_err(req, r.status());
   // An O_DIRECT write bypassed the page cache, which other readers of a
