@@ -72,6 +72,12 @@ bool syslog_available();
 // e2fsck's advice names e2fsck's own flags).
 inline constexpr const char* kDefaultRepairCommand = "untorn fsck --repair";
 int run_fsck(const std::string& pool, bool repair, const std::string& repair_command = kDefaultRepairCommand);
+// A refusal to open the pool on `media`, with the advice the library leaves
+// to the tools: when the superblock is damaged and its backup intact
+// (PoolProbe::superblock_restorable), ": run '<repair_command>'" after the
+// library's fact ("... the backup superblock at 0x... is intact").
+Status with_repair_advice(const Status& st, const dax::Media& media,
+                          const std::string& repair_command = kDefaultRepairCommand);
 // Shared by `untorn mount` and mount.fuse.untorn (cli/mount.cc).
 struct MountArgs {
   std::string pool;

@@ -107,6 +107,11 @@ int check_before_mount(const std::string& pool, const dax::Media& media) {
 
 }  // namespace
 
+Status with_repair_advice(const Status& st, const dax::Media& media, const std::string& repair_command) {
+  if (st.is_ok() || !fs::FileSystem::probe(media).superblock_restorable) return st;
+  return Status(st.code(), st.message() + ": run '" + repair_command + "'");
+}
+
 int run_fsck(const std::string& pool, bool repair, const std::string& repair_command) {
   auto media = open_locked(pool);
   if (!media.is_ok()) return print_error("fsck", media.status()), kFsckOperational;
@@ -117,10 +122,7 @@ int run_fsck(const std::string& pool, bool repair, const std::string& repair_com
   fs::MountReport report;
   auto fsr = fs::FileSystem::mount(**media, o, &report);
   if (!fsr.is_ok()) {
-    // The library's advice names the subcommand; the helper names its own flag.
-    std::string why = fsr.status().message();
-    if (const size_t at = why.find(kDefaultRepairCommand); at != std::string::npos && repair_command != kDefaultRepairCommand)
-      why.replace(at, std::strlen(kDefaultRepairCommand), repair_command);
+    const std::string why = with_repair_advice(fsr.status(), **media, repair_command).message();
     std::printf("%s: cannot open the file system: %s\n", pool.c_str(), why.c_str());
     if (!repair && errors_after_repair(**media) != SIZE_MAX)
       std::printf("run '%s %s' to repair it\n", repair_command.c_str(), pool.c_str());

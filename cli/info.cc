@@ -121,7 +121,7 @@ int run_info(const std::string& arg, bool json) {
   auto media = dax::Pmem2Media::open(pool);
   if (!media.is_ok()) return print_error("info", media.status()), kExitFailure;
   auto sbr = fs::FileSystem::read_format(**media);
-  if (!sbr.is_ok()) return print_error("info", sbr.status()), kExitFailure;
+  if (!sbr.is_ok()) return print_error("info", with_repair_advice(sbr.status(), **media)), kExitFailure;
   const bool busy = ::flock((*media)->fd(), LOCK_EX | LOCK_NB) != 0;
   std::unique_ptr<fs::FileSystem> fsp;
   fs::FsInfo fi;

@@ -147,7 +147,7 @@ int run_mount(const MountArgs& a) {
     mo.default_mode = fs::parse_data_mode(own->default_mode).value_or(fs::DataMode::kDax);
   auto fsr = fs::FileSystem::mount(fs_media, mo, &report);
   if (!fsr.is_ok()) {
-    Status s = fsr.status();
+    Status s = with_repair_advice(fsr.status(), **media);
     if (s.code() == Code::kCorruption && s.message().find("fsck") == std::string::npos)
       s = Status(s.code(), s.message() + "; run 'untorn fsck " + a.pool + "'");
     return print_error("mount", s), kExitFailure;

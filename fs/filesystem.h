@@ -180,6 +180,9 @@ struct PoolProbe {
   bool untorn = false;          // an untorn signature at offset 0 or at the end
   uint64_t formatted_size = 0;  // pool size in a superblock copy whose checksum holds (0: none)
   uint64_t media_size = 0;      // size of the file or device now
+  // The superblock at offset 0 fails its checks (or lies on a bad block)
+  // and the backup copy is intact: a repair (fsck --repair) restores it.
+  bool superblock_restorable = false;
 };
 
 // ---- names the core, the daemon and the CLI share: one spelling each
@@ -272,7 +275,7 @@ class FileSystem {
   [[nodiscard]] static Status check_mkfs(uint64_t pool_size, const MkfsOptions& o);
   // Formats the whole media (check_mkfs first: a refused format writes nothing).
   [[nodiscard]] static Status mkfs(dax::Media& media, const MkfsOptions& o);
-  // Looks at both superblock copies without judging them (see PoolProbe).
+  // Looks at both superblock copies, before any mount (see PoolProbe).
   static PoolProbe probe(const dax::Media& media);
   // Reads and checks the superblock only (info, foreign-pool detection).
   static Result<Superblock> read_superblock(const dax::Media& media);

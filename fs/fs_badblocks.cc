@@ -7,6 +7,8 @@
 //                              LBAs it left on bad blocks (they would fault)
 //   describe_bad_blocks        fsck: which file and bytes, or which metadata,
 //                              each bad LBA holds, and what the user can do
+//                              (the facts and what a repair does; the tools
+//                              name their own commands)
 //
 // At a mount that may change the pool, every LBA whose data lies on a bad
 // range gets the BTT E flag (durable before anything else): its reads fail
@@ -106,7 +108,7 @@ Status FileSystem::isolate_bad_blocks(bool apply) {
     const std::string what = "the backup superblock at " + hex(boff) + " lies on a bad block the device reports";
     if (!apply) {
       backup_sb_bad_ = true;
-      f.errors.push_back(what + ": 'untorn fsck --repair' clears it and writes it again from the superblock");
+      f.errors.push_back(what + ": a repair clears it and writes it again from the superblock");
     } else {
       RETURN_IF_ERROR(media_.clear_bad_range({boff, sizeof(Superblock)}).with_context(what));
       Superblock primary;
@@ -127,7 +129,7 @@ Status FileSystem::isolate_bad_blocks(bool apply) {
     const std::string where = range_name(h.off, h.len);
     if (h.kind == btt::MediaHit::Kind::kMetadata) {
       f.errors.push_back(where + " (" + h.what + ") lies on a bad block the device reports: fsck cannot repair "
-                         "this. Copy off what can still be read, then make a new pool ('untorn mkfs --force')");
+                         "this. Copy off what can still be read, then make a new pool");
       spdlog::error("{}", f.errors.back());
       continue;
     }
@@ -136,11 +138,11 @@ Status FileSystem::isolate_bad_blocks(bool apply) {
     if (apply) {
       RETURN_IF_ERROR(btt_->set_error(h.lba).with_context("flagging bad " + lba));
       f.repaired.push_back(lba + " lay on a bad block: flagged, its reads fail with EIO until it is written again");
-      spdlog::warn("{}; 'untorn fsck' names the file it belongs to", f.repaired.back());
+      spdlog::warn("{}; fsck names the file it belongs to", f.repaired.back());
     } else {
       unisolated_.push_back(h.lba);
       f.errors.push_back(lba + " lies on a bad block the device reports and is not flagged yet (a mount or "
-                         "'untorn fsck --repair' flags it, so that its reads fail with EIO without touching it)");
+                         "a repair flags it, so that its reads fail with EIO without touching it)");
     }
   }
   std::sort(unisolated_.begin(), unisolated_.end());

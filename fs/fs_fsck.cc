@@ -1,12 +1,13 @@
-// Module map: fsck.
+// Module map: fsck, in steps (FileSystem::fsck runs them in order).
 //   1. BTT check (map/free-list ownership, info blocks, group log)
-//   2. walk the tree from the root: every directory's entries, B+tree
-//      nodes, extents, xattr trees and value blocks, symlink blocks are
-//      claimed once in an ownership bitmap; link counts and parent
-//      pointers are counted
-//   3. the orphan list (unlinked inodes still to be freed) is claimed too
-//   4. compare with the inode records (nlink, dir size, block counts) and
-//      with both on-media bitmaps (leaked or double-used blocks/inodes)
+//   2. walk_tree: from the root, every directory's entries (names, types,
+//      sizes); link counts and parent pointers are counted
+//   3. walk_orphans: the orphan list (unlinked inodes still to be freed)
+//   4. check_inodes: the blocks of every inode found (B+tree nodes,
+//      extents, xattr trees and value blocks, symlink blocks) are claimed
+//      once in an ownership bitmap, and its link and block counts compared
+//   5. check_bitmaps: both on-media bitmaps against the ownership bitmap
+//      (leaked or double-used blocks, unreachable inodes)
 // Repair rewrites counts and bitmaps; it never deletes reachable data.
 #include <spdlog/spdlog.h>
 
@@ -134,54 +135,63 @@ void walk_dir(Walk& w, uint64_t ino, const Inode& dir, std::deque<uint64_t>* que
   }
 }
 
-}  // namespace
-
-FsckReport FileSystem::fsck(bool repair, const std::function<void(uint64_t, uint64_t)>& progress) {
-  FsckReport r;
-  util::WriterLock lk(meta_mu_);
-  check_backup_superblock(repair, &r);
-  r.add_findings(btt_->check(repair), "BTT: ");
-  Op op(*this);
-  const std::vector<uint64_t> bad = bad_lbas_to_describe();
-  const std::unordered_set<uint64_t> watch(bad.begin(), bad.end());
-  Walk w{op, r, std::vector<bool>(sb_.nblocks, false), {}, {}, {}, {}, {}, &watch, {}};
-  for (uint64_t b = 0; b < sb_.first_data_lba; b++) w.owned[b] = true;
-  // Directories, breadth first from the root.
+// Step 2: directories, breadth first from the root (claims nothing yet:
+// the blocks of every reachable inode are claimed in step 4).
+void walk_tree(Walk& w, uint64_t inodes_in_use, const std::function<void(uint64_t, uint64_t)>& progress) {
   std::deque<uint64_t> queue{kRootIno};
   w.seen_parent[kRootIno] = kRootIno;
-  std::vector<uint64_t> dirs;
+  uint64_t dirs = 0;
   while (!queue.empty()) {
     const uint64_t ino = queue.front();
     queue.pop_front();
-    Result<Inode*> in = op.dir_inode(ino);
+    Result<Inode*> in = w.op.dir_inode(ino);
     if (!in.is_ok()) {
-      r.errors.push_back("directory " + std::to_string(ino) + ": " + in.status().message());
+      w.r.errors.push_back("directory " + std::to_string(ino) + ": " + in.status().message());
       continue;
     }
     if ((*in)->parent != w.seen_parent[ino])
-      r.errors.push_back("directory " + std::to_string(ino) + " names " + std::to_string((*in)->parent) +
-                         " as its parent but is in " + std::to_string(w.seen_parent[ino]));
-    dirs.push_back(ino);
+      w.r.errors.push_back("directory " + std::to_string(ino) + " names " + std::to_string((*in)->parent) +
+                           " as its parent but is in " + std::to_string(w.seen_parent[ino]));
+    dirs++;
     w.reachable.push_back(ino);
     walk_dir(w, ino, **in, &queue);
-    if (progress && dirs.size() % 1024 == 0) progress(w.reachable.size(), sb_.ninodes - inodes_->free_count());
+    if (progress && dirs % 1024 == 0) progress(w.reachable.size(), inodes_in_use);
   }
-  // Orphans: unlinked inodes still waiting to be freed.
+}
+
+// Step 3: the orphan list (unlinked inodes still waiting to be freed): its
+// nodes are claimed, its inodes count as reachable. Returns them.
+std::vector<uint64_t> walk_orphans(Walk& w) {
   std::vector<uint64_t> orphan_inos;
-  Result<BTree> orphans = op.orphans();
+  Result<BTree> orphans = w.op.orphans();
   Status ost = !orphans.is_ok() ? orphans.status() : orphans->walk([&](uint64_t key, std::string_view) { orphan_inos.push_back(key); return true; },
                             [&](uint64_t lba, int) { claim(w, lba, 1, 0, "orphan list node"); });
-  if (!ost.is_ok()) r.errors.push_back("orphan list: " + ost.message());
+  if (!ost.is_ok()) w.r.errors.push_back("orphan list: " + ost.message());
   for (uint64_t o : orphan_inos) {
-    Result<Inode*> in = op.inode(o);
-    if (!in.is_ok() || (*in)->nlink != 0) r.errors.push_back("orphan list names inode " + std::to_string(o) + ", which is not an unlinked inode");
+    Result<Inode*> in = w.op.inode(o);
+    if (!in.is_ok() || (*in)->nlink != 0) w.r.errors.push_back("orphan list names inode " + std::to_string(o) + ", which is not an unlinked inode");
     else w.reachable.push_back(o);
   }
-  // Per inode: blocks, link counts.
-  std::unordered_set<uint64_t> live(w.reachable.begin(), w.reachable.end());
+  return orphan_inos;
+}
+
+// A count found wrong: repaired (in the inode, committed at the end) or reported.
+void fix_count(Walk& w, uint64_t ino, bool repair, const std::string& msg, auto apply) {
+  if (repair) {
+    apply();
+    w.op.dirty(ino);
+    w.r.repaired.push_back(msg);
+  } else {
+    w.r.errors.push_back(msg);
+  }
+}
+
+// Step 4: per reachable inode, its blocks are claimed and its link and
+// block counts compared with what the walk found.
+void check_inodes(Walk& w, const std::vector<uint64_t>& orphan_inos, bool repair) {
   const std::unordered_set<uint64_t> orphan_set(orphan_inos.begin(), orphan_inos.end());
   for (uint64_t ino : w.reachable) {
-    Result<Inode*> rin = op.inode(ino);
+    Result<Inode*> rin = w.op.inode(ino);
     if (!rin.is_ok()) continue;
     Inode* in = *rin;
     const uint64_t owned = claim_inode(w, ino, *in);
@@ -189,39 +199,49 @@ FsckReport FileSystem::fsck(bool repair, const std::function<void(uint64_t, uint
     uint32_t want = orphan_set.count(ino) ? 0 : S_ISDIR(in->mode) ? 2 + w.subdirs[ino] : w.links[ino];
     if (in->nlink != want) {
       const std::string msg = "inode " + std::to_string(ino) + " has link count " + std::to_string(in->nlink) + ", should be " + std::to_string(want);
-      if (repair && want > 0) {
-        in->nlink = want;
-        op.dirty(ino);
-        r.repaired.push_back(msg);
-      } else {
-        r.errors.push_back(msg);
-      }
+      fix_count(w, ino, repair && want > 0, msg, [&] { in->nlink = want; });
     }
     if (in->blocks != owned) {
       const std::string msg = "inode " + std::to_string(ino) + " counts " + std::to_string(in->blocks) + " blocks, owns " + std::to_string(owned);
-      if (repair) {
-        in->blocks = owned;
-        op.dirty(ino);
-        r.repaired.push_back(msg);
-      } else {
-        r.errors.push_back(msg);
-      }
+      fix_count(w, ino, repair, msg, [&] { in->blocks = owned; });
     }
-    r.inodes_checked++;
+    w.r.inodes_checked++;
   }
-  // Bitmaps against what the walk found.
+}
+
+// Step 5: both on-media bitmaps against what the walk found.
+void check_bitmaps(Walk& w, const Allocator& blocks, const Allocator& inodes, uint64_t ninodes) {
+  const std::unordered_set<uint64_t> live(w.reachable.begin(), w.reachable.end());
   uint64_t leaked = 0, unmarked = 0;
-  for (uint64_t b = 0; b < sb_.nblocks; b++) {
-    const bool used = blocks_->is_used(b);
+  for (uint64_t b = 0; b < w.owned.size(); b++) {
+    const bool used = blocks.is_used(b);
     if (used && !w.owned[b]) leaked++;
     if (!used && w.owned[b]) unmarked++;
   }
-  if (leaked) r.errors.push_back(std::to_string(leaked) + " blocks are marked in use but owned by nothing (leaked)");
-  if (unmarked) r.errors.push_back(std::to_string(unmarked) + " blocks are owned but marked free");
+  if (leaked) w.r.errors.push_back(std::to_string(leaked) + " blocks are marked in use but owned by nothing (leaked)");
+  if (unmarked) w.r.errors.push_back(std::to_string(unmarked) + " blocks are owned but marked free");
   uint64_t ileaked = 0;
-  for (uint64_t i = 1; i <= sb_.ninodes; i++)
-    if (inodes_->is_used(i) && !live.count(i)) ileaked++;
-  if (ileaked) r.errors.push_back(std::to_string(ileaked) + " inodes are allocated but unreachable");
+  for (uint64_t i = 1; i <= ninodes; i++)
+    if (inodes.is_used(i) && !live.count(i)) ileaked++;
+  if (ileaked) w.r.errors.push_back(std::to_string(ileaked) + " inodes are allocated but unreachable");
+}
+
+}  // namespace
+
+FsckReport FileSystem::fsck(bool repair, const std::function<void(uint64_t, uint64_t)>& progress) {
+  FsckReport r;
+  util::WriterLock lk(meta_mu_);
+  check_backup_superblock(repair, &r);
+  r.add_findings(btt_->check(repair), "BTT: ");  // step 1
+  Op op(*this);
+  const std::vector<uint64_t> bad = bad_lbas_to_describe();
+  const std::unordered_set<uint64_t> watch(bad.begin(), bad.end());
+  Walk w{op, r, std::vector<bool>(sb_.nblocks, false), {}, {}, {}, {}, {}, &watch, {}};
+  for (uint64_t b = 0; b < sb_.first_data_lba; b++) w.owned[b] = true;
+  walk_tree(w, sb_.ninodes - inodes_->free_count(), progress);
+  const std::vector<uint64_t> orphan_inos = walk_orphans(w);
+  check_inodes(w, orphan_inos, repair);
+  check_bitmaps(w, *blocks_, *inodes_, sb_.ninodes);
   r.blocks_checked = sb_.nblocks;
   if (!watch.empty()) describe_bad_blocks(op, w.uses, &r);
   if (repair && (!r.repaired.empty())) {

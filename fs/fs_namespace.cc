@@ -313,10 +313,8 @@ Result<uint64_t> make_whiteout(FileSystem::Op& op, uint64_t parent, const Inode&
   return ino;
 }
 
-}  // namespace
-
-Status FileSystem::rename(uint64_t parent, std::string_view name, uint64_t newparent,
-                          std::string_view newname, unsigned flags, const Cred& c) {
+// Flag and name checks of a rename, before anything is looked up.
+Status check_rename_args(std::string_view name, std::string_view newname, unsigned flags) {
   RETURN_IF_ERROR(check_name(name));
   RETURN_IF_ERROR(check_name(newname));
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT))
@@ -324,6 +322,112 @@ Status FileSystem::rename(uint64_t parent, std::string_view name, uint64_t newpa
   if ((flags & RENAME_EXCHANGE) && (flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)))
     return InvalidArgument("EXCHANGE with NOREPLACE or WHITEOUT");
   if (is_dot(name) || is_dot(newname)) return Busy("cannot rename '.' or '..'");
+  return Status::ok();
+}
+
+// One rename, resolved under meta_mu_: the entry `se` of inode `src` in
+// directory `sdir` (tree `st`), and in `ddir` (tree `dt`) the entry `de`
+// the new name already has (nullptr: none).
+struct RenameSides {
+  FileSystem::Op& op;
+  uint64_t parent, newparent;
+  std::string_view name, newname;
+  Inode* sdir;
+  Inode* ddir;
+  BTree& st;
+  BTree& dt;
+  const Dirent& se;
+  Inode* src;
+  const Dirent* de;
+};
+
+// chattr (the moved inode and a replaced one leave their directories) and
+// no directory moved into itself.
+Status check_rename_allowed(const RenameSides& s) {
+  RETURN_IF_ERROR(check_modify(*s.src));
+  RETURN_IF_ERROR(check_dir_entries(*s.sdir, true));
+  RETURN_IF_ERROR(check_dir_entries(*s.ddir, s.de != nullptr));
+  if (s.de) {
+    ASSIGN_OR_RETURN(Inode* dst, s.op.inode(s.de->ino));
+    RETURN_IF_ERROR(check_modify(*dst));
+  }
+  if (is_dir(s.src->mode) && s.parent != s.newparent) {
+    ASSIGN_OR_RETURN(bool inside, is_within(s.op, s.newparent, s.se.ino));
+    if (inside) return InvalidArgument("cannot move a directory into itself");
+  }
+  return Status::ok();
+}
+
+// RENAME_EXCHANGE: both entries swap their inodes.
+Status rename_exchange(const RenameSides& s, const Timespec& now) {
+  ASSIGN_OR_RETURN(Inode* dst, s.op.inode(s.de->ino));
+  if (is_dir(dst->mode) && s.parent != s.newparent) {
+    ASSIGN_OR_RETURN(bool inside, is_within(s.op, s.parent, s.de->ino));
+    if (inside) return InvalidArgument("cannot move a directory into itself");
+  }
+  RETURN_IF_ERROR(dir_set_target(s.st, s.se, s.de->ino, dtype_of(dst->mode)));
+  BTree dt2 = s.op.tree(s.newparent, *s.ddir, NodeKind::kDir);
+  RETURN_IF_ERROR(dir_set_target(dt2, *s.de, s.se.ino, dtype_of(s.src->mode)));
+  if (s.parent != s.newparent) {
+    if (is_dir(s.src->mode)) { s.src->parent = s.newparent; s.sdir->nlink--; s.ddir->nlink++; }
+    if (is_dir(dst->mode)) { dst->parent = s.parent; s.ddir->nlink--; s.sdir->nlink++; }
+  }
+  s.src->ctime = dst->ctime = now;
+  s.op.dirty(s.de->ino);
+  return Status::ok();
+}
+
+// The new name: the entry added, or an existing one pointed at the moved
+// inode, its old inode losing the link (*victim; *unlinked when that was
+// its last).
+Status rename_set_target(const RenameSides& s, const Timespec& now, uint64_t* victim, bool* unlinked) {
+  if (!s.de) {
+    RETURN_IF_ERROR(dir_add(s.dt, s.newname, s.se.ino, dtype_of(s.src->mode)));
+    s.ddir->size++;
+    return Status::ok();
+  }
+  ASSIGN_OR_RETURN(Inode* dst, s.op.inode(s.de->ino));
+  if (is_dir(dst->mode) && !is_dir(s.src->mode)) return IsDir(std::string(s.newname));
+  if (!is_dir(dst->mode) && is_dir(s.src->mode)) return NotDir(std::string(s.newname));
+  if (is_dir(dst->mode) && dst->size > 0) return NotEmpty(std::string(s.newname));
+  RETURN_IF_ERROR(dir_set_target(s.dt, *s.de, s.se.ino, dtype_of(s.src->mode)));
+  if (is_dir(dst->mode)) s.ddir->nlink--;
+  RETURN_IF_ERROR(drop_link(s.op, s.de->ino, dst, now));
+  *victim = s.de->ino;
+  *unlinked = dst->nlink == 0;
+  return Status::ok();
+}
+
+// A plain rename (or RENAME_WHITEOUT): the new name set, then the old one
+// removed (or turned into a whiteout).
+Status rename_move(const RenameSides& s, bool whiteout, const Cred& c, const Timespec& now, uint64_t* victim,
+                   bool* unlinked) {
+  RETURN_IF_ERROR(rename_set_target(s, now, victim, unlinked));
+  // The source entry may have moved if both names live in one tree.
+  BTree st2 = s.op.tree(s.parent, *s.sdir, NodeKind::kDir);
+  ASSIGN_OR_RETURN(Dirent se2, dir_find(st2, s.name));
+  if (whiteout) {
+    ASSIGN_OR_RETURN(uint64_t w, make_whiteout(s.op, s.parent, *s.sdir, c, now));
+    RETURN_IF_ERROR(dir_set_target(st2, se2, w, DT_CHR));
+  } else {
+    RETURN_IF_ERROR(st2.erase(se2.key));
+    s.sdir->size--;
+  }
+  s.sdir->blocks += st2.blocks_delta();
+  if (is_dir(s.src->mode) && s.parent != s.newparent) {
+    s.src->parent = s.newparent;
+    s.sdir->nlink--;
+    s.ddir->nlink++;
+  }
+  s.src->ctime = now;
+  return Status::ok();
+}
+
+}  // namespace
+
+Status FileSystem::rename(uint64_t parent, std::string_view name, uint64_t newparent,
+                          std::string_view newname, unsigned flags, const Cred& c) {
+  RETURN_IF_ERROR(check_rename_args(name, newname, flags));
   uint64_t victim = 0;
   bool unlinked = false;
   {
@@ -345,67 +449,11 @@ Status FileSystem::rename(uint64_t parent, std::string_view name, uint64_t newpa
     if ((flags & RENAME_EXCHANGE) && !exists) return NotFound(std::string(newname));
     if (exists && de->ino == se.ino) return Status::ok();  // same inode: nothing to do
     if (parent == newparent && name == newname) return Status::ok();
-    // chattr: the moved inode and a replaced one leave their directories.
-    RETURN_IF_ERROR(check_modify(*src));
-    RETURN_IF_ERROR(check_dir_entries(*sdir, true));
-    RETURN_IF_ERROR(check_dir_entries(*ddir, exists));
-    if (exists) {
-      ASSIGN_OR_RETURN(Inode* dst, op.inode(de->ino));
-      RETURN_IF_ERROR(check_modify(*dst));
-    }
-    if (is_dir(src->mode) && parent != newparent) {
-      ASSIGN_OR_RETURN(bool inside, is_within(op, newparent, se.ino));
-      if (inside) return InvalidArgument("cannot move a directory into itself");
-    }
+    const RenameSides s{op, parent, newparent, name, newname, sdir, ddir, st, dt, se, src, exists ? &*de : nullptr};
+    RETURN_IF_ERROR(check_rename_allowed(s));
     const Timespec now = now_ts();
-    if (flags & RENAME_EXCHANGE) {
-      ASSIGN_OR_RETURN(Inode* dst, op.inode(de->ino));
-      if (is_dir(dst->mode) && parent != newparent) {
-        ASSIGN_OR_RETURN(bool inside, is_within(op, parent, de->ino));
-        if (inside) return InvalidArgument("cannot move a directory into itself");
-      }
-      RETURN_IF_ERROR(dir_set_target(st, se, de->ino, dtype_of(dst->mode)));
-      BTree dt2 = op.tree(newparent, *ddir, NodeKind::kDir);
-      RETURN_IF_ERROR(dir_set_target(dt2, *de, se.ino, dtype_of(src->mode)));
-      if (parent != newparent) {
-        if (is_dir(src->mode)) { src->parent = newparent; sdir->nlink--; ddir->nlink++; }
-        if (is_dir(dst->mode)) { dst->parent = parent; ddir->nlink--; sdir->nlink++; }
-      }
-      src->ctime = dst->ctime = now;
-      op.dirty(de->ino);
-    } else {
-      if (exists) {
-        ASSIGN_OR_RETURN(Inode* dst, op.inode(de->ino));
-        if (is_dir(dst->mode) && !is_dir(src->mode)) return IsDir(std::string(newname));
-        if (!is_dir(dst->mode) && is_dir(src->mode)) return NotDir(std::string(newname));
-        if (is_dir(dst->mode) && dst->size > 0) return NotEmpty(std::string(newname));
-        RETURN_IF_ERROR(dir_set_target(dt, *de, se.ino, dtype_of(src->mode)));
-        if (is_dir(dst->mode)) ddir->nlink--;
-        RETURN_IF_ERROR(drop_link(op, de->ino, dst, now));
-        victim = de->ino;
-        unlinked = dst->nlink == 0;
-      } else {
-        RETURN_IF_ERROR(dir_add(dt, newname, se.ino, dtype_of(src->mode)));
-        ddir->size++;
-      }
-      // The source entry may have moved if both names live in one tree.
-      BTree st2 = op.tree(parent, *sdir, NodeKind::kDir);
-      ASSIGN_OR_RETURN(Dirent se2, dir_find(st2, name));
-      if (flags & RENAME_WHITEOUT) {
-        ASSIGN_OR_RETURN(uint64_t w, make_whiteout(op, parent, *sdir, c, now));
-        RETURN_IF_ERROR(dir_set_target(st2, se2, w, DT_CHR));
-      } else {
-        RETURN_IF_ERROR(st2.erase(se2.key));
-        sdir->size--;
-      }
-      sdir->blocks += st2.blocks_delta();
-      if (is_dir(src->mode) && parent != newparent) {
-        src->parent = newparent;
-        sdir->nlink--;
-        ddir->nlink++;
-      }
-      src->ctime = now;
-    }
+    if (flags & RENAME_EXCHANGE) RETURN_IF_ERROR(rename_exchange(s, now));
+    else RETURN_IF_ERROR(rename_move(s, flags & RENAME_WHITEOUT, c, now, &victim, &unlinked));
     ddir->blocks += dt.blocks_delta();
     sdir->blocks += st.blocks_delta();
     touch_dir(sdir, now);

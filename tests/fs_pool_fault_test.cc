@@ -17,53 +17,17 @@
 
 #include "fs/filesystem.h"
 #include "tests/support/sim_media.h"
+#include "tests/support/sim_pool_fixture.h"
 
 namespace untorn::fs {
 namespace {
 
-constexpr size_t kPool = 32 << 20;
-
-class PoolFaultTest : public ::testing::TestWithParam<MetaMode> {
+class PoolFaultTest : public test::SimPoolTest {
  protected:
-  void SetUp() override {
-    media_ = std::make_unique<test::SimMedia>(kPool);
-    MkfsOptions o;
-    o.meta = GetParam();
-    ASSERT_TRUE(FileSystem::mkfs(*media_, o).is_ok());
-    mount();
-  }
-  void mount() {
-    auto r = FileSystem::mount(*media_, {});
-    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
-    fs_ = std::move(*r);
-  }
-  uint64_t make_file(const std::string& name, const std::string& data, bool atomic) {
-    auto a = fs_->mknod(kRootIno, name, S_IFREG | 0644, 0, {});
-    EXPECT_TRUE(a.is_ok()) << a.status().to_string();
-    if (atomic) {
-      EXPECT_TRUE(fs_->setxattr(a->ino, "user.untorn.mode", "atomic", 0).is_ok());
-    }
-    auto w = fs_->write(a->ino, 0, data.data(), data.size(), false);
-    EXPECT_TRUE(w.is_ok()) << w.status().to_string();
-    return a->ino;
-  }
-  // Reads through the zero-copy interface, copying what the pieces point at
-  // (as the daemon does); returns the status of the read.
+  // The whole file (up to 1 MiB).
   Status read(uint64_t ino, std::string* out, std::vector<uint64_t>* pool_offsets = nullptr) {
-    out->clear();
-    return fs_->read(ino, 0, 1 << 20, [&](const iovec* iov, int count, size_t) {
-      for (int i = 0; i < count; i++) {
-        const auto* p = static_cast<const char*>(iov[i].iov_base);
-        if (pool_offsets && p >= reinterpret_cast<const char*>(media_->ptr(0)) &&
-            p < reinterpret_cast<const char*>(media_->ptr(0)) + kPool)
-          pool_offsets->push_back(static_cast<uint64_t>(p - reinterpret_cast<const char*>(media_->ptr(0))));
-        out->append(p, iov[i].iov_len);
-      }
-    });
+    return read_range(ino, 0, 1 << 20, out, pool_offsets);
   }
-
-  std::unique_ptr<test::SimMedia> media_;
-  std::unique_ptr<FileSystem> fs_;
 };
 
 TEST_P(PoolFaultTest, AReadOfAPoisonedRangeIsAFaultNotACrashAndThePoolFailsReadOnly) {

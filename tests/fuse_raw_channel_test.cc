@@ -2,7 +2,8 @@
 // boundaries like /dev/fuse, so the test plays the kernel on one end and
 // drives the channel's custom-I/O callbacks (what libfuse calls) on the
 // other: INIT amendment, open-reply flags, kill flags seen by the handler,
-// raw handlers and the per-opcode statistics.
+// raw handlers and the per-opcode statistics; and the open flags per data
+// mode (open_flags.h).
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "fs/fuse/open_flags.h"
 #include "fs/fuse/raw_channel.h"
 
 namespace untorn::fs::fuse {
@@ -298,6 +300,15 @@ TEST(RequestStatsTest, PercentilesAndJson) {
   EXPECT_TRUE(s.summary().empty());
   EXPECT_EQ(RequestStats::opcode_name(FUSE_COPY_FILE_RANGE), "copy_file_range");
   EXPECT_EQ(RequestStats::opcode_name(7), "opcode_7");
+}
+
+// The cache flags every opening reply (open, create, tmpfile) carries.
+TEST(OpenFlags, PerDataMode) {
+  EXPECT_EQ(open_flags_for(DataMode::kDax, true), static_cast<uint32_t>(FOPEN_NOFLUSH | FOPEN_KEEP_CACHE));
+  EXPECT_EQ(open_flags_for(DataMode::kDax, false), static_cast<uint32_t>(FOPEN_NOFLUSH | FOPEN_KEEP_CACHE));
+  EXPECT_EQ(open_flags_for(DataMode::kAtomic, true),
+            static_cast<uint32_t>(FOPEN_NOFLUSH | FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES));
+  EXPECT_EQ(open_flags_for(DataMode::kAtomic, false), static_cast<uint32_t>(FOPEN_NOFLUSH | FOPEN_DIRECT_IO));
 }
 
 }  // namespace

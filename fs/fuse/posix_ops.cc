@@ -13,6 +13,7 @@
 #include "fs/acl.h"
 #include "fs/fuse/daemon.h"
 #include "fs/fuse/direct_ops.h"
+#include "fs/fuse/open_flags.h"
 
 namespace untorn::fs::fuse {
 
@@ -92,9 +93,7 @@ void serve_tmpfile(RawChannel& ch, const RawRequest& rq, FileSystem& fs, double 
   }
   fuse_entry_out e = entry_out(*r, entry_timeout_s, attr_timeout_s);
   fuse_open_out o{};
-  // As setup_open in daemon.cc: no FLUSH; the data mode picks the cache.
-  o.open_flags = FOPEN_NOFLUSH | (r->data_mode == DataMode::kAtomic ? FOPEN_DIRECT_IO : FOPEN_KEEP_CACHE);
-  if (r->data_mode == DataMode::kAtomic && parallel_direct_writes) o.open_flags |= FOPEN_PARALLEL_DIRECT_WRITES;
+  o.open_flags = open_flags_for(r->data_mode, parallel_direct_writes);  // as open and create
   // The handle records the access mode, as for every open (the direct-access ioctls need it).
   fuse_file_info fi{};
   fi.flags = static_cast<int>(in.flags);

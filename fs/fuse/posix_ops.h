@@ -23,8 +23,8 @@ bool caller_in_group_or_privileged(fuse_req_t req, uint32_t gid);
 
 // FUSE_TMPFILE (O_TMPFILE; libfuse 3.14 has no tmpfile operation, so the
 // RawChannel hands the request here): a nameless file in the directory
-// `nodeid`, opened, replied to as CREATE is (entry + open). Cache flags
-// per data mode as for open (dax: keep_cache, atomic: direct_io).
+// `nodeid`, opened, replied to as CREATE is (entry + open), with the
+// cache flags of open (open_flags_for).
 void serve_tmpfile(RawChannel& ch, const RawRequest& rq, FileSystem& fs, double entry_timeout_s,
                    double attr_timeout_s, bool parallel_direct_writes);
 

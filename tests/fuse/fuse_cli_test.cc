@@ -248,7 +248,8 @@ TEST_F(FuseCliTest, FsckFindsAndRepairsADamagedSuperblock) {
   CmdResult m = run_untorn({"mount", fs().pool(), mnt2, "-f"}, 20);
   if (is_mounted(mnt2)) run_command({"fusermount3", "-uz", mnt2}, 10);
   EXPECT_NE(m.exit_code, 0) << "a damaged pool was mounted: " << m.describe();
-  EXPECT_TRUE(contains(m.err, "fsck")) << "the refusal must say how to run fsck: " << m.describe();
+  EXPECT_TRUE(contains(m.err, "is intact: run 'untorn fsck --repair'")) << "the refusal must say how to run fsck: "
+                                                                       << m.describe();
   CmdResult r = fs().fsck();
   EXPECT_EQ(r.exit_code, 4) << "fsck of a damaged pool without --repair: " << r.describe();
   r = fs().fsck(true);
