@@ -27,6 +27,8 @@
 
 namespace untorn::cli {
 
+std::string version_text() { return std::string("untorn ") + UNTORN_VERSION; }
+
 std::string human_size(uint64_t b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
   double v = static_cast<double>(b);

@@ -26,6 +26,9 @@ inline constexpr int kFsckUncorrected = 4;
 inline constexpr int kFsckOperational = 8;
 inline constexpr int kFsckUsage = 16;
 
+// "untorn VERSION", what --version prints.
+std::string version_text();
+
 // "1.5 GiB"
 std::string human_size(uint64_t bytes);
 // "64M", "1G", "4096", "2GiB" -> bytes (CLI::AsSizeValue, powers of 1024);

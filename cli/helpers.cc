@@ -22,12 +22,10 @@ namespace untorn::cli {
 
 namespace {
 
-const std::string kVersion = std::string("untorn ") + UNTORN_VERSION;
-
 // Parses args into app and runs its callback; the exit code of a parse
 // error is usage_code (0 for --help and --version).
 int parse_and_run(CLI::App& app, std::vector<std::string> args, const int& rc, int usage_code, int failure_code) {
-  app.set_version_flag("-V,--version", kVersion);
+  app.set_version_flag("-V,--version", version_text());
   app.failure_message(usage_message);
   std::reverse(args.begin(), args.end());
   try {

@@ -15,19 +15,13 @@
 
 namespace untorn::cli {
 
-namespace {
-
-const std::string kVersion = std::string("untorn ") + UNTORN_VERSION;
-
-}  // namespace
-
 int run_cli(std::vector<std::string> args) {
   CLI::App app{
       "untorn: a FUSE file system on persistent memory where each file is either\n"
       "'dax' (served in place from the pool) or 'atomic' (written through a Block\n"
       "Translation Table, never torn by a crash).",
       "untorn"};
-  app.set_version_flag("--version", kVersion);
+  app.set_version_flag("--version", version_text());
   app.set_help_all_flag("--help-all", "Print the help of every subcommand and exit");
   app.failure_message(usage_message);
   app.require_subcommand(1, 1);
@@ -55,7 +49,7 @@ int run_cli(std::vector<std::string> args) {
   add_stats(app, &rc);
   add_powercut(app, &rc);
   for (CLI::App* s : app.get_subcommands({})) {
-    s->set_version_flag("--version", kVersion);
+    s->set_version_flag("--version", version_text());
     s->set_help_all_flag();  // --help-all is the top level's
   }
   // fsck's exit codes follow e2fsck: 8 operational error, 16 usage error.

@@ -9,8 +9,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <memory>
+#include <thread>
 
 #include "cli/common.h"
 #include "cli/mounts.h"
@@ -74,8 +76,14 @@ RemountWatcher::~RemountWatcher() {
 }
 
 Status RemountWatcher::start() {
-  for (const auto& e : mount_table())
-    if (e.target == target_ && e.fstype == kFsType && e.source == source_) mount_id_ = e.id;
+  // A read of /proc/self/mountinfo is not atomic: while other mounts come
+  // and go it can skip entries (seen with FUSE tests mounting beside each
+  // other). Our mount is already made here, so a miss is read again.
+  for (int attempt = 0; attempt < 20 && mount_id_ < 0; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10 * attempt));
+    for (const auto& e : mount_table())
+      if (e.target == target_ && e.fstype == kFsType && e.source == source_) mount_id_ = e.id;
+  }
   if (mount_id_ < 0) return NotFound("the new mount on '" + target_ + "' is not in the mount table");
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
   if (stop_fd_ < 0) return IOError(std::string("eventfd: ") + std::strerror(errno));
