@@ -103,6 +103,8 @@ Result<MountOpts> parse_mount_options(const std::vector<std::string>& lists) {
       else if (item == "no_writeback_cache") own.writeback_cache = false;
       else if (item == "noparallel_direct_writes") own.parallel_direct_writes = false;
       else if (item == "parallel_direct_writes") own.parallel_direct_writes = true;
+      else if (item == "splice_writes") own.splice_writes = true;
+      else if (item == "nosplice_writes") own.splice_writes = false;
       else if (item == "noprefault") own.prefault = false;
       else if (key == "cache_timeout" || key == "default_mode" || key == "log_file" || key == "log_level") {
         if (eq == std::string::npos) return InvalidArgument(key + " needs a value (" + key + "=...)");
@@ -165,6 +167,7 @@ int run_mount(const MountArgs& a) {
   d.fuse_opts = own->fuse;
   d.writeback_cache = own->writeback_cache;
   d.parallel_direct_writes = own->parallel_direct_writes;
+  d.splice_writes = own->splice_writes;
   if (own->cache_timeout_s >= 0) d.entry_timeout_s = d.attr_timeout_s = own->cache_timeout_s;
   d.pool_path = source;  // direct access: its permission bits decide who may lease
   d.foreground = a.foreground;
@@ -223,6 +226,9 @@ void add_mount(CLI::App& app, int* rc) {
                 "    durable only at fsync/close, like ext4 (default: a write that returned is durable)\n"
                 "  noparallel_direct_writes: the kernel sends an atomic file's writes one at a time\n"
                 "    (default: non-extending ones concurrently, FOPEN_PARALLEL_DIRECT_WRITES)\n"
+                "  splice_writes: receive write payloads by splice, from the kernel's pipe straight\n"
+                "    into the pool (max_write 1016 KiB). Off by default: measured slower (1 MiB\n"
+                "    buffered dax writes 46 MiB/s against 128 with the copy path; README)\n"
                 "  powercut_sim: run on simulated persistent memory that 'untorn powercut\n"
                 "    MOUNTPOINT' can cut the power of (needs memory for a copy of the pool)\n"
                 "  log_file=FILE, log_level=LEVEL: as --log-file and --log-level (for fstab)\n"

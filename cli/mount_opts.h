@@ -17,6 +17,7 @@ struct MountOpts {
   bool powercut_sim = false;     // run on simulated pmem (dax/powercut.h, untorn powercut)
   bool writeback_cache = false;
   bool parallel_direct_writes = true;  // noparallel_direct_writes: atomic files' writes one at a time  // kernel writeback cache for dax files (daemon.cc contract)
+  bool splice_writes = false;          // splice_writes: WRITE payloads by splice (RawChannel)
   double cache_timeout_s = -1;   // entry/attr timeout; < 0: the daemon default
   std::string default_mode;      // "", "dax" or "atomic"
   std::string log_file;          // log_file=

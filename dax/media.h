@@ -27,8 +27,12 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <vector>
+
+#include <unistd.h>
 
 #include "dax/fault.h"
 #include "dax/status.h"
@@ -97,6 +101,32 @@ class Media {
   // be batched with a later epoch (the BTT's lazily fenced map update).
   // The default is store32 (flushing early is always allowed).
   virtual void store32_lazy(uint64_t off, uint32_t v) { store32(off, v); }
+  // Reads the next sum of spans[i].len bytes of the pipe (or file) `fd`
+  // into the spans of the pool, in order (mount -o splice_writes: a WRITE
+  // payload that the daemon left in the pipe it spliced the request into).
+  // Same durability as copy(). kIOError when fd fails or ends early (the
+  // spans then hold some prefix of the bytes). The default reads through a
+  // bounce buffer into copy(); Pmem2Media reads straight into the mapping.
+  struct Span {
+    uint64_t off;
+    size_t len;
+  };
+  [[nodiscard]] virtual Status receive(int fd, const Span* spans, size_t count) {
+    alignas(64) std::byte buf[16384];
+    for (size_t i = 0; i < count; i++) {
+      for (size_t done = 0; done < spans[i].len;) {
+        const size_t want = std::min(sizeof buf, spans[i].len - done);
+        const ssize_t r = ::read(fd, buf, want);
+        if (r <= 0) {
+          if (r < 0 && errno == EINTR) continue;
+          return IOError(r == 0 ? "write payload: the pipe ended early" : "write payload: read from the pipe failed");
+        }
+        copy(spans[i].off + done, buf, static_cast<size_t>(r));
+        done += static_cast<size_t>(r);
+      }
+    }
+    return Status::ok();
+  }
   // Starts writing back bytes stored earlier (possibly by another thread);
   // durable after this thread's next drain().
   virtual void flush(uint64_t off, size_t n) = 0;

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -255,6 +256,53 @@ void Pmem2Media::store32_lazy(uint64_t off, uint32_t v) {
 void Pmem2Media::flush(uint64_t off, size_t n) { flush_fn_(base() + off, n); }
 
 void Pmem2Media::drain() { drain_fn_(); }
+
+Status Pmem2Media::receive(int fd, const Span* spans, size_t count) {
+  // Consecutive spans that touch in the pool become one iovec.
+  constexpr size_t kMaxIov = 64;
+  struct iovec iov[kMaxIov];
+  size_t i = 0;
+  while (i < count) {
+    int n = 0;
+    size_t total = 0;
+    size_t first = i;
+    for (; i < count && n < static_cast<int>(kMaxIov); i++) {
+      std::byte* p = base() + spans[i].off;
+      if (n > 0 && static_cast<std::byte*>(iov[n - 1].iov_base) + iov[n - 1].iov_len == p) {
+        iov[n - 1].iov_len += spans[i].len;
+      } else {
+        iov[n++] = {p, spans[i].len};
+      }
+      total += spans[i].len;
+    }
+    // A pipe read returns what the pipe holds (all of it: the request was
+    // spliced whole), but loop for short reads anyway.
+    struct iovec* v = iov;
+    int left = n;
+    while (total > 0) {
+      const ssize_t r = ::readv(fd, v, left);
+      if (r <= 0) {
+        if (r < 0 && errno == EINTR) continue;
+        return IOError(r == 0 ? "write payload: the pipe ended early"
+                              : std::string("write payload: read from the pipe: ") + std::strerror(errno));
+      }
+      total -= static_cast<size_t>(r);
+      for (size_t got = static_cast<size_t>(r); got > 0 && left > 0;) {
+        if (got >= v->iov_len) {
+          got -= v->iov_len;
+          v++;
+          left--;
+        } else {
+          v->iov_base = static_cast<std::byte*>(v->iov_base) + got;
+          v->iov_len -= got;
+          got = 0;
+        }
+      }
+    }
+    for (size_t k = first; k < i; k++) flush_fn_(base() + spans[k].off, spans[k].len);
+  }
+  return Status::ok();
+}
 
 // clang spells "built with TSan" as a feature test, gcc as a macro.
 #if defined(__has_feature)

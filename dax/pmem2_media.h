@@ -43,6 +43,9 @@ class Pmem2Media final : public Media {
   void store32_lazy(uint64_t off, uint32_t v) override;
   void flush(uint64_t off, size_t n) override;
   void drain() override;
+  // readv() straight into the mapping (the kernel's copy is the only one),
+  // then a flush of every span: durable after drain().
+  Status receive(int fd, const Span* spans, size_t count) override;
   Granularity granularity() const override { return gran_; }
   // libpmem2's bad block API over the pool's file or device (see Media).
   std::vector<BadRange> bad_ranges() const override;

@@ -39,6 +39,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -323,6 +324,15 @@ class FileSystem {
   void release(uint64_t ino) noexcept;  // freeing failures are logged (reap_unlinked)
   Result<size_t> write(uint64_t ino, uint64_t off, const void* buf, size_t n, bool append,
                        const KillPriv& kill = {}, bool* privs_dropped = nullptr);
+  // write() of the next n bytes of the pipe `fd` (mount -o splice_writes):
+  // dax files receive them straight into their blocks (Media::receive),
+  // atomic files through a staging buffer. Bytes a failure leaves in the
+  // pipe are the caller's to drain.
+  Result<size_t> write_from(uint64_t ino, uint64_t off, int fd, size_t n, const KillPriv& kill = {},
+                            bool* privs_dropped = nullptr);
+  // The largest request the kernel sends (FUSE max_write): caps
+  // atomic_unit_bytes(), since a larger write() arrives as several requests.
+  void set_max_request_bytes(uint64_t n) { max_request_bytes_ = n; }
   // Calls fn with pool pointers while the data cannot change underneath.
   [[nodiscard]] Status read(uint64_t ino, uint64_t off, size_t n, const ReadFn& fn);
   [[nodiscard]] Status fsync(uint64_t ino);
@@ -393,7 +403,9 @@ class FileSystem {
   bool read_only() const { return read_only_.load(); }
   // Largest write() that is all-or-nothing on an atomic file: one commit
   // of file data, minus a block for a request that starts unaligned.
-  uint64_t atomic_unit_bytes() const { return (request_blocks() - 1) * kBlockSize; }
+  uint64_t atomic_unit_bytes() const {
+    return std::min<uint64_t>((request_blocks() - 1) * kBlockSize, max_request_bytes_);
+  }
   btt::Btt& btt() { return *btt_; }
   dax::Media& media() { return media_; }
 
@@ -442,7 +454,9 @@ class FileSystem {
   Status unmap_runs(uint64_t ino, const std::vector<std::pair<uint64_t, uint64_t>>& runs);
   Result<uint64_t> holes_in(uint64_t ino, uint64_t fb, uint64_t last);
   Result<size_t> write_locked(uint64_t ino, uint64_t off, const void* buf, size_t n, bool append,
-                              const KillPriv& kill, bool* privs_dropped);
+                              const KillPriv& kill, bool* privs_dropped, int src_fd = -1);
+  Result<size_t> write_pieces(uint64_t ino, uint64_t off, const std::byte* p, int src_fd, size_t n,
+                              bool append, const KillPriv& kill, bool* privs_dropped);
   // Applies kill to inode `in` within op (fs_xattr.cc): mode bits and
   // security.capability. Sets *dropped (if not null) when something changed.
   Status drop_privs(Op& op, uint64_t ino, Inode* in, const KillPriv& kill, bool* dropped);
@@ -483,6 +497,7 @@ class FileSystem {
   uint64_t data_goal_ = 0;  // next-fit cursor for new files' data
   uint64_t meta_goal_ = 0;  // cursor for metadata blocks
   MapHook map_hook_;        // set before serving, read-only afterwards
+  uint64_t max_request_bytes_ = ~uint64_t{0};  // set before serving (set_max_request_bytes)
   std::atomic<bool> read_only_{false};
   uint64_t identity_[8] = {};               // check_pool's words, read at mount
   std::atomic<bool> changed_{false};        // the pool changed under the mount

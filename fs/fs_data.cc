@@ -15,6 +15,7 @@
 #include <linux/falloc.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "fs/internal.h"
@@ -26,6 +27,17 @@ namespace {
 constexpr uint32_t kMaxRequestBlocks = 256;  // blocks per atomic commit of file data
 
 alignas(4096) const std::byte kZeroPage[65536] = {};
+
+// The next n bytes of fd (a pipe holding a WRITE payload) into dst.
+Status read_fully(int fd, std::byte* dst, size_t n) {
+  for (size_t done = 0; done < n;) {
+    const ssize_t r = ::read(fd, dst + done, n - done);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return IOError(r == 0 ? "write payload: the pipe ended early" : "write payload: read from the pipe failed");
+    done += static_cast<size_t>(r);
+  }
+  return Status::ok();
+}
 
 }  // namespace
 
@@ -110,7 +122,8 @@ Status dax_block_write(WriteCtx& c, uint64_t fb, uint64_t lba, bool fresh, uint3
   if (fresh) zero_from = 0;
   else if (c.old_size < block_start + lo) zero_from = c.old_size > block_start ? static_cast<uint32_t>(c.old_size - block_start) : 0;
   if (zero_from < lo) c.media.fill(d.media_off + zero_from, 0, lo - zero_from);
-  c.media.copy(d.media_off + lo, src, hi - lo);
+  if (c.src_fd >= 0) c.spans.push_back({d.media_off + lo, hi - lo});  // received after the loop
+  else c.media.copy(d.media_off + lo, src, hi - lo);
   if (fresh && hi < kBlockSize) c.media.fill(d.media_off + hi, 0, kBlockSize - hi);
   return Status::ok();
 }
@@ -150,18 +163,30 @@ uint64_t FileSystem::request_blocks() const {
 
 Result<size_t> FileSystem::write(uint64_t ino, uint64_t off, const void* buf, size_t n,
                                  bool append, const KillPriv& kill, bool* privs_dropped) {
+  return write_pieces(ino, off, static_cast<const std::byte*>(buf), -1, n, append, kill, privs_dropped);
+}
+
+Result<size_t> FileSystem::write_from(uint64_t ino, uint64_t off, int fd, size_t n, const KillPriv& kill,
+                                      bool* privs_dropped) {
+  return write_pieces(ino, off, nullptr, fd, n, false, kill, privs_dropped);
+}
+
+// The bytes come from p, or (src_fd >= 0) from the pipe src_fd in order:
+// each piece consumes its bytes before the next one starts.
+Result<size_t> FileSystem::write_pieces(uint64_t ino, uint64_t off, const std::byte* p, int src_fd, size_t n,
+                                        bool append, const KillPriv& kill, bool* privs_dropped) {
   RETURN_IF_ERROR(writable());  // nothing reaches a failed pool, dax data included
   std::shared_ptr<InodeRef> r = ref(ino);
   std::unique_lock<std::shared_mutex> io(r->io);
   // Requests larger than one atomic commit go in consecutive commits.
   size_t done = 0;
-  const auto* p = static_cast<const std::byte*>(buf);
   const size_t chunk = request_blocks() * kBlockSize;
   while (done < n || n == 0) {
     size_t len = std::min(n - done, chunk);
     // Keep chunk boundaries block aligned after the first one.
     if (!append && len == chunk && (off + done) % kBlockSize) len -= (off + done) % kBlockSize;
-    Result<size_t> w = write_locked(ino, append ? 0 : off + done, p + done, len, append, kill, privs_dropped);
+    Result<size_t> w = write_locked(ino, append ? 0 : off + done, p == nullptr ? nullptr : p + done, len, append,
+                                    kill, privs_dropped, src_fd);
     // A later piece that fails (ENOSPC) makes a short write of the pieces
     // already committed, as POSIX wants; only a first failure is an error.
     if (!w.is_ok()) return done > 0 ? Result<size_t>(done) : w.status();
@@ -172,7 +197,7 @@ Result<size_t> FileSystem::write(uint64_t ino, uint64_t off, const void* buf, si
 }
 
 Result<size_t> FileSystem::write_locked(uint64_t ino, uint64_t off, const void* buf, size_t n,
-                                        bool append, const KillPriv& kill, bool* privs_dropped) {
+                                        bool append, const KillPriv& kill, bool* privs_dropped, int src_fd) {
   // Before any in-place store (dax data is written ahead of its commit).
   RETURN_IF_ERROR(check_writable());
   std::unique_lock<std::shared_mutex> lk(meta_mu_);
@@ -185,6 +210,16 @@ Result<size_t> FileSystem::write_locked(uint64_t ino, uint64_t off, const void* 
   if (n == 0) return size_t{0};
   if (off + n > kMaxFileSize || off + n < off) return TooLarge("write beyond the maximum file size");
   WriteCtx c{op, media_, *btt_, ino, in, in->size, (in->flags & kInodeAtomic) != 0, {}};
+  // Payload in a pipe: an atomic file stages it (its blocks are copied into
+  // the BTT's free blocks at the commit); a dax file receives it in place.
+  std::unique_ptr<std::byte[]> staged;
+  if (src_fd >= 0 && c.atomic) {
+    staged.reset(new std::byte[n]);
+    RETURN_IF_ERROR(read_fully(src_fd, staged.get(), n));
+    buf = staged.get();
+  } else if (src_fd >= 0) {
+    c.src_fd = src_fd;
+  }
   if (in->root == 0) {
     ASSIGN_OR_RETURN(in->root, BTree::create(op.txn, *blocks_, NodeKind::kExtent, ino, meta_goal_));
     in->blocks++;
@@ -215,6 +250,7 @@ Result<size_t> FileSystem::write_locked(uint64_t ino, uint64_t off, const void* 
       else RETURN_IF_ERROR(dax_block_write(c, fb, m.lba + i, fresh, lo, hi, s));
     }
   }
+  if (!c.spans.empty()) RETURN_IF_ERROR(media_.receive(c.src_fd, c.spans.data(), c.spans.size()));
   data_goal_ = goal;
   if (!c.atomic) media_.drain();  // dax data durable before it is linked
   in->size = std::max(in->size, off + n);

@@ -163,6 +163,10 @@ struct WriteCtx {
   uint64_t old_size;
   bool atomic;
   std::vector<std::unique_ptr<BlockBuf>> bufs;  // atomic: merged partial blocks
+  // dax, payload in a pipe (FileSystem::write_from): where the bytes go, in
+  // payload order; received after the block loop, before the fence.
+  int src_fd = -1;
+  std::vector<dax::Media::Span> spans;
 };
 // Zeroes bytes [lo, hi) of block fb if it is mapped: in place for dax
 // files, as a whole-block rewrite in the commit for atomic files.

@@ -4,6 +4,7 @@
 // other: INIT amendment, open-reply flags, kill flags seen by the handler,
 // raw handlers and the per-opcode statistics.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -193,6 +194,89 @@ TEST_F(RawChannelTest, AThrowingRawHandlerStillReplies) {
   std::memcpy(&oh, r.data(), sizeof oh);
   EXPECT_EQ(oh.unique, 21u);
   EXPECT_EQ(oh.error, -EIO);
+}
+
+// Splice mode over the socket pair (a SOCK_SEQPACKET socket splices one
+// message at a time, as /dev/fuse splices one request): the header and the
+// fixed body land in libfuse's buffer; a large WRITE's payload stays in the
+// pipe for the handler; what a handler leaves there is drained before the
+// next request; small writes and other requests are read whole.
+TEST_F(RawChannelTest, SpliceModeLeavesLargeWritePayloadsInThePipe) {
+  ch_.enable_splice();
+  std::string payload(8192 + 17, '\0');
+  for (size_t i = 0; i < payload.size(); i++) payload[i] = static_cast<char>('a' + i % 23);
+  fuse_write_in w{};
+  w.size = static_cast<uint32_t>(payload.size());
+  w.offset = 12345;
+  w.write_flags = FUSE_WRITE_KILL_SUIDGID;
+  send(FUSE_WRITE, 31, w, payload);
+  const ssize_t n = libfuse_read();
+  ASSERT_EQ(n, static_cast<ssize_t>(sizeof(fuse_in_header) + sizeof w + payload.size()));
+  EXPECT_TRUE(ch_.splice_enabled()) << "a socket splices: no fallback";
+  fuse_write_in got{};
+  std::memcpy(&got, buf_ + sizeof(fuse_in_header), sizeof got);
+  EXPECT_EQ(got.offset, 12345u);
+  EXPECT_TRUE(RawChannel::current().kill_suidgid()) << "decoded from the header read out of the pipe";
+  const RawChannel::PipedPayload pp = RawChannel::take_piped_payload();
+  ASSERT_GE(pp.fd, 0);
+  ASSERT_EQ(pp.len, payload.size());
+  EXPECT_EQ(RawChannel::take_piped_payload().fd, -1) << "taken once";
+  std::string back(pp.len, '\0');
+  ASSERT_EQ(::read(pp.fd, back.data(), back.size()), static_cast<ssize_t>(back.size()));
+  EXPECT_EQ(back, payload);
+  fuse_write_out wo{};
+  wo.size = w.size;
+  libfuse_reply(31, 0, &wo, sizeof wo);
+  receive();
+
+  // A handler that fails before reading the payload: the next request is
+  // still read from its own first byte.
+  send(FUSE_WRITE, 32, w, payload);
+  ASSERT_GT(libfuse_read(), 0);
+  ASSERT_EQ(RawChannel::take_piped_payload().len, payload.size());
+  libfuse_reply(32, -ENOSPC, nullptr, 0);
+  receive();
+  fuse_getattr_in ga{};
+  ga.fh = 0x1122334455667788ull;
+  send(FUSE_GETATTR, 33, ga);
+  ASSERT_EQ(libfuse_read(), static_cast<ssize_t>(sizeof(fuse_in_header) + sizeof ga));
+  EXPECT_EQ(RawChannel::current().in.unique, 33u);
+  fuse_getattr_in ga_back{};
+  std::memcpy(&ga_back, buf_ + sizeof(fuse_in_header), sizeof ga_back);
+  EXPECT_EQ(ga_back.fh, ga.fh);
+  EXPECT_EQ(RawChannel::take_piped_payload().fd, -1) << "not a write";
+  libfuse_reply(33, -ENOENT, nullptr, 0);
+  receive();
+
+  // A small write is read whole into the buffer.
+  fuse_write_in small{};
+  small.size = 5;
+  send(FUSE_WRITE, 34, small, "hello");
+  ASSERT_EQ(libfuse_read(), static_cast<ssize_t>(sizeof(fuse_in_header) + sizeof small + 5));
+  EXPECT_EQ(RawChannel::take_piped_payload().fd, -1);
+  EXPECT_EQ(std::string(buf_ + sizeof(fuse_in_header) + sizeof small, 5), "hello");
+  wo.size = 5;
+  libfuse_reply(34, 0, &wo, sizeof wo);
+  receive();
+
+  EXPECT_EQ(ch_.stats().spliced_count(), 2u);
+  EXPECT_EQ(ch_.stats().count(FUSE_WRITE), 3u);
+  EXPECT_NE(ch_.stats().to_json({}).find("\"spliced_writes\":{\"count\":2"), std::string::npos)
+      << ch_.stats().to_json({});
+}
+
+// A descriptor that cannot splice (a directory here: splice says EINVAL,
+// read EISDIR) turns splice mode off, and the caller gets read()'s answer.
+TEST_F(RawChannelTest, SpliceModeFallsBackToReadWhereSpliceIsRefused) {
+  ch_.enable_splice();
+  const int dfd = ::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(dfd, 0);
+  const ssize_t n = RawChannel::io_read(dfd, buf_, sizeof buf_, &ch_);
+  const int e = errno;
+  ::close(dfd);
+  EXPECT_EQ(n, -1);
+  EXPECT_EQ(e, EISDIR) << "read()'s error, after splice's EINVAL";
+  EXPECT_FALSE(ch_.splice_enabled()) << "splice refused: the copy path from now on";
 }
 
 TEST(RequestStatsTest, PercentilesAndJson) {

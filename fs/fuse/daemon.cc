@@ -248,7 +248,8 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   // directory's default ACL (fs_acl.cc).
   if ((conn->capable & FUSE_CAP_POSIX_ACL) && (conn->capable & FUSE_CAP_DONT_MASK))
     conn->want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
-  conn->max_write = 1 << 20;
+  // Splice mode: a request must fit the worker's 1 MiB pipe (raw_channel.h).
+  conn->max_write = D(userdata).opts.splice_writes ? RawChannel::kSpliceMaxWrite : 1u << 20;
   conn->max_readahead = 1 << 20;
 }
 
@@ -447,8 +448,12 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
               fuse_file_info* fi) {
   Daemon& d = D(req);
   bool dropped = false;
-  Result<size_t> r = d.fs.write(ino, static_cast<uint64_t>(off), buf, size, false,
-                                kill_of(req, RawChannel::current().kill_suidgid(), false), &dropped);
+  const KillPriv kill = kill_of(req, RawChannel::current().kill_suidgid(), false);
+  // Splice mode: the payload may still be in the pipe (buf is then unread).
+  const RawChannel::PipedPayload piped = RawChannel::take_piped_payload();
+  Result<size_t> r = IOError("spliced write payload of an unexpected size");  // the channel drains it
+  if (piped.fd < 0) r = d.fs.write(ino, static_cast<uint64_t>(off), buf, size, false, kill, &dropped);
+  else if (piped.len == size) r = d.fs.write_from(ino, static_cast<uint64_t>(off), piped.fd, size, kill, &dropped);
   if (dropped) inval_attrs(d, ino);
   if (!r.is_ok()) return reply_err(req, r.status());
   // An O_DIRECT write bypassed the page cache, which other readers of a
@@ -718,6 +723,10 @@ int run(FileSystem& fs, const DaemonOptions& opts) {
   d.channel = &channel;
   DirectOps direct(fs, opts, d.notifier);
   d.direct = &direct;
+  if (opts.splice_writes) {
+    channel.enable_splice();
+    fs.set_max_request_bytes(RawChannel::kSpliceMaxWrite);  // user.untorn.atomic_unit
+  }
   channel.set_raw_handler(FUSE_TMPFILE, [&d](RawChannel& ch, const RawRequest& rq) {
     serve_tmpfile(ch, rq, d.fs, d.opts.entry_timeout_s, d.opts.attr_timeout_s, d.opts.parallel_direct_writes);
   });

@@ -49,6 +49,11 @@ struct DaemonOptions {
   // I/O lock still orders them, but the /dev/fuse copy of one overlaps the
   // commit of another. -o noparallel_direct_writes turns it off.
   bool parallel_direct_writes = true;
+  // -o splice_writes: requests are spliced from /dev/fuse into a pipe and
+  // large WRITE payloads read from it straight into the pool (RawChannel's
+  // splice mode); max_write becomes RawChannel::kSpliceMaxWrite. Off by
+  // default: measured slower than the copy path (README, docs/DESIGN.md).
+  bool splice_writes = false;
   // Kernel cache timeouts (see daemon.cc for why these values).
   double entry_timeout_s = 60.0;
   double attr_timeout_s = 60.0;

@@ -14,9 +14,12 @@
 
 #define FUSE_USE_VERSION 312
 #include <fuse3/fuse_lowlevel.h>
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -41,8 +44,79 @@ struct ThreadState {
   uint64_t bytes = 0;        // WRITE: data bytes
   uint32_t extra_open = 0;   // FOPEN_* to add to this request's open reply
   bool pending = false;      // read, not yet answered
+  int piped_fd = -1;         // splice mode: the pipe holding this WRITE's payload
+  size_t piped_len = 0;
 };
 thread_local ThreadState tl;
+
+// Splice mode: the worker's pipe (closed when the worker thread ends).
+struct ThreadPipe {
+  int r = -1, w = -1;
+  bool failed = false;   // could not be made: this thread reads /dev/fuse
+  bool dirty = false;    // a payload was left in it: drain before the next splice
+  ThreadPipe() = default;
+  ThreadPipe(const ThreadPipe&) = delete;
+  ThreadPipe& operator=(const ThreadPipe&) = delete;
+  ~ThreadPipe() {
+    if (r >= 0) ::close(r);
+    if (w >= 0) ::close(w);
+  }
+  bool ready(size_t bytes) {
+    if (r >= 0) return true;
+    if (failed) return false;
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) {
+      spdlog::warn("splice_writes: no pipe for a worker ({}): it reads /dev/fuse", std::strerror(errno));
+      failed = true;
+      return false;
+    }
+    const int got = ::fcntl(p[0], F_SETPIPE_SZ, static_cast<int>(bytes));
+    if (got < 0 || static_cast<size_t>(got) < bytes) {
+      spdlog::warn("splice_writes: a worker's pipe cannot hold {} bytes ({}): it reads /dev/fuse", bytes,
+                   got < 0 ? std::strerror(errno) : "smaller");
+      ::close(p[0]);
+      ::close(p[1]);
+      failed = true;
+      return false;
+    }
+    r = p[0];
+    w = p[1];
+    return true;
+  }
+  // Discards what a handler left in the pipe.
+  void drain() {
+    dirty = false;
+    int left = 0;
+    if (::ioctl(r, FIONREAD, &left) != 0 || left <= 0) return;
+    alignas(64) char junk[16384];
+    while (left > 0) {
+      const ssize_t n = ::read(r, junk, std::min(sizeof junk, static_cast<size_t>(left)));
+      if (n <= 0) {
+        if (n < 0 && errno == EINTR) continue;
+        break;
+      }
+      left -= static_cast<int>(n);
+    }
+  }
+};
+thread_local ThreadPipe tpipe;
+
+// Reads exactly n bytes of the pipe (they are there: the request was
+// spliced whole). False on a failure (errno set) or an early end.
+bool read_pipe(int fd, void* dst, size_t n) {
+  auto* p = static_cast<char*>(dst);
+  while (n > 0) {
+    const ssize_t r = ::read(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      if (r == 0) errno = EIO;
+      return false;
+    }
+    p += r;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
+}
 
 // Ends the pending request of this thread (errno is kept for libfuse).
 void finish(uint64_t reply_bytes) {
@@ -53,6 +127,8 @@ void finish(uint64_t reply_bytes) {
   tl.pending = false;
   tl.req = RawRequest{};
   tl.extra_open = 0;
+  tl.piped_fd = -1;
+  tl.piped_len = 0;
 }
 
 template <class T>
@@ -169,7 +245,9 @@ ssize_t RawChannel::read_request(int fd, void* buf, size_t len) {
   finish(0);
   errno = saved;
   for (;;) {
-    const ssize_t n = ::read(fd, buf, len);
+    size_t piped = 0;
+    const ssize_t n = splice_.load(std::memory_order_relaxed) ? read_spliced(fd, buf, len, &piped)
+                                                              : ::read(fd, buf, len);
     if (n < static_cast<ssize_t>(sizeof(fuse_in_header))) return n;  // errors and short reads: libfuse's
     RawRequest r;
     std::memcpy(&r.in, buf, sizeof r.in);
@@ -182,6 +260,8 @@ ssize_t RawChannel::read_request(int fd, void* buf, size_t len) {
     tl.fd = fd;
     tl.extra_open = 0;
     tl.pending = true;
+    tl.piped_fd = piped > 0 ? tpipe.r : -1;
+    tl.piped_len = piped;
     if (r.in.opcode == FUSE_INIT) note_init(r);
     if (r.in.opcode < raw_.size() && raw_[r.in.opcode]) {
       dispatch_raw(r);
@@ -189,6 +269,43 @@ ssize_t RawChannel::read_request(int fd, void* buf, size_t len) {
     }
     return n;
   }
+}
+
+ssize_t RawChannel::read_spliced(int fd, void* buf, size_t len, size_t* piped) {
+  *piped = 0;
+  if (!tpipe.ready(kSplicePipeBytes)) return ::read(fd, buf, len);
+  if (tpipe.dirty) tpipe.drain();
+  const ssize_t n = ::splice(fd, nullptr, tpipe.w, nullptr, len, 0);
+  if (n < 0) {
+    if (errno == EINVAL) {
+      // This fd cannot splice (the kernel or a test's socket): the copy path.
+      if (splice_.exchange(false)) spdlog::warn("splice_writes: splice from /dev/fuse refused (EINVAL): reading it instead");
+      return ::read(fd, buf, len);
+    }
+    return n;  // ENODEV (unmounted), EINTR, ENOENT (interrupted request): libfuse's
+  }
+  auto* b = static_cast<std::byte*>(buf);
+  const auto total = static_cast<size_t>(n);
+  if (total < sizeof(fuse_in_header)) return read_pipe(tpipe.r, b, total) ? n : -1;
+  if (!read_pipe(tpipe.r, b, sizeof(fuse_in_header))) return -1;
+  fuse_in_header h;
+  std::memcpy(&h, b, sizeof h);
+  constexpr size_t kWriteHead = sizeof(fuse_in_header) + sizeof(fuse_write_in);
+  size_t keep = 0;
+  if (h.opcode == FUSE_WRITE && total >= kWriteHead + kSpliceMinPayload) keep = total - kWriteHead;
+  if (!read_pipe(tpipe.r, b + sizeof h, total - sizeof h - keep)) return -1;
+  if (keep > 0) tpipe.dirty = true;
+  *piped = keep;
+  return n;
+}
+
+RawChannel::PipedPayload RawChannel::take_piped_payload() {
+  if (!tl.pending || tl.piped_fd < 0) return {};
+  PipedPayload p{tl.piped_fd, tl.piped_len};
+  if (tl.ch != nullptr) tl.ch->stats().record_spliced(p.len);
+  tl.piped_fd = -1;
+  tl.piped_len = 0;
+  return p;
 }
 
 // r is a copy: the handler may still use it after its reply ended tl.req.

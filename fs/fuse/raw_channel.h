@@ -10,7 +10,30 @@
 //     that libfuse runs for that request,
 //   - add FOPEN_* flags to an open or create reply (add_open_flags),
 //   - serve opcodes libfuse does not know itself (set_raw_handler), and
-//   - count requests, reply bytes and latency per opcode (RequestStats).
+//   - count requests, reply bytes and latency per opcode (RequestStats),
+//   - and, in splice mode (enable_splice, mount -o splice_writes), splice
+//     each request from /dev/fuse into a pipe of the worker's own and leave
+//     the payload of a large WRITE there, for the write handler to read
+//     straight into the pool (take_piped_payload).
+//
+// Splice mode in detail. The kernel splices a request into the pipe with
+// the pages of a buffered write referenced, not copied (fs/fuse/dev.c
+// fuse_ref_page; direct-I/O pages are copied), so reading the payload
+// from the pipe into the target blocks is the daemon's only copy, where
+// read() of /dev/fuse and a copy into the pool are two. The whole request
+// must fit into the pipe's slots (one per page, plus one for the header,
+// or the kernel fails the request with EIO): with the 1 MiB pipe every
+// user may have (fs.pipe-max-size) max_write is kSpliceMaxWrite. The
+// header and the fixed part of the body are read from the pipe into
+// libfuse's buffer, so everything the channel does above still works; a
+// WRITE of at least kSpliceMinPayload bytes is returned to libfuse with
+// its payload bytes in the buffer left unread (garbage): its handler must
+// take it from the pipe. Bytes the handler leaves in the pipe (an error
+// before it read them) are drained before the worker's next request. A
+// worker that cannot make its pipe (EMFILE, the user's pipe quota) reads
+// /dev/fuse as without splice; a splice refused with EINVAL turns splice
+// mode off for the mount (logged). Measured slower than the copy path on
+// DRAM-backed pools (README, DESIGN: "Writes by splice"), hence opt-in.
 //
 // Threading: libfuse's worker that reads a request also processes it and
 // sends its reply before it reads the next one (fuse_session_loop_mt,
@@ -95,6 +118,23 @@ class RawChannel {
   // INIT flags (FUSE_* of <linux/fuse.h>, bits >= 32 as in flags2 << 32)
   // to add to libfuse's INIT reply when the kernel offers them.
   void want_init_flags(uint64_t flags) { want_init_ |= flags; }
+  // Splice mode (see above). Configure before attach(); the INIT reply's
+  // max_write must then be at most kSpliceMaxWrite.
+  void enable_splice() { splice_.store(true); }
+  bool splice_enabled() const { return splice_.load(); }
+  static constexpr size_t kSplicePipeBytes = 1 << 20;
+  // 256 pipe slots: the header's, and 255 for the payload's pages when it
+  // does not start on a page boundary.
+  static constexpr uint32_t kSpliceMaxWrite = (1 << 20) - 8 * 1024;
+  static constexpr size_t kSpliceMinPayload = 4096;
+  // The payload of the WRITE the calling thread serves when it is still in
+  // the pipe (fd >= 0: read exactly len bytes from fd, in order); {-1, 0}
+  // when it is in the buffer libfuse passed. Counts the write as spliced.
+  struct PipedPayload {
+    int fd = -1;
+    size_t len = 0;
+  };
+  static PipedPayload take_piped_payload();
   // Installs the custom I/O on a mounted session (its fd stays libfuse's).
   [[nodiscard]] Status attach(fuse_session* se);
 
@@ -123,6 +163,9 @@ class RawChannel {
 
  private:
   ssize_t read_request(int fd, void* buf, size_t len);
+  // splice(fd) into the thread's pipe, then header and body into buf
+  // (a large WRITE's payload stays in the pipe; *piped says how much).
+  ssize_t read_spliced(int fd, void* buf, size_t len, size_t* piped);
   ssize_t write_reply(int fd, struct iovec* iov, int count);
   // Serves a request of a raw opcode (always replies).
   void dispatch_raw(RawRequest r);
@@ -142,6 +185,7 @@ class RawChannel {
   std::atomic<uint32_t> proto_{0};
   std::atomic<uint32_t> kernel_proto_{0};
   std::atomic<uint32_t> max_write_{0};
+  std::atomic<bool> splice_{false};
   RequestStats stats_;
 };
 

@@ -53,7 +53,14 @@ void RequestStats::record(uint32_t opcode, uint64_t bytes, uint64_t latency_ns) 
   o.hist[static_cast<size_t>(bucket_of(latency_ns))].fetch_add(1, std::memory_order_relaxed);
 }
 
+void RequestStats::record_spliced(uint64_t bytes) noexcept {
+  spliced_count_.fetch_add(1, std::memory_order_relaxed);
+  spliced_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+}
+
 void RequestStats::reset() noexcept {
+  spliced_count_.store(0, std::memory_order_relaxed);
+  spliced_bytes_.store(0, std::memory_order_relaxed);
   for (Op& o : ops_) {
     o.count.store(0, std::memory_order_relaxed);
     o.bytes.store(0, std::memory_order_relaxed);
@@ -95,6 +102,8 @@ std::string RequestStats::to_json(const std::vector<std::string>& capabilities) 
   for (const OpSummary& s : summary())
     req[s.name] = {{"count", s.count}, {"bytes", s.bytes}, {"p50_us", s.p50_us}, {"p99_us", s.p99_us}};
   nlohmann::ordered_json j = {{"requests", req}, {"capabilities", capabilities}};
+  if (const uint64_t n = spliced_count(); n > 0)
+    j["spliced_writes"] = {{"count", n}, {"bytes", spliced_bytes_.load(std::memory_order_relaxed)}};
   return j.dump();
 }
 

@@ -38,6 +38,10 @@ class RequestStats {
 
   void record(uint32_t opcode, uint64_t bytes, uint64_t latency_ns) noexcept;
   void reset() noexcept;
+  // A WRITE whose payload went from the splice pipe into the pool
+  // (mount -o splice_writes); in the JSON as "spliced_writes" once nonzero.
+  void record_spliced(uint64_t bytes) noexcept;
+  uint64_t spliced_count() const { return spliced_count_.load(std::memory_order_relaxed); }
 
   struct OpSummary {
     std::string name;  // lower case ("write", "getxattr", ...)
@@ -68,6 +72,8 @@ class RequestStats {
     std::array<std::atomic<uint64_t>, kBuckets> hist{};
   };
   std::array<Op, kOpcodes> ops_{};
+  std::atomic<uint64_t> spliced_count_{0};
+  std::atomic<uint64_t> spliced_bytes_{0};
 };
 
 }  // namespace untorn::fs::fuse
