@@ -6,6 +6,7 @@
 // recalls before truncate, mode switch and chattr +i/+a/-x; a stopped client
 // fenced with its blocks quarantined; a killed client; a killed daemon; a
 // crash loop with a direct writer; fio --verify through the library.
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -35,11 +36,26 @@ untorn_direct_stats dstats() {
   return s;
 }
 
+// LD_PRELOAD=the library, for a child process. In sanitizer builds the
+// library needs the sanitizer's runtime loaded first (the runtime refuses
+// to come after it): the one this test process runs with.
+std::string preload_env() {
+  std::string v = UNTORN_DIRECT_LIB;
+#ifdef UNTORN_SANITIZE_BUILD
+  for (const char* sym : {"__asan_init", "__tsan_init"}) {
+    Dl_info info{};
+    void* p = ::dlsym(RTLD_DEFAULT, sym);
+    if (p && ::dladdr(p, &info) != 0 && info.dli_fname) v = std::string(info.dli_fname) + ":" + v;
+  }
+#endif
+  return "LD_PRELOAD=" + v;
+}
+
 CmdResult helper(const std::vector<std::string>& args, bool direct) {
   std::vector<std::string> argv = {UNTORN_DIRECT_HELPER};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<std::string> env = {"PMEM2_FORCE_GRANULARITY=CACHE_LINE"};
-  if (direct) env.push_back(std::string("LD_PRELOAD=") + UNTORN_DIRECT_LIB);
+  if (direct) env.push_back(preload_env());
   else env.push_back("LD_PRELOAD=");
   return run_command(argv, 60, env);
 }
@@ -61,7 +77,7 @@ class Holder {
     }
     std::vector<std::string> argv_s = {UNTORN_DIRECT_HELPER};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
-    const std::string pre = std::string("LD_PRELOAD=") + UNTORN_DIRECT_LIB;
+    const std::string pre = preload_env();
     std::vector<char*> argv;
     for (auto& a : argv_s) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -665,8 +681,7 @@ TEST_F(FuseDirectTest, FioVerifiesThroughTheLibrary) {
     const std::vector<std::string> argv = {"fio", "--name=v", "--filename=" + file, "--size=4M",
                                            "--bs=4k", "--rw=randwrite", "--ioengine=" + std::string(engine),
                                            "--verify=crc32c", "--do_verify=1", "--minimal"};
-    const CmdResult r = run_command(argv, 120, {std::string("LD_PRELOAD=") + UNTORN_DIRECT_LIB,
-                                                "PMEM2_FORCE_GRANULARITY=CACHE_LINE"});
+    const CmdResult r = run_command(argv, 120, {preload_env(), "PMEM2_FORCE_GRANULARITY=CACHE_LINE"});
     ASSERT_EQ(r.exit_code, 0) << engine << "\n" << r.describe();
     // 1,024 writes and 1,024 verify reads of 4 KiB: served from the pool.
     const nlohmann::json j = stats();
