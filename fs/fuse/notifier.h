@@ -2,7 +2,7 @@
 // Invalidating a file's pages must not run inside the handler that caused
 // it (the kernel may hold the inode or page locks the invalidation needs),
 // so handlers queue the inode and return. Attribute-only invalidations are
-// safe inline (see daemon.cc inval_attrs) and do not come here.
+// safe inline (see inval_attrs in handlers.cc) and do not come here.
 // Threading: inval_inode and inval_range_now from any thread; start after
 // daemonizing (threads do not survive fuse_daemonize's fork), stop before
 // the session goes.

@@ -1,5 +1,5 @@
 // The kernel cache flags of an opened file: one decision for every reply
-// that opens a file (open and create in daemon.cc, FUSE_TMPFILE in
+// that opens a file (open and create in file_ops.cc, FUSE_TMPFILE in
 // posix_ops.cc). Why these flags: the cache notes at the top of daemon.cc.
 #pragma once
 
