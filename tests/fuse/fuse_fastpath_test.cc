@@ -19,6 +19,7 @@
 
 #include "fs/fuse/request_stats.h"
 #include "tests/fuse/fuse_harness.h"
+#include "tests/fuse/stats_json.h"
 
 namespace untorn::fusetest {
 namespace {
@@ -28,15 +29,7 @@ using Json = nlohmann::ordered_json;
 class FuseFastpathTest : public FuseSharedTest {
  protected:
   // `untorn stats MNT --json` (optionally --reset), parsed.
-  Json stats(bool reset = false) {
-    std::vector<std::string> a = {"stats", fs().mnt(), "--json"};
-    if (reset) a.push_back("--reset");
-    const CmdResult r = run_untorn(a);
-    EXPECT_EQ(r.exit_code, 0) << r.describe();
-    Json j = Json::parse(r.out, nullptr, false);
-    EXPECT_FALSE(j.is_discarded()) << r.out;
-    return j;
-  }
+  Json stats(bool reset = false) { return stats_json(fs().mnt(), reset); }
   // Requests of `op` since the last reset (0 if none).
   static uint64_t count(const Json& j, const char* op) {
     if (!j.contains("requests") || !j["requests"].contains(op)) return 0;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "tests/fuse/fuse_harness.h"
+#include "tests/fuse/stats_json.h"
 
 namespace untorn::fusetest {
 namespace {
@@ -30,15 +31,7 @@ class FuseSpliceTest : public FuseSharedTest {
     c.mount_opts = {"splice_writes"};
     return c;
   }
-  Json stats(bool reset = false) {
-    std::vector<std::string> a = {"stats", fs().mnt(), "--json"};
-    if (reset) a.push_back("--reset");
-    const CmdResult r = run_untorn(a);
-    EXPECT_EQ(r.exit_code, 0) << r.describe();
-    Json j = Json::parse(r.out, nullptr, false);
-    EXPECT_FALSE(j.is_discarded()) << r.out;
-    return j;
-  }
+  Json stats(bool reset = false) { return stats_json(fs().mnt(), reset); }
   static uint64_t spliced(const Json& j) {
     return j.contains("spliced_writes") ? j["spliced_writes"]["count"].get<uint64_t>() : 0;
   }
