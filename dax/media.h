@@ -54,6 +54,18 @@ struct BadRange {
   uint64_t len;
 };
 
+// The next n bytes of fd (a pipe holding a WRITE payload: mount -o
+// splice_writes) into dst; kIOError when fd fails or ends early.
+inline Status read_fully(int fd, std::byte* dst, size_t n) {
+  for (size_t done = 0; done < n;) {
+    const ssize_t r = ::read(fd, dst + done, n - done);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return IOError(r == 0 ? "write payload: the pipe ended early" : "write payload: read from the pipe failed");
+    done += static_cast<size_t>(r);
+  }
+  return Status::ok();
+}
+
 class Media {
  public:
   // Registers the mapping with the SIGBUS handler (dax/fault.h).
@@ -116,13 +128,9 @@ class Media {
     for (size_t i = 0; i < count; i++) {
       for (size_t done = 0; done < spans[i].len;) {
         const size_t want = std::min(sizeof buf, spans[i].len - done);
-        const ssize_t r = ::read(fd, buf, want);
-        if (r <= 0) {
-          if (r < 0 && errno == EINTR) continue;
-          return IOError(r == 0 ? "write payload: the pipe ended early" : "write payload: read from the pipe failed");
-        }
-        copy(spans[i].off + done, buf, static_cast<size_t>(r));
-        done += static_cast<size_t>(r);
+        RETURN_IF_ERROR(read_fully(fd, buf, want));
+        copy(spans[i].off + done, buf, want);
+        done += want;
       }
     }
     return Status::ok();

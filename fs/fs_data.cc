@@ -15,7 +15,6 @@
 #include <linux/falloc.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstring>
 
 #include "fs/internal.h"
@@ -27,17 +26,6 @@ namespace {
 constexpr uint32_t kMaxRequestBlocks = 256;  // blocks per atomic commit of file data
 
 alignas(4096) const std::byte kZeroPage[65536] = {};
-
-// The next n bytes of fd (a pipe holding a WRITE payload) into dst.
-Status read_fully(int fd, std::byte* dst, size_t n) {
-  for (size_t done = 0; done < n;) {
-    const ssize_t r = ::read(fd, dst + done, n - done);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return IOError(r == 0 ? "write payload: the pipe ended early" : "write payload: read from the pipe failed");
-    done += static_cast<size_t>(r);
-  }
-  return Status::ok();
-}
 
 }  // namespace
 
@@ -215,7 +203,7 @@ Result<size_t> FileSystem::write_locked(uint64_t ino, uint64_t off, const void* 
   std::unique_ptr<std::byte[]> staged;
   if (src_fd >= 0 && c.atomic) {
     staged.reset(new std::byte[n]);
-    RETURN_IF_ERROR(read_fully(src_fd, staged.get(), n));
+    RETURN_IF_ERROR(dax::read_fully(src_fd, staged.get(), n));
     buf = staged.get();
   } else if (src_fd >= 0) {
     c.src_fd = src_fd;
