@@ -674,6 +674,14 @@ TEST_F(FuseDirectTest, CrashLoopWithADirectWriter) {
 // its own direct access). The file is laid out first, so that the job's
 // I/O are overwrites that the library serves: the daemon sees few of them.
 TEST_F(FuseDirectTest, FioVerifiesThroughTheLibrary) {
+#ifdef __SANITIZE_THREAD__
+  // fio under the TSan runtime: its jobs, forked once the library's recall
+  // thread runs, start threads, which TSan refuses ("starting new threads
+  // after multi-threaded fork"; with die_after_fork=0 it fails on a reused
+  // thread id; fio --thread hangs). The other tests cover the library under
+  // TSan, the normal and ASan builds run this one.
+  GTEST_SKIP() << "fio cannot run under the TSan runtime";
+#endif
   for (const char* engine : {"psync", "mmap"}) {
     const std::string file = p(std::string("fio-") + engine);
     make_file(std::string("fio-") + engine, 4 * kMiB, 'f');
