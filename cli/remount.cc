@@ -67,6 +67,7 @@ RemountWatcher::RemountWatcher(fs::FileSystem& fs, std::string target, std::stri
     : fs_(fs), target_(std::move(target)), source_(std::move(source)) {}
 
 RemountWatcher::~RemountWatcher() {
+  fs_.set_read_only_probe(nullptr);
   if (thread_.joinable()) {
     const uint64_t one = 1;
     (void)!::write(stop_fd_, &one, sizeof one);
@@ -88,19 +89,30 @@ Status RemountWatcher::start() {
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
   if (stop_fd_ < 0) return IOError(std::string("eventfd: ") + std::strerror(errno));
   follow();
+  fs_.set_read_only_probe([this] {
+    follow();
+    return fs_.read_only();
+  });
   thread_ = std::thread([this] { loop(); });
   return Status::ok();
 }
 
-void RemountWatcher::follow() {
-  for (const auto& e : mount_table()) {
-    if (e.id != mount_id_) continue;
-    const bool ro = superblock_read_only(e);
-    if (ro == fs_.read_only()) return;
-    fs_.set_read_only(ro);
-    spdlog::info("{} is now {}", target_, ro ? "read-only" : "read-write");
-    return;
+bool RemountWatcher::follow() {
+  std::lock_guard<std::mutex> g(follow_mu_);
+  // As in start(): a read of the mount table may skip our entry while other
+  // mounts change; a missed remount would leave the daemon in the old mode.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5 * attempt));
+    for (const auto& e : mount_table()) {
+      if (e.id != mount_id_) continue;
+      const bool ro = superblock_read_only(e);
+      if (ro == fs_.read_only()) return true;
+      fs_.set_read_only(ro);
+      spdlog::info("{} is now {}", target_, ro ? "read-only" : "read-write");
+      return true;
+    }
   }
+  return false;
 }
 
 void RemountWatcher::loop() {
@@ -120,7 +132,7 @@ void RemountWatcher::loop() {
     if (p[1].revents) return;
     while (mnt_monitor_next_change(mn.get(), nullptr, nullptr) == 0) {
     }
-    follow();
+    if (!follow()) spdlog::warn("{}: not found in the mount table after a change of it", target_);
   }
 }
 

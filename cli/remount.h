@@ -6,9 +6,13 @@
 //     table (libmount's monitor: the kernel signals every change of
 //     /proc/self/mountinfo) and switches the file system to read-only or
 //     back to read-write when the superblock's ro flag changes, however the
-//     remount was made.
+//     remount was made. The file system also asks it before it refuses a
+//     change as read-only (FileSystem::set_read_only_probe): the kernel
+//     lets writes through as soon as a remount,rw returns, before the
+//     watcher's thread has seen the mount table change.
 #pragma once
 
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -35,12 +39,15 @@ class RemountWatcher {
 
  private:
   void loop();
-  void follow();  // reads the mount's flags, switches the file system
+  // Reads the mount's flags and switches the file system to them; false if
+  // the mount was not found in the mount table (after a few reads).
+  bool follow();
 
   fs::FileSystem& fs_;
   std::string target_, source_;
   int mount_id_ = -1;
   int stop_fd_ = -1;  // eventfd
+  std::mutex follow_mu_;  // one follow() at a time: the thread's and the probe's
   std::thread thread_;
 };
 

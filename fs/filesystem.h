@@ -404,6 +404,13 @@ class FileSystem {
   // (freed at the next mount). Thread-safe.
   void set_read_only(bool ro) { read_only_.store(ro); }
   bool read_only() const { return read_only_.load(); }
+  // Who knows better than read_only(): a callback that says whether the
+  // mount is read-only right now (the daemon's RemountWatcher reads the
+  // kernel mount table, and switches the file system to what it finds).
+  // A change is refused only when the probe agrees, so a write right after
+  // `mount -o remount,rw` is not refused while the watcher's thread has yet
+  // to see the change. Set before the mount serves requests, cleared after.
+  void set_read_only_probe(std::function<bool()> probe) { ro_probe_ = std::move(probe); }
   // Largest write() that is all-or-nothing on an atomic file: one commit
   // of file data, minus a block for a request that starts unaligned.
   uint64_t atomic_unit_bytes() const {
@@ -471,7 +478,8 @@ class FileSystem {
   Result<DaxMap> dax_map_locked(uint64_t ino, size_t max_runs);  // io lock held
   Status map_change(uint64_t ino, MapChange why) { return map_hook_ ? map_hook_(ino, why) : Status::ok(); }
   Status check_writable() const {
-    return read_only() ? ReadOnly("the file system is mounted read-only") : Status::ok();
+    if (!read_only() || (ro_probe_ && !ro_probe_())) return Status::ok();
+    return ReadOnly("the file system is mounted read-only");
   }
   std::unique_ptr<MetaStore> fail_stop(std::unique_ptr<MetaStore> inner) const;
   void remember_identity();
@@ -502,6 +510,7 @@ class FileSystem {
   MapHook map_hook_;        // set before serving, read-only afterwards
   uint64_t max_request_bytes_ = ~uint64_t{0};  // set before serving (set_max_request_bytes)
   std::atomic<bool> read_only_{false};
+  std::function<bool()> ro_probe_;          // set before serving (set_read_only_probe)
   uint64_t identity_[8] = {};               // check_pool's words, read at mount
   std::atomic<bool> changed_{false};        // the pool changed under the mount
   std::atomic<uint64_t> fault_reported_{0};  // media faults logged so far

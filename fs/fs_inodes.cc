@@ -76,7 +76,7 @@ Status FileSystem::Op::commit() {
   if (fs_.read_only()) {
     bool dirty = txn.has_changes();
     for (const Slot& s : slots_) dirty |= s.dirty;
-    if (dirty) return fs_.check_writable();
+    if (dirty) RETURN_IF_ERROR(fs_.check_writable());
   }
   const Superblock& sb = fs_.sb_;
   for (const Slot& s : slots_) {

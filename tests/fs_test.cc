@@ -231,6 +231,33 @@ TEST_P(FsTest, CreateWriteReadAcrossRemount) {
   expect_clean();
 }
 
+// Read-only mode with a probe (the daemon's mount table watcher): a change
+// is refused only while the probe says read-only; when it says read-write
+// (a remount,rw the watcher has yet to see) the change is made and stored.
+TEST_P(FsTest, ReadOnlyAsksTheProbeBeforeRefusing) {
+  const uint64_t f = create(kRootIno, "a");
+  bool still_ro = true;
+  int asked = 0;
+  fs_->set_read_only_probe([&] {
+    ++asked;
+    if (!still_ro) fs_->set_read_only(false);  // as RemountWatcher::follow does
+    return fs_->read_only();
+  });
+  fs_->set_read_only(true);
+  EXPECT_EQ(fs_->mknod(kRootIno, "b", S_IFREG | 0644, 0, cred_).code(), Code::kReadOnly);
+  EXPECT_EQ(fs_->write(f, 0, "x", 1, false).code(), Code::kReadOnly);
+  EXPECT_GE(asked, 2);
+  still_ro = false;
+  ASSERT_TRUE(fs_->mknod(kRootIno, "b", S_IFREG | 0644, 0, cred_).is_ok());
+  EXPECT_FALSE(fs_->read_only());
+  ASSERT_EQ(*fs_->write(f, 0, "x", 1, false), 1u);
+  fs_->set_read_only_probe(nullptr);
+  remount();
+  EXPECT_TRUE(fs_->lookup(kRootIno, "b").is_ok());
+  EXPECT_EQ(read_all(f), "x");
+  expect_clean();
+}
+
 TEST_P(FsTest, NamespaceErrors) {
   const uint64_t f = create(kRootIno, "file");
   auto d = fs_->mkdir(kRootIno, "dir", 0755, cred_);
