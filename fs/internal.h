@@ -14,8 +14,11 @@
 #include <string>
 #include <string_view>
 
+#include "btt/btt.h"
+#include "fs/allocator.h"
 #include "fs/btree.h"
 #include "fs/filesystem.h"
+#include "fs/meta_store.h"
 #include "fs/txn.h"
 
 namespace untorn::fs {
