@@ -183,6 +183,9 @@ Status CsumMetaStore::commit(std::span<const btt::BlockWrite> meta,
     set_start(seq_);
     pos_ = 0;
   }
+  // The record as recovery will check it (max_commit_blocks() keeps every
+  // record within the ring).
+  UNTORN_ASSERT(journal::plausible(h, pos_, ring_));
   for (uint64_t i = 0; i < total; i++) media_.copy(ring_off(pos_ + i), staging_.data() + i * kBlockSize, kBlockSize);
   media_.drain();  // COMMIT POINT: recovery replays this record from here on
   // 3. In place.

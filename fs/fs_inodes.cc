@@ -126,6 +126,7 @@ BTree FileSystem::Op::reader(uint64_t ino, const Inode& in, NodeKind kind) {
 }
 
 Result<uint64_t> FileSystem::Op::new_tree(uint64_t ino, Inode& in, NodeKind kind) {
+  UNTORN_ASSERT(in.root == 0);  // callers give a tree only to an inode without one
   return BTree::create(txn, *fs_.blocks_, kind, ino, fs_.meta_goal_, &in.blocks);
 }
 

@@ -149,6 +149,7 @@ Result<Mapping> ext_map(BTree& t, uint64_t fb, uint64_t max_len) {
 }
 
 Status ext_insert(BTree& t, uint64_t fb, uint64_t lba, uint32_t len) {
+  UNTORN_ASSERT(len >= 1 && len <= kMaxExtentLen);  // a run of Allocator::alloc_run
   uint64_t key;
   std::string v;
   Status st = t.seek_le(fb, &key, &v);
