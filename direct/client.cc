@@ -41,6 +41,12 @@ struct Globals {
   std::map<dev_t, Mount*> mounts;  // nullptr: not direct-capable
   // Live leases by mount and id (ids are per daemon).
   std::map<std::pair<const Mount*, uint64_t>, std::pair<File*, Lease*>> leases;
+  // Files, leases and mounts no longer in use, never freed (client.h): kept
+  // reachable, so that a leak checker (LeakSanitizer) reports only real leaks.
+  std::vector<File*> old_files;
+  std::vector<Lease*> old_leases;
+  std::vector<Mount*> old_mounts;
+  Globals* before_fork = nullptr;  // a fork child's: the parent's (see fork_child)
 };
 Globals* g_globals = nullptr;
 std::once_flag g_globals_once;
@@ -188,6 +194,7 @@ Mount* mount_of(int fd, const struct stat& st) {
   struct statfs fs {};
   Mount* m = nullptr;
   if (::fstatfs(fd, &fs) == 0 && fs.f_type == kFuseSuperMagic) m = connect_mount(fd, st.st_dev);
+  if (it != globals().mounts.end() && it->second) globals().old_mounts.push_back(it->second);
   globals().mounts[st.st_dev] = m;
   return m;
 }
@@ -272,13 +279,17 @@ int take_lease(File* f) {
   bool recalled;
   {
     std::lock_guard<std::mutex> lk(globals().mu);
-    if (old) globals().leases.erase({m, old->id});
+    if (old) {
+      globals().leases.erase({m, old->id});
+      globals().old_leases.push_back(old);
+    }
     // The recall thread checks for the lease under the same mutex: either it
     // found it registered (and retires it once we release f->mu) or it left
     // its id here (and acked: the lease must not be used).
     recalled = m->early_recalls.erase(l->id) > 0;
     end_grant();
     if (!recalled) globals().leases[{m, l->id}] = {f, l};
+    else globals().old_leases.push_back(l);
   }
   if (old_live) release_replaced(f, old);
   if (recalled) {
@@ -386,8 +397,10 @@ void fork_parent() { globals().mu.unlock(); }
 // held across the fork.
 void fork_child() {
   Globals* old = g_globals;
-  g_globals = new Globals;  // the old one's mutex was held across fork: leaked
-  for (auto& f : g_files) f.store(nullptr, std::memory_order_relaxed);
+  g_globals = new Globals;  // the old one's mutex was held across fork: kept, unused
+  g_globals->before_fork = old;
+  for (auto& f : g_files)
+    if (File* was = f.exchange(nullptr, std::memory_order_relaxed)) g_globals->old_files.push_back(was);
   if (!old) return;
   for (auto& [dev, m] : old->mounts) {
     if (!m) continue;
@@ -509,6 +522,7 @@ void release(File* f, bool forever) {
   {
     std::lock_guard<std::mutex> g(globals().mu);
     globals().leases.erase({f->mount, l->id});
+    globals().old_leases.push_back(l);
   }
   f->lease.store(nullptr);
   if (!f->mount->alive) return;
@@ -529,6 +543,8 @@ void detach(int fd) {
   release(f, true);
   errno = saved;
   // f stays allocated: a racing thread may still hold it (client.h).
+  std::lock_guard<std::mutex> lk(globals().mu);
+  globals().old_files.push_back(f);
 }
 
 // l entered (inflight counted) if it is valid, else nullptr.

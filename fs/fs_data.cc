@@ -195,7 +195,7 @@ Result<size_t> FileSystem::write_locked(uint64_t ino, uint64_t off, const void* 
   RETURN_IF_ERROR(check_write(*in, off));
   if (n == 0) return size_t{0};
   if (off + n > kMaxFileSize || off + n < off) return TooLarge("write beyond the maximum file size");
-  WriteCtx c{op, media_, *btt_, ino, in, in->size, (in->flags & kInodeAtomic) != 0, {}};
+  WriteCtx c{op, media_, *btt_, ino, in, in->size, (in->flags & kInodeAtomic) != 0, {}, -1, {}};
   // Payload in a pipe: an atomic file stages it (its blocks are copied into
   // the BTT's free blocks at the commit); a dax file receives it in place.
   std::unique_ptr<std::byte[]> staged;
@@ -328,7 +328,7 @@ Status FileSystem::truncate_locked(uint64_t ino, uint64_t size, const KillPriv* 
       return commit();
     }
     BTree t = op.tree(ino, *in, NodeKind::kExtent);
-    WriteCtx c{op, media_, *btt_, ino, in, in->size, (in->flags & kInodeAtomic) != 0, {}};
+    WriteCtx c{op, media_, *btt_, ino, in, in->size, (in->flags & kInodeAtomic) != 0, {}, -1, {}};
     if (size >= in->size) {
       RETURN_IF_ERROR(prepare_growth(c, t, ~uint64_t{0}, size, *blocks_));
       in->size = size;

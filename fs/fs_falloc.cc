@@ -81,7 +81,7 @@ Status FileSystem::preallocate_round(uint64_t ino, bool keep_size, bool first_ro
     ASSIGN_OR_RETURN(in->root, op.new_tree(ino, *in, NodeKind::kExtent));
   }
   BTree t = op.tree(ino, *in, NodeKind::kExtent);
-  WriteCtx c{op, media_, *btt_, ino, in, in->size, false, {}};
+  WriteCtx c{op, media_, *btt_, ino, in, in->size, false, {}, -1, {}};
   // Stale blocks past EOF go before the file grows over them; only once:
   // later rounds would drop what earlier rounds preallocated.
   if (!keep_size && first_round) RETURN_IF_ERROR(prepare_growth(c, t, ~uint64_t{0}, off + len, *blocks_));
@@ -152,7 +152,7 @@ Status FileSystem::punch_hole(uint64_t ino, uint64_t off, uint64_t len) {
     const uint64_t end = std::min(off + len, in->size);
     if (off >= end || in->root == 0) return Status::ok();
     BTree t = op.tree(ino, *in, NodeKind::kExtent);
-    WriteCtx c{op, media_, *btt_, ino, in, in->size, (in->flags & kInodeAtomic) != 0, {}};
+    WriteCtx c{op, media_, *btt_, ino, in, in->size, (in->flags & kInodeAtomic) != 0, {}, -1, {}};
     if (first_round) {
       const uint64_t first_full = blocks_spanning(off);
       end_full = block_of(end);

@@ -173,7 +173,7 @@ int run(FileSystem& fs, const DaemonOptions& opts) {
   std::vector<char*> argv;
   for (auto& s : argv_s) argv.push_back(s.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
-  Daemon d{fs, opts, {}};
+  Daemon d{fs, opts, {}, nullptr, nullptr, 0, {}, nullptr};
   d.owner = ::getuid();
   if (const char* b = std::getenv("UNTORN_TEST_LOOKUP_BARRIER")) d.barrier.set(static_cast<unsigned>(std::atoi(b)));
   RawChannel channel(&d);

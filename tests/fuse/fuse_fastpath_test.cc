@@ -152,6 +152,49 @@ TEST_F(FuseFastpathTest, RequestsPerOperation) {
   }
 }
 
+// Overwrites in place of an existing file whose pages are not cached (the
+// bench's randwrite): still one WRITE per write() on both data modes. The
+// kernel's write-through path (no writeback cache) copies the bytes into
+// the page and sends them, without first reading the page (no READ), even
+// for a write that covers part of a page, and asks for no attributes.
+TEST_F(FuseFastpathTest, OverwritesOfUncachedPagesCostOneWriteEach) {
+  constexpr int kBlocks = 64, n = 50;
+  for (const char* mode : {"dax", "atomic"}) {
+    SCOPED_TRACE(mode);
+    const std::string f = p(std::string("o_") + mode);
+    ASSERT_EQ(0, write_file(f, ""));
+    ASSERT_SYS(::setxattr(f.c_str(), "user.untorn.mode", mode, std::strlen(mode), 0));
+    ASSERT_EQ(0, write_file(f, std::string(kBlocks * 4096, 'a')));
+    const int fd = ::open(f.c_str(), O_RDWR | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(0, ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED));
+    stats(true);
+    const std::string block(4096, 'w');
+    for (int i = 0; i < n; i++) {
+      const off_t blk = (i * 37) % kBlocks;  // scattered, each block once or twice
+      // Whole pages, then a 512-byte piece in the middle of a page.
+      if (i % 2 == 0) ASSERT_EQ(::pwrite(fd, block.data(), 4096, blk * 4096), 4096);
+      else ASSERT_EQ(::pwrite(fd, block.data(), 512, blk * 4096 + 1024), 512);
+    }
+    const Json j = stats();
+    ::close(fd);
+    EXPECT_EQ(count(j, "write"), uint64_t{n}) << j.dump();
+    EXPECT_EQ(count(j, "read"), 0u) << "no read-modify-write of uncached pages: " << j.dump();
+    EXPECT_EQ(count(j, "getattr"), 0u) << j.dump();
+    EXPECT_EQ(count(j, "setattr"), 0u) << j.dump();
+    EXPECT_LE(count(j, "getxattr"), 1u) << j.dump();
+    // The bytes landed: a whole page and a partial one, read back.
+    std::string back(4096, '\0');
+    const int rfd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(rfd, 0);
+    ASSERT_EQ(::pread(rfd, back.data(), 4096, 0), 4096);  // block 0: whole (i = 0)
+    EXPECT_EQ(back, block);
+    ASSERT_EQ(::pread(rfd, back.data(), 4096, 37 * 4096), 4096);  // block 37: the 512-byte piece (i = 1)
+    EXPECT_EQ(back, std::string(1024, 'a') + std::string(512, 'w') + std::string(4096 - 1536, 'a'));
+    ::close(rfd);
+  }
+}
+
 // Four lookups in one directory meet in the daemon (the barrier test hook
 // holds each until all four are there): the kernel sends them in
 // parallel. Without FUSE_PARALLEL_DIROPS it would send one at a time and
