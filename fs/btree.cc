@@ -199,16 +199,17 @@ Status BTree::load_node(uint64_t lba, const std::byte** out, int expect_level) {
 }
 
 Result<uint64_t> BTree::create(Txn& txn, Allocator& blocks, NodeKind kind, uint64_t owner,
-                               uint64_t goal) {
+                               uint64_t goal, uint64_t* owner_blocks) {
   ASSIGN_OR_RETURN(uint64_t lba, blocks.alloc(txn, goal));
   init_node(txn.fresh(lba), kind, owner, 0);
+  if (owner_blocks != nullptr) ++*owner_blocks;
   return lba;
 }
 
 Result<uint64_t> BTree::new_node(int level) {
   ASSIGN_OR_RETURN(uint64_t lba, alloc_.alloc(txn_, goal_));
   init_node(txn_.fresh(lba), kind_, owner_, level);
-  blocks_delta_++;
+  count(1);
   return lba;
 }
 
@@ -452,7 +453,7 @@ Status BTree::remove_from_parent(std::vector<PathElem>& path, size_t depth) {
   const uint64_t lba = path[depth].lba;
   RETURN_IF_ERROR(alloc_.free(txn_, lba, 1));
   txn_.discard(lba);
-  blocks_delta_--;
+  count(-1);
   ASSIGN_OR_RETURN(std::byte* parent, txn_.mut(path[depth - 1].lba));
   inner_remove(parent, path[depth - 1].slot);
   const NodeHeader h = header(parent);
@@ -480,7 +481,7 @@ Status BTree::collapse_root() {
     std::memcpy(r, copy.data(), kPayload);
     RETURN_IF_ERROR(alloc_.free(txn_, child, 1));
     txn_.discard(child);
-    blocks_delta_--;
+    count(-1);
   }
 }
 
@@ -526,7 +527,7 @@ Status BTree::destroy_node(uint64_t lba, int level) {
   }
   RETURN_IF_ERROR(alloc_.free(txn_, lba, 1));
   txn_.discard(lba);
-  blocks_delta_--;
+  count(-1);
   return Status::ok();
 }
 

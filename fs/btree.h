@@ -7,8 +7,10 @@
 // and an inner root with one child is collapsed; under-full nodes are not
 // merged (lookups stay O(log n) in the number of inserts).
 // All changes go through the caller's Txn, so a whole operation commits
-// atomically. Node blocks are counted in blocks_delta() for the owner's
-// block count. Errors: damaged nodes are kCorruption naming the LBA.
+// atomically. The tree keeps its owner's block count (Inode::blocks): its
+// nodes as they come and go, and the blocks its entries hold (own()), so no
+// caller adjusts the count by hand. Errors: damaged nodes are kCorruption
+// naming the LBA.
 #pragma once
 
 #include <cstdint>
@@ -26,12 +28,17 @@ namespace untorn::fs {
 
 class BTree {
  public:
-  BTree(Txn& txn, Allocator& blocks, NodeKind kind, uint64_t owner, uint64_t root, uint64_t goal)
-      : txn_(txn), alloc_(blocks), kind_(kind), owner_(owner), root_(root), goal_(goal) {}
+  // owner_blocks: the owner's block count, which the tree keeps up to
+  // date; null when nobody counts the tree (the orphan list, readers).
+  BTree(Txn& txn, Allocator& blocks, NodeKind kind, uint64_t owner, uint64_t root, uint64_t goal,
+        uint64_t* owner_blocks)
+      : txn_(txn), alloc_(blocks), kind_(kind), owner_(owner), root_(root), goal_(goal),
+        owner_blocks_(owner_blocks) {}
 
-  // Allocates and initialises an empty tree; returns its root LBA.
+  // Allocates and initialises an empty tree, its root counted in
+  // *owner_blocks (if not null); returns its root LBA.
   static Result<uint64_t> create(Txn& txn, Allocator& blocks, NodeKind kind, uint64_t owner,
-                                 uint64_t goal);
+                                 uint64_t goal, uint64_t* owner_blocks);
 
   // Exact lookup: kNotFound when absent.
   [[nodiscard]] Status get(uint64_t key, std::string* value);
@@ -55,7 +62,9 @@ class BTree {
   // True when the tree has no entries.
   Result<bool> empty();
 
-  int64_t blocks_delta() const { return blocks_delta_; }
+  // The blocks the entries hold (data extents, xattr values) changed by n:
+  // counted with the tree's own.
+  void own(int64_t n) { count(n); }
 
  private:
   struct PathElem {
@@ -73,6 +82,9 @@ class BTree {
   Status walk_node(uint64_t lba, int level, const EntryFn& on_entry, const NodeFn& on_node,
                    bool* stop);
   Status destroy_node(uint64_t lba, int level);
+  void count(int64_t n) {
+    if (owner_blocks_ != nullptr) *owner_blocks_ += static_cast<uint64_t>(n);  // modulo 2^64, as signed
+  }
 
   Txn& txn_;
   Allocator& alloc_;
@@ -80,7 +92,7 @@ class BTree {
   uint64_t owner_;
   uint64_t root_;
   uint64_t goal_;
-  int64_t blocks_delta_ = 0;
+  uint64_t* owner_blocks_;
 };
 
 }  // namespace untorn::fs

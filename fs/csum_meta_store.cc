@@ -33,15 +33,14 @@ bool all_zero(const std::byte* p, size_t n) {
   return true;
 }
 
-uint32_t super_crc(const JournalSuper& s) { return crc32c(&s, offsetof(JournalSuper, crc)); }
+}  // namespace
 
-// The journal record codec (layout.h): header block(s) {JournalRecordHeader,
-// lba[n], BTT group record}, then n sealed images. commit() encodes with it,
-// read_record() and recover() decode with it.
+namespace journal {
+
 size_t header_bytes(uint32_t n, uint32_t group_bytes) {
   return sizeof(JournalRecordHeader) + n * sizeof(uint64_t) + group_bytes;
 }
-size_t lba_off(uint32_t i) { return sizeof(JournalRecordHeader) + i * sizeof(uint64_t); }
+static size_t lba_off(uint32_t i) { return sizeof(JournalRecordHeader) + i * sizeof(uint64_t); }
 size_t group_off(uint32_t n) { return lba_off(n); }
 void put_lba(std::byte* hdr, uint32_t i, uint64_t lba) { std::memcpy(hdr + lba_off(i), &lba, sizeof lba); }
 uint64_t get_lba(const std::byte* hdr, uint32_t i) {
@@ -49,17 +48,19 @@ uint64_t get_lba(const std::byte* hdr, uint32_t i) {
   std::memcpy(&lba, hdr + lba_off(i), sizeof lba);
   return lba;
 }
-// The record checksum: the header with crc = 0, the lbas and the group
-// record (the header bytes of `hdr`), then each image's trailer crc (the
-// trailer crc covers its image: a torn image fails one or the other).
+bool plausible(const JournalRecordHeader& h, uint64_t pos, uint64_t ring) {
+  return h.magic == kJournalRecordMagic && h.hdr_blocks != 0 && pos + h.hdr_blocks + h.nblocks <= ring &&
+         header_bytes(h.nblocks, h.group_bytes) <= h.hdr_blocks * size_t{kBlockSize};
+}
 uint32_t record_crc(JournalRecordHeader h, const std::byte* hdr, std::span<const uint32_t> image_crcs) {
   h.crc = 0;
   uint32_t crc = crc32c(&h, sizeof h);
   crc = crc32c(hdr + sizeof h, header_bytes(h.nblocks, h.group_bytes) - sizeof h, crc);
   return crc32c(image_crcs.data(), image_crcs.size() * 4, crc);
 }
+uint32_t super_crc(const JournalSuper& s) { return crc32c(&s, offsetof(JournalSuper, crc)); }
 
-}  // namespace
+}  // namespace journal
 
 void CsumMetaStore::seal(std::byte* block, uint64_t lba) {
   BlockTrailer t{block_crc(block, lba), kTrailerMagic, lba};
@@ -97,7 +98,7 @@ Status CsumMetaStore::map_journal() {
 
 Status CsumMetaStore::write_super(uint64_t start_seq) {
   JournalSuper s{kJournalSuperMagic, 1, static_cast<uint32_t>(ring_), 0, start_seq};
-  s.crc = super_crc(s);
+  s.crc = journal::super_crc(s);
   media_.persist_copy(super_off_, &s, sizeof s);
   return Status::ok();
 }
@@ -159,7 +160,7 @@ Status CsumMetaStore::commit(std::span<const btt::BlockWrite> meta,
   }
   const std::span<const std::byte> group = ticket.live() ? ticket.record() : std::span<const std::byte>();
   const auto n = static_cast<uint32_t>(meta.size());
-  const size_t hbytes = header_bytes(n, static_cast<uint32_t>(group.size()));
+  const size_t hbytes = journal::header_bytes(n, static_cast<uint32_t>(group.size()));
   const auto hblocks = static_cast<uint32_t>((hbytes + kBlockSize - 1) / kBlockSize);
   staging_.assign((hblocks + n) * size_t{kBlockSize}, std::byte{0});
   std::byte* images = staging_.data() + hblocks * size_t{kBlockSize};
@@ -171,9 +172,9 @@ Status CsumMetaStore::commit(std::span<const btt::BlockWrite> meta,
   }
   JournalRecordHeader h{kJournalRecordMagic, n, seq_, hblocks, static_cast<uint32_t>(group.size()), 0, 0};
   std::byte* hp = staging_.data();
-  for (uint32_t i = 0; i < n; i++) put_lba(hp, i, meta[i].lba);
-  if (!group.empty()) std::memcpy(hp + group_off(n), group.data(), group.size());
-  h.crc = record_crc(h, hp, image_crcs);
+  for (uint32_t i = 0; i < n; i++) journal::put_lba(hp, i, meta[i].lba);
+  if (!group.empty()) std::memcpy(hp + journal::group_off(n), group.data(), group.size());
+  h.crc = journal::record_crc(h, hp, image_crcs);
   std::memcpy(hp, &h, sizeof h);
   // 2. The record, contiguous in the ring; wrapping first moves the
   // journal's start (every earlier record is already applied).
@@ -182,6 +183,9 @@ Status CsumMetaStore::commit(std::span<const btt::BlockWrite> meta,
     set_start(seq_);
     pos_ = 0;
   }
+  // The record as recovery will check it (max_commit_blocks() keeps every
+  // record within the ring).
+  UNTORN_ASSERT(journal::plausible(h, pos_, ring_));
   for (uint64_t i = 0; i < total; i++) media_.copy(ring_off(pos_ + i), staging_.data() + i * kBlockSize, kBlockSize);
   media_.drain();  // COMMIT POINT: recovery replays this record from here on
   // 3. In place.
@@ -202,29 +206,26 @@ static Result<std::vector<std::byte>> read_record(const dax::Media& m,
   const uint64_t ring = offs.size();
   if (pos >= ring) return NotFound("end");
   m.read(offs[pos], h, sizeof *h);
-  if (h->magic != kJournalRecordMagic || h->seq != seq || h->hdr_blocks == 0 ||
-      pos + h->hdr_blocks + h->nblocks > ring ||
-      header_bytes(h->nblocks, h->group_bytes) > h->hdr_blocks * size_t{kBlockSize})
-    return NotFound("end");
+  if (h->seq != seq || !journal::plausible(*h, pos, ring)) return NotFound("end");
   std::vector<std::byte> rec((h->hdr_blocks + h->nblocks) * size_t{kBlockSize});
   for (uint64_t i = 0; i < h->hdr_blocks + h->nblocks; i++) m.read(offs[pos + i], rec.data() + i * kBlockSize, kBlockSize);
   std::vector<uint32_t> ic(h->nblocks);
   for (uint32_t i = 0; i < h->nblocks; i++) {
     const std::byte* img = rec.data() + (h->hdr_blocks + i) * size_t{kBlockSize};
-    const uint64_t lba = get_lba(rec.data(), i);
+    const uint64_t lba = journal::get_lba(rec.data(), i);
     BlockTrailer t;
     std::memcpy(&t, img + kPayload, sizeof t);
     if (t.magic != kTrailerMagic || t.lba != lba || t.crc != block_crc(img, lba)) return NotFound("torn image");
     ic[i] = t.crc;
   }
-  if (record_crc(*h, rec.data(), ic) != h->crc) return NotFound("torn record");
+  if (journal::record_crc(*h, rec.data(), ic) != h->crc) return NotFound("torn record");
   return rec;
 }
 
 Status CsumMetaStore::recover() {
   JournalSuper s;
   media_.read(super_off_, &s, sizeof s);
-  if (s.magic != kJournalSuperMagic || s.crc != super_crc(s) || s.ring_blocks != ring_ || s.start_seq == 0)
+  if (s.magic != kJournalSuperMagic || s.crc != journal::super_crc(s) || s.ring_blocks != ring_ || s.start_seq == 0)
     return Corruption("csum journal super block at LBA " + std::to_string(journal_lba_) + " is damaged");
   // Follow consecutive records; only the last one can be partly applied.
   uint64_t seq = s.start_seq, pos = 0;
@@ -252,12 +253,12 @@ Status CsumMetaStore::recover() {
   if (last.empty()) return Status::ok();
   const std::byte* hp = last.data();
   for (uint32_t i = 0; i < last_h.nblocks; i++) {
-    ASSIGN_OR_RETURN(btt::DaxBlock d, btt_.dax_block(get_lba(hp, i), btt::DaxIntent::kOverwrite));
+    ASSIGN_OR_RETURN(btt::DaxBlock d, btt_.dax_block(journal::get_lba(hp, i), btt::DaxIntent::kOverwrite));
     media_.copy(d.media_off, last.data() + (last_h.hdr_blocks + i) * size_t{kBlockSize}, kBlockSize);
   }
   media_.drain();
   if (last_h.group_bytes != 0)
-    RETURN_IF_ERROR(btt_.apply_group_record({hp + group_off(last_h.nblocks), last_h.group_bytes}));
+    RETURN_IF_ERROR(btt_.apply_group_record({hp + journal::group_off(last_h.nblocks), last_h.group_bytes}));
   replayed_ = 1;
   return Status::ok();
 }

@@ -53,15 +53,23 @@
 #include <unordered_map>
 #include <vector>
 
-#include "btt/btt.h"
+#include "btt/params.h"
 #include "dax/media.h"
 #include "dax/status.h"
-#include "fs/allocator.h"
 #include "fs/layout.h"
-#include "fs/meta_store.h"
+#include "util/check_report.h"
 #include "util/mutex.h"
 
+// The BTT, the metadata store and the allocators are the core's own: the
+// public header names them only (fs/internal.h includes them).
+namespace untorn::btt {
+class Btt;
+}  // namespace untorn::btt
+
 namespace untorn::fs {
+
+class Allocator;
+class MetaStore;
 
 struct Cred {
   uint32_t uid = 0;

@@ -84,10 +84,8 @@ Status prepare_growth(WriteCtx& c, BTree& t, uint64_t first_written_fb, uint64_t
                       Allocator& blocks) {
   if (new_end <= c.old_size) return Status::ok();
   const uint64_t eof_blocks = blocks_spanning(c.old_size);
-  uint64_t freed = 0;
-  ASSIGN_OR_RETURN(uint64_t stop, ext_punch(t, c.op.txn, blocks, eof_blocks, blocks_spanning(new_end), ~size_t{0}, &freed));
+  ASSIGN_OR_RETURN(uint64_t stop, ext_punch(t, c.op.txn, blocks, eof_blocks, blocks_spanning(new_end), ~size_t{0}));
   (void)stop;
-  c.in->blocks -= freed;
   // The write itself rewrites the EOF block when it starts at or before it.
   if (c.old_size % kBlockSize != 0 && block_of(c.old_size) < first_written_fb)
     RETURN_IF_ERROR(zero_in_block(c, t, block_of(c.old_size), c.old_size % kBlockSize, kBlockSize));
@@ -209,8 +207,7 @@ Result<size_t> FileSystem::write_locked(uint64_t ino, uint64_t off, const void* 
     c.src_fd = src_fd;
   }
   if (in->root == 0) {
-    ASSIGN_OR_RETURN(in->root, BTree::create(op.txn, *blocks_, NodeKind::kExtent, ino, meta_goal_));
-    in->blocks++;
+    ASSIGN_OR_RETURN(in->root, op.new_tree(ino, *in, NodeKind::kExtent));
   }
   BTree t = op.tree(ino, *in, NodeKind::kExtent);
   const uint64_t first = block_of(off);
@@ -225,7 +222,6 @@ Result<size_t> FileSystem::write_locked(uint64_t ino, uint64_t off, const void* 
       ASSIGN_OR_RETURN(auto run, blocks_->alloc_run(op.txn, goal, static_cast<uint32_t>(std::min<uint64_t>(m.len, kMaxExtentLen))));
       RETURN_IF_ERROR(ext_insert(t, fb, run.first, run.second));
       m = Mapping{run.first, run.second};
-      in->blocks += run.second;
       fresh = true;
     }
     goal = m.lba + m.len;
@@ -243,7 +239,6 @@ Result<size_t> FileSystem::write_locked(uint64_t ino, uint64_t off, const void* 
   if (!c.atomic) media_.drain();  // dax data durable before it is linked
   in->size = std::max(in->size, off + n);
   in->mtime = in->ctime = now_ts();
-  in->blocks += t.blocks_delta();
   bool dropped = false;
   RETURN_IF_ERROR(drop_privs(op, ino, in, kill, &dropped));  // same commit as the data
   op.dirty(ino);
@@ -337,17 +332,13 @@ Status FileSystem::truncate_locked(uint64_t ino, uint64_t size, const KillPriv* 
     if (size >= in->size) {
       RETURN_IF_ERROR(prepare_growth(c, t, ~uint64_t{0}, size, *blocks_));
       in->size = size;
-      in->blocks += t.blocks_delta();
       op.dirty(ino);
       if (!c.atomic) media_.drain();
       return commit();
     }
     in->size = size;
-    uint64_t freed = 0;
     const uint64_t end = blocks_spanning(c.old_size);
-    ASSIGN_OR_RETURN(uint64_t stop, ext_punch(t, op.txn, *blocks_, blocks_spanning(size), end, budget, &freed));
-    in->blocks -= freed;
-    in->blocks += t.blocks_delta();
+    ASSIGN_OR_RETURN(uint64_t stop, ext_punch(t, op.txn, *blocks_, blocks_spanning(size), end, budget));
     op.dirty(ino);
     RETURN_IF_ERROR(commit());
     if (stop >= end) return Status::ok();

@@ -56,13 +56,11 @@ Status FileSystem::unmap_runs(uint64_t ino, const std::vector<std::pair<uint64_t
     Op op(*this);
     ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
     BTree t = op.tree(ino, *in, NodeKind::kExtent);
-    uint64_t freed = 0;
     while (i < runs.size() && op.txn.pending_blocks() < budget) {
       const uint64_t end = runs[i].first + runs[i].second;
-      ASSIGN_OR_RETURN(fb, ext_punch(t, op.txn, *blocks_, fb, end, budget, &freed));
+      ASSIGN_OR_RETURN(fb, ext_punch(t, op.txn, *blocks_, fb, end, budget));
       if (fb >= end && ++i < runs.size()) fb = runs[i].first;
     }
-    in->blocks = in->blocks - freed + t.blocks_delta();
     op.dirty(ino);
     RETURN_IF_ERROR(op.commit());
   }
@@ -80,8 +78,7 @@ Status FileSystem::preallocate_round(uint64_t ino, bool keep_size, bool first_ro
   ASSIGN_OR_RETURN(Inode* in, op.inode(ino));
   RETURN_IF_ERROR(check_regular(*in));
   if (in->root == 0) {
-    ASSIGN_OR_RETURN(in->root, BTree::create(op.txn, *blocks_, NodeKind::kExtent, ino, meta_goal_));
-    in->blocks++;
+    ASSIGN_OR_RETURN(in->root, op.new_tree(ino, *in, NodeKind::kExtent));
   }
   BTree t = op.tree(ino, *in, NodeKind::kExtent);
   WriteCtx c{op, media_, *btt_, ino, in, in->size, false, {}, -1, {}};
@@ -104,14 +101,12 @@ Status FileSystem::preallocate_round(uint64_t ino, bool keep_size, bool first_ro
     }
     RETURN_IF_ERROR(ext_insert(t, *fb, run.first, run.second));
     mapped.emplace_back(*fb, run.second);
-    in->blocks += run.second;
     data_goal_ = run.first + run.second;
     *fb += run.second;
     allocated += run.second;
   }
   media_.drain();
   if (!keep_size && *fb > last) in->size = std::max(in->size, off + len);
-  in->blocks += t.blocks_delta();
   in->ctime = now_ts();
   op.dirty(ino);
   RETURN_IF_ERROR(op.commit());
@@ -171,11 +166,9 @@ Status FileSystem::punch_hole(uint64_t ino, uint64_t off, uint64_t len) {
       fb = first_full;
       if (!c.atomic) media_.drain();
     }
-    uint64_t freed = 0;
     if (fb < end_full) {
-      ASSIGN_OR_RETURN(fb, ext_punch(t, op.txn, *blocks_, fb, end_full, budget, &freed));
+      ASSIGN_OR_RETURN(fb, ext_punch(t, op.txn, *blocks_, fb, end_full, budget));
     }
-    in->blocks = in->blocks - freed + t.blocks_delta();
     in->mtime = in->ctime = now_ts();
     op.dirty(ino);
     RETURN_IF_ERROR(op.commit());

@@ -70,7 +70,7 @@ uint64_t claim_inode(Walk& w, uint64_t ino, const Inode& in) {
     return count;
   }
   if (in.root == 0) return count;
-  BTree t = w.op.tree(ino, in, S_ISDIR(in.mode) ? NodeKind::kDir : NodeKind::kExtent);
+  BTree t = w.op.reader(ino, in, S_ISDIR(in.mode) ? NodeKind::kDir : NodeKind::kExtent);
   Status st = t.walk(
       [&](uint64_t key, std::string_view v) {
         if (S_ISREG(in.mode)) {
@@ -93,7 +93,7 @@ uint64_t claim_inode(Walk& w, uint64_t ino, const Inode& in) {
 }
 
 void walk_dir(Walk& w, uint64_t ino, const Inode& dir, std::deque<uint64_t>* queue) {
-  BTree t = w.op.tree(ino, dir, NodeKind::kDir);
+  BTree t = w.op.reader(ino, dir, NodeKind::kDir);
   uint64_t entries = 0;
   Status st = t.walk(
       [&](uint64_t key, std::string_view v) {

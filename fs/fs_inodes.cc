@@ -96,7 +96,7 @@ Result<BTree> FileSystem::Op::orphans() {
       return Corruption("state block (LBA 0) is damaged");
     orphan_root_ = st.orphan_root;
   }
-  return BTree(txn, *fs_.blocks_, NodeKind::kOrphan, 0, orphan_root_, fs_.meta_goal_);
+  return BTree(txn, *fs_.blocks_, NodeKind::kOrphan, 0, orphan_root_, fs_.meta_goal_, nullptr);  // nobody's
 }
 
 Attr FileSystem::Op::attr(uint64_t ino, const Inode& in) const {
@@ -117,8 +117,17 @@ Attr FileSystem::Op::attr(uint64_t ino, const Inode& in) const {
   return a;
 }
 
-BTree FileSystem::Op::tree(uint64_t ino, const Inode& in, NodeKind kind) {
-  return BTree(txn, *fs_.blocks_, kind, ino, in.root, fs_.meta_goal_);
+BTree FileSystem::Op::tree(uint64_t ino, Inode& in, NodeKind kind) {
+  return BTree(txn, *fs_.blocks_, kind, ino, in.root, fs_.meta_goal_, &in.blocks);
+}
+
+BTree FileSystem::Op::reader(uint64_t ino, const Inode& in, NodeKind kind) {
+  return BTree(txn, *fs_.blocks_, kind, ino, in.root, fs_.meta_goal_, nullptr);
+}
+
+Result<uint64_t> FileSystem::Op::new_tree(uint64_t ino, Inode& in, NodeKind kind) {
+  UNTORN_ASSERT(in.root == 0);  // callers give a tree only to an inode without one
+  return BTree::create(txn, *fs_.blocks_, kind, ino, fs_.meta_goal_, &in.blocks);
 }
 
 // ------------------------------------------------------ inode references
@@ -201,9 +210,7 @@ Status FileSystem::destroy_inode(uint64_t ino) {
     if (in->nlink > 0) return Status::ok();
     if (is_reg(in->mode) && in->root != 0) {
       BTree t = op.tree(ino, *in, NodeKind::kExtent);
-      uint64_t freed = 0;
-      ASSIGN_OR_RETURN(uint64_t stop, ext_punch(t, op.txn, *blocks_, 0, kAllBlocks, budget, &freed));
-      in->blocks -= freed;
+      ASSIGN_OR_RETURN(uint64_t stop, ext_punch(t, op.txn, *blocks_, 0, kAllBlocks, budget));
       op.dirty(ino);
       if (stop != kAllBlocks) {
         RETURN_IF_ERROR(op.commit());

@@ -326,19 +326,18 @@ Status FileSystem::mkfs(dax::Media& media, const MkfsOptions& o) {
     }
   }
   Txn txn(store);
-  ASSIGN_OR_RETURN(uint64_t orphan_root, BTree::create(txn, blocks, NodeKind::kOrphan, 0, sb.first_data_lba));
+  ASSIGN_OR_RETURN(uint64_t orphan_root, BTree::create(txn, blocks, NodeKind::kOrphan, 0, sb.first_data_lba, nullptr));
   StateBlock st{};
   st.magic = kStateMagic;
   st.orphan_root = orphan_root;
   std::memcpy(txn.fresh(sb.state_lba), &st, sizeof st);
   RETURN_IF_ERROR(inodes.mark_used(txn, kRootIno, 1));
-  ASSIGN_OR_RETURN(uint64_t dir_root, BTree::create(txn, blocks, NodeKind::kDir, kRootIno, sb.first_data_lba));
   Inode root{};
+  ASSIGN_OR_RETURN(uint64_t dir_root, BTree::create(txn, blocks, NodeKind::kDir, kRootIno, sb.first_data_lba, &root.blocks));
   root.mode = S_IFDIR | 0755;
   root.nlink = 2;
   root.uid = getuid();
   root.gid = getgid();
-  root.blocks = 1;
   root.atime = root.mtime = root.ctime = root.btime = now_ts();
   root.generation = 1;
   root.root = dir_root;

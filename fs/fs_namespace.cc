@@ -110,8 +110,7 @@ Result<Attr> FileSystem::make_node(uint64_t parent, std::string_view name, uint3
   init.flags = inherited_flags(*dir, mode, sb_) | (tmp ? kInodeTmpfile : 0);
   ASSIGN_OR_RETURN(Inode* in, op.create_inode(ino, init));
   if (S_ISDIR(mode)) {
-    ASSIGN_OR_RETURN(in->root, BTree::create(op.txn, op.blocks(), NodeKind::kDir, ino, meta_goal_));
-    in->blocks = 1;
+    ASSIGN_OR_RETURN(in->root, op.new_tree(ino, *in, NodeKind::kDir));
     in->parent = parent;
     dir->nlink++;
   } else if (S_ISLNK(mode)) {
@@ -133,7 +132,6 @@ Result<Attr> FileSystem::make_node(uint64_t parent, std::string_view name, uint3
   } else {
     RETURN_IF_ERROR(dir_add(t, name, ino, dtype_of(mode)));
     dir->size++;
-    dir->blocks += t.blocks_delta();
     touch_dir(dir, now);
     op.dirty(parent);
   }
@@ -204,7 +202,6 @@ Result<Attr> FileSystem::link(uint64_t ino, uint64_t newparent, std::string_view
   in->nlink++;
   in->ctime = now;
   dir->size++;
-  dir->blocks += t.blocks_delta();
   touch_dir(dir, now);
   op.dirty(ino);
   op.dirty(newparent);
@@ -246,7 +243,6 @@ Status FileSystem::remove_entry(uint64_t parent, std::string_view name, bool dir
     RETURN_IF_ERROR(t.erase(e.key));
     const Timespec now = now_ts();
     dir->size--;
-    dir->blocks += t.blocks_delta();
     if (dir_wanted) dir->nlink--;
     touch_dir(dir, now);
     op.dirty(parent);
@@ -413,7 +409,6 @@ Status rename_move(const RenameSides& s, bool whiteout, const Cred& c, const Tim
     RETURN_IF_ERROR(st2.erase(se2.key));
     s.sdir->size--;
   }
-  s.sdir->blocks += st2.blocks_delta();
   if (is_dir(s.src->mode) && s.parent != s.newparent) {
     s.src->parent = s.newparent;
     s.sdir->nlink--;
@@ -454,8 +449,6 @@ Status FileSystem::rename(uint64_t parent, std::string_view name, uint64_t newpa
     const Timespec now = now_ts();
     if (flags & RENAME_EXCHANGE) RETURN_IF_ERROR(rename_exchange(s, now));
     else RETURN_IF_ERROR(rename_move(s, flags & RENAME_WHITEOUT, c, now, &victim, &unlinked));
-    ddir->blocks += dt.blocks_delta();
-    sdir->blocks += st.blocks_delta();
     touch_dir(sdir, now);
     touch_dir(ddir, now);
     op.dirty(parent);

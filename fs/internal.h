@@ -14,8 +14,11 @@
 #include <string>
 #include <string_view>
 
+#include "btt/btt.h"
+#include "fs/allocator.h"
 #include "fs/btree.h"
 #include "fs/filesystem.h"
+#include "fs/meta_store.h"
 #include "fs/txn.h"
 
 namespace untorn::fs {
@@ -55,7 +58,12 @@ class FileSystem::Op {
   // Frees the inode slot at commit (keeps its generation).
   void clear_inode(uint64_t ino);
   Attr attr(uint64_t ino, const Inode& in) const;
-  BTree tree(uint64_t ino, const Inode& in, NodeKind kind);
+  // The tree of inode `in` (one of this Op's), which keeps in.blocks.
+  BTree tree(uint64_t ino, Inode& in, NodeKind kind);
+  // The same tree for lookups and walks only: it counts nowhere.
+  BTree reader(uint64_t ino, const Inode& in, NodeKind kind);
+  // A new empty tree of inode `in`, its root counted in in.blocks.
+  Result<uint64_t> new_tree(uint64_t ino, Inode& in, NodeKind kind);
   Result<BTree> orphans();
   Allocator& blocks() { return *fs_.blocks_; }
   Allocator& inodes() { return *fs_.inodes_; }
@@ -102,10 +110,12 @@ struct Mapping {
 // Mapping of file block fb, at most max_len blocks long.
 Result<Mapping> ext_map(BTree& t, uint64_t fb, uint64_t max_len);
 Status ext_insert(BTree& t, uint64_t fb, uint64_t lba, uint32_t len);
+// Inserting counts the extent's blocks with the tree's own (BTree::own);
+// punching uncounts the blocks it frees.
 // Removes mappings in [fb, end) and frees their blocks, stopping once the
 // transaction holds `budget` blocks; returns where it stopped (end = done).
 Result<uint64_t> ext_punch(BTree& t, Txn& txn, Allocator& blocks, uint64_t fb, uint64_t end,
-                           size_t budget, uint64_t* freed);
+                           size_t budget);
 // First mapped block >= fb, or kNotFound.
 Result<uint64_t> ext_next_data(BTree& t, uint64_t fb);
 

@@ -64,6 +64,26 @@ class BttMetaStore final : public MetaStore {
 // group, whose commit record rides inside the journal record, so data and
 // metadata of a request commit together. Recovery replays the last record
 // of the journal (earlier ones were fully applied before the next began).
+// The csum journal's record codec (layout.h): header block(s)
+// {JournalRecordHeader, lba[n], BTT group record}, then n sealed images.
+// CsumMetaStore encodes and decodes records with it; the fuzz harness
+// (tests/fuzz) reseals the records it damages with it.
+namespace journal {
+// Bytes of a record's header part: the header, the lbas, the group record.
+size_t header_bytes(uint32_t nblocks, uint32_t group_bytes);
+size_t group_off(uint32_t nblocks);  // where the BTT group record starts
+void put_lba(std::byte* hdr, uint32_t i, uint64_t lba);
+uint64_t get_lba(const std::byte* hdr, uint32_t i);
+// h could head a record at ring block pos of a ring of `ring` blocks: its
+// magic, and its sizes fit its header blocks and the ring (seq unchecked).
+bool plausible(const JournalRecordHeader& h, uint64_t pos, uint64_t ring);
+// The record checksum: the header with crc = 0, the lbas and the group
+// record (the header bytes of `hdr`), then each image's trailer crc (the
+// trailer crc covers its image: a torn image fails one or the other).
+uint32_t record_crc(JournalRecordHeader h, const std::byte* hdr, std::span<const uint32_t> image_crcs);
+uint32_t super_crc(const JournalSuper& s);
+}  // namespace journal
+
 class CsumMetaStore final : public MetaStore {
  public:
   // Opens the journal [journal_lba, +journal_blocks) and replays it.

@@ -149,6 +149,7 @@ Result<Mapping> ext_map(BTree& t, uint64_t fb, uint64_t max_len) {
 }
 
 Status ext_insert(BTree& t, uint64_t fb, uint64_t lba, uint32_t len) {
+  UNTORN_ASSERT(len >= 1 && len <= kMaxExtentLen);  // a run of Allocator::alloc_run
   uint64_t key;
   std::string v;
   Status st = t.seek_le(fb, &key, &v);
@@ -156,16 +157,21 @@ Status ext_insert(BTree& t, uint64_t fb, uint64_t lba, uint32_t len) {
     ExtentValue e;
     RETURN_IF_ERROR(decode_extent(key, v, &e));
     UNTORN_ASSERT(key + e.len <= fb);  // callers only map holes
-    if (key + e.len == fb && e.lba + e.len == lba && uint64_t{e.len} + len <= kMaxExtentLen)
-      return t.update(key, encode_extent(e.lba, e.len + len));
+    if (key + e.len == fb && e.lba + e.len == lba && uint64_t{e.len} + len <= kMaxExtentLen) {
+      RETURN_IF_ERROR(t.update(key, encode_extent(e.lba, e.len + len)));
+      t.own(len);
+      return Status::ok();
+    }
   } else if (st.code() != Code::kNotFound) {
     return st;
   }
-  return t.insert(fb, encode_extent(lba, len));
+  RETURN_IF_ERROR(t.insert(fb, encode_extent(lba, len)));
+  t.own(len);
+  return Status::ok();
 }
 
 Result<uint64_t> ext_punch(BTree& t, Txn& txn, Allocator& blocks, uint64_t fb, uint64_t end,
-                           size_t budget, uint64_t* freed) {
+                           size_t budget) {
   while (fb < end) {
     if (txn.pending_blocks() >= budget) return fb;
     uint64_t key;
@@ -195,7 +201,7 @@ Result<uint64_t> ext_punch(BTree& t, Txn& txn, Allocator& blocks, uint64_t fb, u
     if (hi < key + e.len)
       RETURN_IF_ERROR(t.insert(hi, encode_extent(e.lba + (hi - key), static_cast<uint32_t>(key + e.len - hi))));
     RETURN_IF_ERROR(blocks.free(txn, e.lba + (lo - key), hi - lo));
-    *freed += hi - lo;
+    t.own(-static_cast<int64_t>(hi - lo));
     fb = hi;
   }
   return end;

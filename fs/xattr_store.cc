@@ -85,8 +85,13 @@ Status decode_entry(uint64_t ino, uint64_t key, std::string_view v, uint64_t nbl
   return Status::ok();
 }
 
-BTree tree_of(FileSystem::Op& op, uint64_t ino, const Inode& in, uint64_t goal) {
-  return BTree(op.txn, op.blocks(), NodeKind::kXattr, ino, in.xattr_lba, goal);
+// The store's tree, which keeps in->blocks (its nodes and value blocks).
+BTree tree_of(FileSystem::Op& op, uint64_t ino, Inode* in, uint64_t goal) {
+  return BTree(op.txn, op.blocks(), NodeKind::kXattr, ino, in->xattr_lba, goal, &in->blocks);
+}
+// The same tree for lookups and walks only.
+BTree reader_of(FileSystem::Op& op, uint64_t ino, const Inode& in) {
+  return BTree(op.txn, op.blocks(), NodeKind::kXattr, ino, in.xattr_lba, 0, nullptr);
 }
 
 uint64_t pool_blocks(FileSystem::Op& op) { return op.fs().superblock().nblocks; }
@@ -163,7 +168,7 @@ Result<uint64_t> list_bytes(FileSystem::Op& op, BTree& t, uint64_t ino) {
 
 Result<std::string> xattr_get(FileSystem::Op& op, uint64_t ino, const Inode& in, std::string_view name) {
   if (in.xattr_lba == 0) return NoData(std::string(name));
-  BTree t = tree_of(op, ino, in, 0);
+  BTree t = reader_of(op, ino, in);
   ASSIGN_OR_RETURN(XEntry e, find(op, t, ino, name, nullptr));
   return read_value(op, e);
 }
@@ -174,10 +179,9 @@ Status xattr_set(FileSystem::Op& op, uint64_t ino, Inode* in, std::string_view n
     return ValueTooLarge("attribute value of " + std::to_string(value.size()) + " bytes (max 65536)");
   if (in->xattr_lba == 0) {
     if (flags & XATTR_REPLACE) return NoData(std::string(name));
-    ASSIGN_OR_RETURN(in->xattr_lba, BTree::create(op.txn, op.blocks(), NodeKind::kXattr, ino, goal));
-    in->blocks++;
+    ASSIGN_OR_RETURN(in->xattr_lba, BTree::create(op.txn, op.blocks(), NodeKind::kXattr, ino, goal, &in->blocks));
   }
-  BTree t = tree_of(op, ino, *in, goal);
+  BTree t = tree_of(op, ino, in, goal);
   uint64_t free_key = 0;
   Result<XEntry> old = find(op, t, ino, name, &free_key);
   if (!old.is_ok() && old.code() != Code::kNoData) return old.status();
@@ -196,37 +200,36 @@ Status xattr_set(FileSystem::Op& op, uint64_t ino, Inode* in, std::string_view n
   }
   const std::string entry = encode_entry(name, lbas.empty() ? value : std::string_view(),
                                          static_cast<uint32_t>(value.size()), lbas);
-  int64_t value_delta = static_cast<int64_t>(lbas.size());
   if (old.is_ok()) {
     RETURN_IF_ERROR(free_value(op, *old));
-    value_delta -= static_cast<int64_t>(old->lbas.size());
     RETURN_IF_ERROR(t.update(old->key, entry));
+    t.own(-static_cast<int64_t>(old->lbas.size()));
   } else {
     RETURN_IF_ERROR(t.insert(free_key, entry));
   }
-  in->blocks = static_cast<uint64_t>(static_cast<int64_t>(in->blocks) + t.blocks_delta() + value_delta);
+  t.own(static_cast<int64_t>(lbas.size()));
   return Status::ok();
 }
 
 Status xattr_remove(FileSystem::Op& op, uint64_t ino, Inode* in, std::string_view name, uint64_t goal) {
   if (in->xattr_lba == 0) return NoData(std::string(name));
-  BTree t = tree_of(op, ino, *in, goal);
+  BTree t = tree_of(op, ino, in, goal);
   ASSIGN_OR_RETURN(XEntry e, find(op, t, ino, name, nullptr));
   RETURN_IF_ERROR(free_value(op, e));
   RETURN_IF_ERROR(t.erase(e.key));
+  t.own(-static_cast<int64_t>(e.lbas.size()));
   ASSIGN_OR_RETURN(bool empty, t.empty());
   if (empty) {
     RETURN_IF_ERROR(t.destroy());  // the root too (counted when it was created)
     in->xattr_lba = 0;
   }
-  in->blocks = static_cast<uint64_t>(static_cast<int64_t>(in->blocks) + t.blocks_delta()) - e.lbas.size();
   return Status::ok();
 }
 
 Result<std::vector<std::string>> xattr_names(FileSystem::Op& op, uint64_t ino, const Inode& in) {
   std::vector<std::string> names;
   if (in.xattr_lba == 0) return names;
-  BTree t = tree_of(op, ino, in, 0);
+  BTree t = reader_of(op, ino, in);
   Status bad = Status::ok();
   RETURN_IF_ERROR(t.walk(
       [&](uint64_t key, std::string_view v) {
@@ -242,7 +245,7 @@ Result<std::vector<std::string>> xattr_names(FileSystem::Op& op, uint64_t ino, c
 
 Status xattr_free_all(FileSystem::Op& op, uint64_t ino, Inode* in) {
   if (in->xattr_lba == 0) return Status::ok();
-  BTree t = tree_of(op, ino, *in, 0);
+  BTree t = tree_of(op, ino, in, 0);
   std::vector<XEntry> entries;
   Status bad = Status::ok();
   RETURN_IF_ERROR(t.walk(
@@ -256,10 +259,9 @@ Status xattr_free_all(FileSystem::Op& op, uint64_t ino, Inode* in) {
   RETURN_IF_ERROR(bad);
   for (const XEntry& e : entries) {
     RETURN_IF_ERROR(free_value(op, e));
-    in->blocks -= e.lbas.size();
+    t.own(-static_cast<int64_t>(e.lbas.size()));
   }
   RETURN_IF_ERROR(t.destroy());
-  in->blocks = static_cast<uint64_t>(static_cast<int64_t>(in->blocks) + t.blocks_delta());
   in->xattr_lba = 0;
   return Status::ok();
 }
@@ -267,7 +269,7 @@ Status xattr_free_all(FileSystem::Op& op, uint64_t ino, Inode* in) {
 Status xattr_visit_blocks(FileSystem::Op& op, uint64_t ino, const Inode& in,
                           const std::function<void(uint64_t lba, const char* what)>& fn) {
   if (in.xattr_lba == 0) return Status::ok();
-  BTree t = tree_of(op, ino, in, 0);
+  BTree t = reader_of(op, ino, in);
   Status bad = Status::ok();
   RETURN_IF_ERROR(t.walk(
       [&](uint64_t key, std::string_view v) {

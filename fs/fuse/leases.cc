@@ -216,15 +216,16 @@ void LeaseTable::drop(std::map<uint64_t, Lease>::iterator it) {
   live_ = leases_.size();
 }
 
+bool LeaseTable::pending(uint64_t ino) const {
+  for (const auto& [id, l] : leases_)
+    if (l.ino == ino && !l.fenced) return true;
+  return false;
+}
+
 Status LeaseTable::recall(uint64_t ino, MapChange why) {
   if (live_.load() == 0) return Status::ok();
   Lock lk(mu_);
-  auto pending = [&] {
-    for (const auto& [id, l] : leases_)
-      if (l.ino == ino && !l.fenced) return true;
-    return false;
-  };
-  if (!pending() && why != MapChange::kModeSwitch) return Status::ok();
+  if (!pending(ino) && why != MapChange::kModeSwitch) return Status::ok();
   for (auto& [id, l] : leases_) {
     if (l.ino != ino || l.fenced) continue;
     auto c = clients_.find(l.client);
@@ -233,7 +234,8 @@ Status LeaseTable::recall(uint64_t ino, MapChange why) {
     l.recalled = true;
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(opts_.recall_timeout_ms);
-  cv_.wait_until(lk, deadline, [&] { return !pending(); });
+  while (pending(ino))
+    if (cv_.wait_until(lk.native(), deadline) == std::cv_status::timeout) break;
   bool fenced = false;
   for (auto& [id, l] : leases_) {
     if (l.ino != ino) continue;

@@ -23,13 +23,13 @@
 #include <condition_variable>
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "direct/protocol.h"
 #include "fs/filesystem.h"
+#include "util/mutex.h"
 
 namespace untorn::fs::fuse {
 
@@ -84,16 +84,17 @@ class LeaseTable {
     std::string path;
     std::vector<DaxRun> runs;
   };
-  using Lock = std::unique_lock<std::mutex>;
+  using Lock = util::MutexLock;
 
   bool may_use_pool(uid_t uid, gid_t gid) const;
   static bool in_process(pid_t tid, pid_t pid);
   void serve();
   void accept_client();
   void on_message(uint64_t client_id);
-  void end_client(uint64_t client_id, bool dead);  // holds mu_
-  void fence(Lease& l);                            // holds mu_
-  void drop(std::map<uint64_t, Lease>::iterator it);  // holds mu_; unpins a fenced lease
+  void end_client(uint64_t client_id, bool dead) REQUIRES(mu_);
+  void fence(Lease& l) REQUIRES(mu_);
+  void drop(std::map<uint64_t, Lease>::iterator it) REQUIRES(mu_);  // unpins a fenced lease
+  bool pending(uint64_t ino) const REQUIRES(mu_);  // leases of ino not fenced yet
   static std::vector<std::pair<uint64_t, uint64_t>> lba_runs(const Lease& l);
 
   FileSystem& fs_;
@@ -102,13 +103,13 @@ class LeaseTable {
   int listen_fd_ = -1;
   int wake_fd_ = -1;  // eventfd: stops the server thread
   std::thread server_;
-  std::mutex mu_;
+  util::Mutex mu_;
   std::condition_variable cv_;  // a lease ended
-  std::map<uint64_t, Client> clients_;
-  std::map<uint64_t, Lease> leases_;
-  uint64_t next_client_ = 1;
-  uint64_t next_lease_ = 1;
-  uint64_t next_generation_ = 1;
+  std::map<uint64_t, Client> clients_ GUARDED_BY(mu_);
+  std::map<uint64_t, Lease> leases_ GUARDED_BY(mu_);
+  uint64_t next_client_ GUARDED_BY(mu_) = 1;
+  uint64_t next_lease_ GUARDED_BY(mu_) = 1;
+  uint64_t next_generation_ GUARDED_BY(mu_) = 1;
   std::atomic<uint64_t> live_{0};  // leases_.size(): the hook's fast path
 };
 

@@ -5,8 +5,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <mutex>
 #include <string_view>
+
+#include "util/mutex.h"
 
 namespace untorn::fs::fuse {
 
@@ -19,8 +20,8 @@ class LookupBarrier {
  public:
   void set(unsigned n) { n_ = n; }
   bool applies(std::string_view name) const { return n_ > 0 && name.starts_with("barrier-"); }
-  bool meet() {
-    std::unique_lock<std::mutex> lk(mu_);
+  bool meet() EXCLUDES(mu_) {
+    util::MutexLock lk(mu_);
     const uint64_t round = round_;
     if (++waiting_ == n_) {
       waiting_ = 0;
@@ -28,17 +29,20 @@ class LookupBarrier {
       cv_.notify_all();
       return true;
     }
-    if (cv_.wait_for(lk, std::chrono::seconds(10), [&] { return round_ != round; })) return true;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (round_ == round)
+      if (cv_.wait_until(lk.native(), deadline) == std::cv_status::timeout) break;
+    if (round_ != round) return true;
     waiting_--;
     return false;
   }
 
  private:
-  unsigned n_ = 0;
-  std::mutex mu_;
+  unsigned n_ = 0;  // set before serving
+  util::Mutex mu_;
   std::condition_variable cv_;
-  unsigned waiting_ = 0;
-  uint64_t round_ = 0;
+  unsigned waiting_ GUARDED_BY(mu_) = 0;
+  uint64_t round_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace untorn::fs::fuse

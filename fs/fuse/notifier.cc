@@ -16,7 +16,7 @@ void Notifier::start(fuse_session* se) {
 
 void Notifier::stop() {
   {
-    std::lock_guard<std::mutex> lk(mu_);
+    util::MutexLock lk(mu_);
     stop_ = true;
   }
   cv_.notify_one();
@@ -25,7 +25,7 @@ void Notifier::stop() {
 
 void Notifier::inval_inode(uint64_t ino) {
   {
-    std::lock_guard<std::mutex> lk(mu_);
+    util::MutexLock lk(mu_);
     q_.push_back(ino);
   }
   cv_.notify_one();
@@ -36,17 +36,20 @@ void Notifier::inval_range_now(uint64_t ino, int64_t off, int64_t len) {
   if (rc != 0 && rc != -ENOENT) spdlog::warn("cache invalidation of inode {}: {}", ino, std::strerror(-rc));
 }
 
+bool Notifier::next(uint64_t* ino) {
+  util::MutexLock lk(mu_);
+  while (!stop_ && q_.empty()) cv_.wait(lk.native());
+  if (q_.empty()) return false;
+  *ino = q_.front();
+  q_.pop_front();
+  return true;
+}
+
 void Notifier::loop() {
-  std::unique_lock<std::mutex> lk(mu_);
-  for (;;) {
-    cv_.wait(lk, [&] { return stop_ || !q_.empty(); });
-    if (q_.empty()) return;
-    const uint64_t ino = q_.front();
-    q_.pop_front();
-    lk.unlock();
+  uint64_t ino;
+  while (next(&ino)) {
     const int rc = fuse_lowlevel_notify_inval_inode(se_, ino, 0, 0);
     if (rc != 0 && rc != -ENOENT) spdlog::warn("cache invalidation of inode {}: {}", ino, std::strerror(-rc));
-    lk.lock();
   }
 }
 

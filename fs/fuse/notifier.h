@@ -11,8 +11,9 @@
 #include <cstdint>
 #include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <thread>
+
+#include "util/mutex.h"
 
 struct fuse_session;
 
@@ -31,12 +32,14 @@ class Notifier {
 
  private:
   void loop();
+  // The next queued inode, waiting for one; false once stopped and drained.
+  bool next(uint64_t* ino) EXCLUDES(mu_);
   fuse_session* se_ = nullptr;
   std::thread thread_;
-  std::mutex mu_;
+  util::Mutex mu_;
   std::condition_variable cv_;
-  std::deque<uint64_t> q_;
-  bool stop_ = false;
+  std::deque<uint64_t> q_ GUARDED_BY(mu_);
+  bool stop_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace untorn::fs::fuse

@@ -203,7 +203,15 @@ struct WFile {
   // End of the furthest write() that returned short (0: none). The kernel
   // splits a write into requests and answers a short count when a later one
   // fails (the daemon died): that later request may have reached the pool.
+  // A write starting inside a page the page cache does not hold whole (the
+  // previous write ended there) goes as [off, next page boundary) and then
+  // the rest (6.18, seen with strace: a 125000-byte write at 10000 came as
+  // 2288 + 122712 bytes), so the short count typically ends on a page
+  // boundary and the tail that landed can reach that boundary + 128 KiB:
+  // e.g. acked [0, 9000), write [9000, 134889) returns 3288, the file is
+  // 134889 bytes after the crash.
   size_t short_end = 0;
+  std::vector<std::pair<size_t, ssize_t>> writes;  // (bytes asked, pwrite's result), for diagnostics
   enum State { kCreating, kWriting, kRenaming, kDone, kUnlinking, kGone } state = kCreating;
 };
 
@@ -243,6 +251,8 @@ class Writer {
         const size_t n = std::min(f.data.size() - off, size_t{1} + rng_() % (128 << 10));
         set(id, [&](WFile& w) { w.inflight = n; });
         const ssize_t r = ::pwrite(fd, f.data.data() + off, n, static_cast<off_t>(off));
+        const int err = errno;
+        set(id, [&](WFile& w) { w.writes.emplace_back(n, r < 0 ? -err : r); });
         if (r <= 0) return (void)::close(fd);
         const size_t end = off + n;
         off += static_cast<size_t>(r);
@@ -275,6 +285,39 @@ class Writer {
   std::thread thread_;
 };
 
+// What a crashed file holds past `from`: runs of the writer's bytes, of
+// zeros and of foreign bytes; the inode's attributes; every pwrite() with
+// its result (a short one names the write whose tail may have landed).
+std::string describe_extra(const std::string& path, const WFile& w, const std::string& got, size_t from) {
+  std::string out;
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0)
+    out += "ino " + std::to_string(st.st_ino) + " size " + std::to_string(st.st_size) + " blocks " +
+           std::to_string(st.st_blocks) + "; ";
+  out += "intended size " + std::to_string(w.data.size()) + "; pwrite (asked: returned or -errno):";
+  for (const auto& [n, r] : w.writes) out += " " + std::to_string(n) + ":" + std::to_string(r);
+  out += "; bytes from " + std::to_string(from) + ":";
+  char kind = 0;
+  size_t start = from;
+  auto flush = [&](size_t end) {
+    if (kind != 0 && end > start)
+      out += std::string(" ") + (kind == 'z' ? "zero" : kind == 'n' ? "new" : "foreign") + " [" +
+             std::to_string(start) + "," + std::to_string(end) + ")";
+  };
+  int runs = 0;
+  for (size_t i = from; i < got.size() && runs < 40; i++) {
+    const char k = i < w.data.size() && got[i] == w.data[i] ? 'n' : got[i] == 0 ? 'z' : 'f';
+    if (k != kind) {
+      flush(i);
+      runs++;
+      kind = k;
+      start = i;
+    }
+  }
+  flush(got.size());
+  return out;
+}
+
 // Checks one crashed writer file against what was acknowledged.
 void check_after_crash(const std::string& root, int id, const WFile& w, bool atomic) {
   const std::string tmp = root + "/" + Writer::tmp_name(id), fin = root + "/" + Writer::final_name(id);
@@ -296,8 +339,9 @@ void check_after_crash(const std::string& root, int id, const WFile& w, bool ato
       EXPECT_EQ(first_difference(w.data.substr(0, w.acked), tmp_data.substr(0, w.acked)), "")
           << "acknowledged data damaged";
       const size_t extra = tmp_data.size() - w.acked;
-      EXPECT_LE(tmp_data.size(), std::max(w.acked + w.inflight, w.short_end))
-          << "the file grew beyond the writes in flight";
+      const size_t bound = std::max(w.acked + w.inflight, w.short_end);
+      EXPECT_LE(tmp_data.size(), bound) << "the file grew beyond the writes in flight; "
+                                        << describe_extra(tmp, w, tmp_data, w.acked);
       if (atomic && w.short_end == 0) {
         EXPECT_TRUE(extra == 0 || extra == w.inflight) << "atomic write torn in size: " << extra << " of " << w.inflight;
         EXPECT_EQ(first_difference(w.data.substr(0, tmp_data.size()), tmp_data), "") << "atomic write torn";
@@ -306,7 +350,8 @@ void check_after_crash(const std::string& root, int id, const WFile& w, bool ato
         // in-flight bytes are new data or zeros, never foreign bytes.
         for (size_t i = w.acked; i < tmp_data.size(); i++)
           if (tmp_data[i] != w.data[i] && tmp_data[i] != 0) {
-            ADD_FAILURE() << "byte " << i << " of an in-flight dax write is neither new nor zero";
+            ADD_FAILURE() << "byte " << i << " of an in-flight dax write is neither new nor zero; "
+                          << describe_extra(tmp, w, tmp_data, w.acked);
             break;
           }
       }

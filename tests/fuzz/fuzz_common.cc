@@ -540,10 +540,6 @@ size_t apply_patches(const BaseImage& b, Reader& in, std::byte* img) {
 
 namespace {
 
-size_t journal_header_bytes(uint32_t n, uint32_t group_bytes) {
-  return sizeof(fs::JournalRecordHeader) + size_t{n} * 8 + group_bytes;
-}
-
 uint32_t image_crc_if_sealed(std::byte* img, uint64_t lba) {
   fs::BlockTrailer t;
   std::memcpy(&t, img + fs::kPayload, sizeof t);
@@ -559,7 +555,7 @@ void reseal_journal(const BaseImage& b, std::byte* img) {
   if (b.journal_super_off != ~uint64_t{0} && b.journal_super_off != 0) {
     fs::JournalSuper s;
     std::memcpy(&s, img + b.journal_super_off, sizeof s);
-    s.crc = crc32c(&s, offsetof(fs::JournalSuper, crc));
+    s.crc = fs::journal::super_crc(s);
     std::memcpy(img + b.journal_super_off, &s, sizeof s);
   }
   const std::vector<uint64_t>& ring = b.journal_ring_offs;
@@ -567,27 +563,18 @@ void reseal_journal(const BaseImage& b, std::byte* img) {
   while (pos < ring.size() && ring[pos] != ~uint64_t{0}) {
     fs::JournalRecordHeader h;
     std::memcpy(&h, img + ring[pos], sizeof h);
-    const size_t hbytes = journal_header_bytes(h.nblocks, h.group_bytes);
-    if (h.magic != fs::kJournalRecordMagic || h.hdr_blocks == 0 ||
-        pos + h.hdr_blocks + h.nblocks > ring.size() || hbytes > h.hdr_blocks * size_t{fs::kBlockSize})
-      return;
+    if (!fs::journal::plausible(h, pos, ring.size())) return;
     for (uint64_t i = pos; i < pos + h.hdr_blocks + h.nblocks; i++)
       if (ring[i] == ~uint64_t{0}) return;
     std::vector<std::byte> hdr(h.hdr_blocks * size_t{fs::kBlockSize});
     for (uint32_t i = 0; i < h.hdr_blocks; i++)
       std::memcpy(hdr.data() + i * size_t{fs::kBlockSize}, img + ring[pos + i], fs::kBlockSize);
     if (h.group_bytes != 0)
-      seal_group_record(hdr.data() + sizeof h + size_t{h.nblocks} * 8, h.group_bytes, b.group_max);
+      seal_group_record(hdr.data() + fs::journal::group_off(h.nblocks), h.group_bytes, b.group_max);
     std::vector<uint32_t> ic(h.nblocks);
-    for (uint32_t i = 0; i < h.nblocks; i++) {
-      uint64_t lba;
-      std::memcpy(&lba, hdr.data() + sizeof h + i * 8, 8);
-      ic[i] = image_crc_if_sealed(img + ring[pos + h.hdr_blocks + i], lba);
-    }
-    h.crc = 0;
-    uint32_t crc = crc32c(&h, sizeof h);
-    crc = crc32c(hdr.data() + sizeof h, hbytes - sizeof h, crc);
-    h.crc = crc32c(ic.data(), ic.size() * 4, crc);
+    for (uint32_t i = 0; i < h.nblocks; i++)
+      ic[i] = image_crc_if_sealed(img + ring[pos + h.hdr_blocks + i], fs::journal::get_lba(hdr.data(), i));
+    h.crc = fs::journal::record_crc(h, hdr.data(), ic);
     std::memcpy(hdr.data(), &h, sizeof h);
     for (uint32_t i = 0; i < h.hdr_blocks; i++)
       std::memcpy(img + ring[pos + i], hdr.data() + i * size_t{fs::kBlockSize}, fs::kBlockSize);
