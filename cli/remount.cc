@@ -11,7 +11,9 @@
 
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "cli/common.h"
@@ -29,6 +31,21 @@ bool vfs_option(const std::string& o) {
   for (const char* v : kVfs)
     if (o == v) return true;
   return false;
+}
+
+// The last entry of the mount table that matches (the top one of mounts
+// stacked on a target), read up to `reads` times, waiting step_ms * n
+// before the n-th read again. A read of /proc/self/mountinfo is not
+// atomic: while other mounts come and go it can skip entries (seen with
+// FUSE tests mounting beside each other).
+std::optional<MountEntry> find_mount(int reads, int step_ms, const std::function<bool(const MountEntry&)>& match) {
+  std::optional<MountEntry> found;
+  for (int attempt = 0; attempt < reads && !found; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(step_ms * attempt));
+    for (auto& e : mount_table())
+      if (match(e)) found = std::move(e);
+  }
+  return found;
 }
 
 bool superblock_read_only(const MountEntry& m) {
@@ -77,14 +94,11 @@ RemountWatcher::~RemountWatcher() {
 }
 
 Status RemountWatcher::start() {
-  // A read of /proc/self/mountinfo is not atomic: while other mounts come
-  // and go it can skip entries (seen with FUSE tests mounting beside each
-  // other). Our mount is already made here, so a miss is read again.
-  for (int attempt = 0; attempt < 20 && mount_id_ < 0; ++attempt) {
-    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10 * attempt));
-    for (const auto& e : mount_table())
-      if (e.target == target_ && e.fstype == kFsType && e.source == source_) mount_id_ = e.id;
-  }
+  // Our mount is already made here: a miss is a skipped entry, read again.
+  if (auto e = find_mount(20, 10, [&](const MountEntry& m) {
+        return m.target == target_ && m.fstype == kFsType && m.source == source_;
+      }))
+    mount_id_ = e->id;
   if (mount_id_ < 0) return NotFound("the new mount on '" + target_ + "' is not in the mount table");
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
   if (stop_fd_ < 0) return IOError(std::string("eventfd: ") + std::strerror(errno));
@@ -99,20 +113,14 @@ Status RemountWatcher::start() {
 
 bool RemountWatcher::follow() {
   std::lock_guard<std::mutex> g(follow_mu_);
-  // As in start(): a read of the mount table may skip our entry while other
-  // mounts change; a missed remount would leave the daemon in the old mode.
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5 * attempt));
-    for (const auto& e : mount_table()) {
-      if (e.id != mount_id_) continue;
-      const bool ro = superblock_read_only(e);
-      if (ro == fs_.read_only()) return true;
-      fs_.set_read_only(ro);
-      spdlog::info("{} is now {}", target_, ro ? "read-only" : "read-write");
-      return true;
-    }
-  }
-  return false;
+  // A skipped entry would leave the daemon in the old mode: read again.
+  auto e = find_mount(5, 5, [&](const MountEntry& m) { return m.id == mount_id_; });
+  if (!e) return false;
+  const bool ro = superblock_read_only(*e);
+  if (ro == fs_.read_only()) return true;
+  fs_.set_read_only(ro);
+  spdlog::info("{} is now {}", target_, ro ? "read-only" : "read-write");
+  return true;
 }
 
 void RemountWatcher::loop() {
