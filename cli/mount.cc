@@ -118,6 +118,104 @@ Result<MountOpts> parse_mount_options(const std::vector<std::string>& lists) {
   return own;
 }
 
+namespace {
+
+// Step 1 of a mount: the file system, mounted in process on the pool (or on
+// simulated persistent memory whose durable image is the pool, with
+// -o powercut_sim: dax/powercut.h, `untorn powercut`). Prints the error and
+// returns null when the pool cannot be mounted.
+std::unique_ptr<fs::FileSystem> mount_pool(const MountArgs& a, const MountOpts& own, dax::Pmem2Media& pool,
+                                           std::unique_ptr<dax::PowerCutSim>* sim) {
+  if (pool.granularity() == dax::Granularity::kPage)
+    spdlog::warn("'{}' is mapped with page granularity: every flush is an msync. On a DRAM-backed "
+                 "pool set PMEM2_FORCE_GRANULARITY=CACHE_LINE.", a.pool);
+  if (own.powercut_sim) {
+    auto s = dax::PowerCutSim::open(pool);
+    if (!s.is_ok()) return print_error("mount", s.status()), nullptr;
+    *sim = std::move(*s);
+  }
+  dax::Media& fs_media = *sim ? (*sim)->media() : static_cast<dax::Media&>(pool);
+  fs::MountReport report;
+  fs::MountOptions mo;
+  if (!own.default_mode.empty())
+    mo.default_mode = fs::parse_data_mode(own.default_mode).value_or(fs::DataMode::kDax);
+  auto fsr = fs::FileSystem::mount(fs_media, mo, &report);
+  if (!fsr.is_ok()) {
+    Status s = with_repair_advice(fsr.status(), pool);
+    if (s.code() == Code::kCorruption && s.message().find("fsck") == std::string::npos)
+      s = Status(s.code(), s.message() + "; run 'untorn fsck " + a.pool + "'");
+    return print_error("mount", s), nullptr;
+  }
+  if (report.btt.lanes_rolled_forward || report.btt.groups_replayed)
+    spdlog::info("recovered after a crash: {} block writes rolled forward, {} atomic groups re-applied",
+                 report.btt.lanes_rolled_forward, report.btt.groups_replayed);
+  for (const auto& w : report.btt.warnings) spdlog::warn("{}", w);
+  (*fsr)->set_read_only(own.read_only);
+  return std::move(*fsr);
+}
+
+// Step 2: what the FUSE daemon is told; `source` is the pool as given, made
+// absolute.
+fs::fuse::DaemonOptions daemon_options(const MountArgs& a, const MountOpts& own, const std::string& source) {
+  fs::fuse::DaemonOptions d;
+  d.mountpoint = a.mountpoint;
+  // The source shown in the mount table: the pool as given (absolute), so
+  // that mount(8) matches fstab lines (mount -a) and `umount POOL` works.
+  d.fsname = fuse_escape(source);
+  d.fuse_opts = own.fuse;
+  d.writeback_cache = own.writeback_cache;
+  d.parallel_direct_writes = own.parallel_direct_writes;
+  d.splice_writes = own.splice_writes;
+  if (own.cache_timeout_s >= 0) d.entry_timeout_s = d.attr_timeout_s = own.cache_timeout_s;
+  d.pool_path = source;  // direct access: its permission bits decide who may lease
+  d.foreground = a.foreground;
+  d.debug = a.debug;
+  d.max_threads = a.threads;
+  return d;
+}
+
+// Step 3: where the daemon logs once it runs: -f logs to stderr unless a log
+// file is given; in the background to syslog, or to a file when the machine
+// has no syslog.
+struct DaemonLog {
+  std::string file;
+  std::string level;
+  bool to_syslog = false;
+};
+
+DaemonLog daemon_log(const MountArgs& a, const MountOpts& own) {
+  DaemonLog l;
+  l.file = !a.log_file.empty() ? a.log_file : own.log_file;
+  l.level = own.log_level.empty() ? a.log_level : own.log_level;
+  if (!a.foreground && l.file.empty()) {
+    l.file = background_log_file();
+    if (!l.file.empty())
+      std::fprintf(stderr, "untorn mount: no syslog on this machine (/dev/log); the daemon logs to %s\n",
+                   l.file.c_str());
+    else if (!syslog_available())
+      std::fprintf(stderr, "untorn mount: no syslog on this machine (/dev/log) and no home directory for a "
+                           "log file: daemon messages are lost; pass -o log_file=FILE\n");
+  }
+  l.to_syslog = !a.foreground && l.file.empty();
+  return l;
+}
+
+// -o powercut_sim: the power-cut ioctl (`untorn powercut`) cuts the
+// simulated power and the daemon exits.
+void arm_powercut(dax::PowerCutSim* s, const MountArgs& a, fs::fuse::DaemonOptions* d) {
+  spdlog::warn("powercut_sim: running on simulated persistent memory; 'untorn powercut {}' cuts its power",
+               a.mountpoint);
+  d->powercut = [s](fs::fuse::PowercutIoctl* p) {
+    const dax::InFlight::CutReport r = s->cut(p->seed, p->at_stake_bytes);
+    p->in_flight = r.in_flight, p->kept = r.kept, p->dropped = r.dropped;
+    spdlog::warn("powercut_sim: power cut (seed {}): {} stores in flight, {} kept, {} dropped; exiting", p->seed,
+                 r.in_flight, r.kept, r.dropped);
+    spdlog::default_logger()->flush();
+  };
+}
+
+}  // namespace
+
 int run_mount(const MountArgs& a) {
   setup_logging(a.log_level, "", false);
   auto own = parse_mount_options(a.opts);
@@ -129,82 +227,23 @@ int run_mount(const MountArgs& a) {
     return print_error("mount", NotFound("mount point '" + a.mountpoint + "' is not a directory")), kExitFailure;
   auto media = open_locked(a.pool);
   if (!media.is_ok()) return print_error("mount", media.status()), kExitFailure;
-  if ((*media)->granularity() == dax::Granularity::kPage)
-    spdlog::warn("'{}' is mapped with page granularity: every flush is an msync. On a DRAM-backed "
-                 "pool set PMEM2_FORCE_GRANULARITY=CACHE_LINE.", a.pool);
-  // -o powercut_sim: the file system runs on simulated persistent memory
-  // whose durable image is the pool (dax/powercut.h); `untorn powercut`.
   std::unique_ptr<dax::PowerCutSim> sim;
-  if (own->powercut_sim) {
-    auto s = dax::PowerCutSim::open(**media);
-    if (!s.is_ok()) return print_error("mount", s.status()), kExitFailure;
-    sim = std::move(*s);
-  }
-  dax::Media& fs_media = sim ? sim->media() : static_cast<dax::Media&>(**media);
-  fs::MountReport report;
-  fs::MountOptions mo;
-  if (!own->default_mode.empty())
-    mo.default_mode = fs::parse_data_mode(own->default_mode).value_or(fs::DataMode::kDax);
-  auto fsr = fs::FileSystem::mount(fs_media, mo, &report);
-  if (!fsr.is_ok()) {
-    Status s = with_repair_advice(fsr.status(), **media);
-    if (s.code() == Code::kCorruption && s.message().find("fsck") == std::string::npos)
-      s = Status(s.code(), s.message() + "; run 'untorn fsck " + a.pool + "'");
-    return print_error("mount", s), kExitFailure;
-  }
-  if (report.btt.lanes_rolled_forward || report.btt.groups_replayed)
-    spdlog::info("recovered after a crash: {} block writes rolled forward, {} atomic groups re-applied",
-                 report.btt.lanes_rolled_forward, report.btt.groups_replayed);
-  for (const auto& w : report.btt.warnings) spdlog::warn("{}", w);
-  (*fsr)->set_read_only(own->read_only);
+  std::unique_ptr<fs::FileSystem> mounted = mount_pool(a, *own, **media, &sim);
+  if (!mounted) return kExitFailure;
 
-  fs::fuse::DaemonOptions d;
-  d.mountpoint = a.mountpoint;
-  // The source shown in the mount table: the pool as given (absolute), so
-  // that mount(8) matches fstab lines (mount -a) and `umount POOL` works.
   const std::string source = absolute_path(a.pool);
-  d.fsname = fuse_escape(source);
-  d.fuse_opts = own->fuse;
-  d.writeback_cache = own->writeback_cache;
-  d.parallel_direct_writes = own->parallel_direct_writes;
-  d.splice_writes = own->splice_writes;
-  if (own->cache_timeout_s >= 0) d.entry_timeout_s = d.attr_timeout_s = own->cache_timeout_s;
-  d.pool_path = source;  // direct access: its permission bits decide who may lease
-  d.foreground = a.foreground;
-  d.debug = a.debug;
-  d.max_threads = a.threads;
-  std::string log_file = !a.log_file.empty() ? a.log_file : own->log_file;
-  const std::string level = own->log_level.empty() ? a.log_level : own->log_level;
-  if (!a.foreground && log_file.empty()) {
-    log_file = background_log_file();
-    if (!log_file.empty())
-      std::fprintf(stderr, "untorn mount: no syslog on this machine (/dev/log); the daemon logs to %s\n",
-                   log_file.c_str());
-    else if (!syslog_available())
-      std::fprintf(stderr, "untorn mount: no syslog on this machine (/dev/log) and no home directory for a "
-                           "log file: daemon messages are lost; pass -o log_file=FILE\n");
-  }
-  const bool to_syslog = !a.foreground && log_file.empty();
-  RemountWatcher watcher(**fsr, canonical_target(a.mountpoint), source);
+  fs::fuse::DaemonOptions d = daemon_options(a, *own, source);
+  const DaemonLog log = daemon_log(a, *own);
+  RemountWatcher watcher(*mounted, canonical_target(a.mountpoint), source);
   dax::Pmem2Media* mp = media->get();
-  if (dax::PowerCutSim* s = sim.get()) {
-    spdlog::warn("powercut_sim: running on simulated persistent memory; 'untorn powercut {}' cuts its power",
-                 a.mountpoint);
-    d.powercut = [s](fs::fuse::PowercutIoctl* p) {
-      const dax::InFlight::CutReport r = s->cut(p->seed, p->at_stake_bytes);
-      p->in_flight = r.in_flight, p->kept = r.kept, p->dropped = r.dropped;
-      spdlog::warn("powercut_sim: power cut (seed {}): {} stores in flight, {} kept, {} dropped; exiting", p->seed,
-                   r.in_flight, r.kept, r.dropped);
-      spdlog::default_logger()->flush();
-    };
-  }
-  d.after_daemonize = [&, level, log_file, to_syslog, fg = a.foreground, mp, pre = own->prefault] {
-    if (!fg || !log_file.empty()) setup_logging(level, log_file, to_syslog);
+  if (sim) arm_powercut(sim.get(), a, &d);
+  d.after_daemonize = [&, log, fg = a.foreground, mp, pre = own->prefault] {
+    if (!fg || !log.file.empty()) setup_logging(log.level, log.file, log.to_syslog);
     // Threads do not survive daemonizing: start them here.
     if (pre) mp->prefault_async();
     return watcher.start();
   };
-  return fs::fuse::run(**fsr, d);
+  return fs::fuse::run(*mounted, d);
 }
 
 void add_mount(CLI::App& app, int* rc) {
